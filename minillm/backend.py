@@ -1,0 +1,140 @@
+"""The array backend: NumPy on the CPU, CuPy on the GPU.
+
+This is the only module in minillm that imports numpy or cupy. Everything else
+writes `from minillm.backend import xp` and reads like NumPy:
+
+    h = xp.tanh(x @ w)
+
+`xp` is a thin proxy that forwards every attribute to the active module, so
+`use("gpu")` switches the whole library at any time, even after import.
+
+The few calls that differ between NumPy and CuPy live here as named helpers:
+scatter-add (the embedding backward), moving arrays to and from the host,
+and random generators. `np` is always host NumPy, for work that stays on the
+CPU whatever the device (tokenizers, data loading, counting n-grams).
+"""
+
+import os
+
+import numpy
+
+np = numpy  # host arrays, whatever the device
+
+_active = numpy
+_device = "cpu"
+
+
+class _ArrayModule:
+    """Forwards `xp.name` to the active array module (numpy or cupy)."""
+
+    def __getattr__(self, name):
+        return getattr(_active, name)
+
+    def __repr__(self):
+        return f"<minillm array module: {_active.__name__} on {_device}>"
+
+
+xp = _ArrayModule()
+
+
+def _import_cupy():
+    try:
+        import cupy
+    except ImportError as err:
+        raise RuntimeError(
+            "device 'gpu' needs CuPy, which is not installed: "
+            "`pip install cupy-cuda12x` (CUDA 12) or `pip install cupy-cuda11x` (CUDA 11)"
+        ) from err
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as err:  # CuPy raises its own CUDARuntimeError types
+        raise RuntimeError(f"device 'gpu' needs a working CUDA driver and GPU: {err}") from err
+    if count == 0:
+        raise RuntimeError("device 'gpu' asked for, but CUDA sees no GPU on this machine")
+    return cupy
+
+
+def use(device):
+    """Switch the active backend: "cpu" (NumPy) or "gpu" (CuPy)."""
+    global _active, _device
+    if device == "cpu":
+        _active = numpy
+    elif device == "gpu":
+        _active = _import_cupy()
+    else:
+        raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'gpu'")
+    _device = device
+
+
+def device():
+    """The active device name, "cpu" or "gpu"."""
+    return _device
+
+
+def on_gpu():
+    return _device == "gpu"
+
+
+def to_host(a):
+    """Any array (numpy or cupy) as a host numpy array."""
+    if _device == "gpu" and not isinstance(a, numpy.ndarray) and hasattr(a, "get"):
+        return a.get()
+    return numpy.asarray(a)
+
+
+def to_device(a, dtype=None):
+    """A host array (or list) as an array of the active backend."""
+    return _active.asarray(a, dtype=dtype)
+
+
+def scatter_add(target, indices, values):
+    """target[indices] += values, accumulating repeated indices (in place).
+
+    Plain `target[indices] += values` keeps only one write per repeated index;
+    an embedding row used twice in a batch must receive both gradients.
+    """
+    if _device == "gpu":
+        import cupyx
+
+        cupyx.scatter_add(target, indices, values)
+    else:
+        numpy.add.at(target, indices, values)
+
+
+def erf(x):
+    """The error function, elementwise (SciPy on the CPU, cupyx on the GPU)."""
+    if _device == "gpu":
+        import cupyx.scipy.special
+
+        return cupyx.scipy.special.erf(x)
+    import scipy.special
+
+    return scipy.special.erf(x)
+
+
+def default_rng(seed):
+    """A random generator on the active device, seeded for repeatable runs."""
+    return _active.random.default_rng(seed)
+
+
+def host_rng(seed):
+    """A host random generator: data sampling that must not depend on the device."""
+    return numpy.random.default_rng(seed)
+
+
+def synchronize():
+    """Wait for queued GPU work (for honest timings); a no-op on the CPU."""
+    if _device == "gpu":
+        _active.cuda.Stream.null.synchronize()
+
+
+def peak_memory_bytes():
+    """Peak memory of the array pool on the GPU; on the CPU the process's peak RSS."""
+    if _device == "gpu":
+        return _active.get_default_memory_pool().total_bytes()
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+use(os.environ.get("MINILLM_DEVICE", "cpu"))

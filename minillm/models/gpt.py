@@ -1,0 +1,226 @@
+"""GPT: the GPT-2 architecture, with Hugging Face's parameter names and layouts.
+
+    h_0 = W_te[idx] + W_pe[pos]                       token + learned position embeddings
+    h_l = h_{l-1} + attn(ln_1(h_{l-1}))               pre-LN residual blocks
+    h_l = h_l + mlp(ln_2(h_l)),  mlp(x) = gelu(x W_fc + b_fc) W_proj + b_proj
+    logits = ln_f(h_L) W_te^T                         LM head tied to the token embedding
+
+`model(idx)` returns logits (B, T, V); `model.backward(dlogits)` fills every
+parameter's `.grad`, running the blocks in reverse, one call a layer.
+"""
+
+import dataclasses
+import os
+
+from minillm.backend import xp
+from minillm.checkpoint import load_safetensors, read_json, save_directory_atomically, save_safetensors, write_json
+from minillm.nn import functional as F
+from minillm.nn.attention import SelfAttention
+from minillm.nn.layers import GELU, Conv1D, Dropout, Embedding, LayerNorm, Module, ModuleList, RandomSource, init_std
+from minillm.sampling import sample_next
+
+
+@dataclasses.dataclass
+class GPTConfig:
+    """Hyperparameters, named as in Hugging Face's GPT2Config."""
+
+    vocab_size: int = 50257
+    n_positions: int = 1024
+    n_embd: int = 768
+    n_layer: int = 12
+    n_head: int = 12
+    n_inner: int = None  # None means 4 * n_embd
+    resid_pdrop: float = 0.0
+    embd_pdrop: float = 0.0
+    attn_pdrop: float = 0.0
+    layer_norm_epsilon: float = 1e-5
+    initializer_range: float = 0.02
+    bos_token_id: int = None
+    eos_token_id: int = None
+
+    def to_hf_dict(self):
+        d = dataclasses.asdict(self)
+        d.update(model_type="gpt2", architectures=["GPT2LMHeadModel"], activation_function="gelu_new",
+                 n_ctx=self.n_positions, tie_word_embeddings=True)
+        return d
+
+    @classmethod
+    def from_hf_dict(cls, d, source="config.json"):
+        if d.get("model_type", "gpt2") != "gpt2":
+            raise ValueError(f"{source}: model_type is {d.get('model_type')!r}, expected 'gpt2'")
+        act = d.get("activation_function", "gelu_new")
+        if act not in ("gelu_new", "gelu_pytorch_tanh"):
+            raise ValueError(f"{source}: activation_function {act!r} is not GPT-2's tanh GELU")
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+class MLP(Module):
+    """Position-wise feed-forward: c_fc (C -> 4C), tanh GELU, c_proj (4C -> C)."""
+
+    def __init__(self, cfg, rng, dropout_source, dtype):
+        inner = cfg.n_inner or 4 * cfg.n_embd
+        self.c_fc = Conv1D(cfg.n_embd, inner, rng, std=cfg.initializer_range, dtype=dtype)
+        self.act = GELU("tanh")
+        self.c_proj = Conv1D(inner, cfg.n_embd, rng, std=init_std(cfg.initializer_range, cfg.n_layer), dtype=dtype)
+        self.dropout = Dropout(cfg.resid_pdrop, dropout_source)
+
+    def forward(self, x):  # (B, T, C) -> (B, T, C)
+        return self.dropout(self.c_proj(self.act(self.c_fc(x))))
+
+    def backward(self, dy):
+        return self.c_fc.backward(self.act.backward(self.c_proj.backward(self.dropout.backward(dy))))
+
+
+class Block(Module):
+    """Pre-LN Transformer block: x + attn(ln_1(x)), then + mlp(ln_2(.))."""
+
+    def __init__(self, cfg, rng, dropout_source, dtype):
+        self.ln_1 = LayerNorm(cfg.n_embd, cfg.layer_norm_epsilon, dtype=dtype)
+        self.attn = SelfAttention(cfg.n_embd, cfg.n_head, rng, dropout_source, cfg.attn_pdrop, cfg.resid_pdrop,
+                                  proj_std=init_std(cfg.initializer_range, cfg.n_layer), dtype=dtype)
+        self.ln_2 = LayerNorm(cfg.n_embd, cfg.layer_norm_epsilon, dtype=dtype)
+        self.mlp = MLP(cfg, rng, dropout_source, dtype)
+
+    def forward(self, x, padding_mask=None, mask=None, past=None, use_cache=False):
+        a = self.attn(self.ln_1(x), causal=True, padding_mask=padding_mask, mask=mask, past=past, use_cache=use_cache)
+        a, present = a if use_cache else (a, None)
+        x = x + a
+        x = x + self.mlp(self.ln_2(x))
+        return (x, present) if use_cache else x
+
+    def backward(self, dx):
+        # each residual branch adds its gradient to the one flowing straight through
+        dx = dx + self.ln_2.backward(self.mlp.backward(dx))
+        return dx + self.ln_1.backward(self.attn.backward(dx))
+
+
+class GPTTransformer(Module):
+    """Hugging Face's GPT2Model: wte, wpe, drop, h.{i}, ln_f."""
+
+    def __init__(self, cfg, rng, dropout_source, dtype):
+        self.wte = Embedding(cfg.vocab_size, cfg.n_embd, rng, std=cfg.initializer_range, dtype=dtype)
+        self.wpe = Embedding(cfg.n_positions, cfg.n_embd, rng, std=cfg.initializer_range, dtype=dtype)
+        self.drop = Dropout(cfg.embd_pdrop, dropout_source)
+        self.h = ModuleList([Block(cfg, rng, dropout_source, dtype) for _ in range(cfg.n_layer)])
+        self.ln_f = LayerNorm(cfg.n_embd, cfg.layer_norm_epsilon, dtype=dtype)
+
+
+class GPT(Module):
+    """GPT2LMHeadModel. The LM head is W_te itself (tied), so it owns no parameter."""
+
+    def __init__(self, cfg, seed=0, dtype="float32"):
+        self.config = cfg
+        self.dropout_rng = RandomSource(seed)
+        init_rng = xp.random.default_rng(seed)
+        self.transformer = GPTTransformer(cfg, init_rng, self.dropout_rng, dtype)
+
+    def forward(self, idx, attention_mask=None, mask=None, past_key_values=None, use_cache=False):
+        """idx: (B, T) token ids -> logits (B, T, V).
+
+        attention_mask: (B, T_total) 1 for real tokens, 0 for padding.
+        mask: an extra boolean mask broadcastable to (B, H, T, T_total).
+        past_key_values / use_cache: the KV cache of generation; with use_cache
+        the call returns (logits, presents).
+        """
+        B, T = idx.shape
+        t_past = 0 if past_key_values is None else past_key_values[0][0].shape[2]
+        if t_past + T > self.config.n_positions:
+            raise ValueError(f"sequence of {t_past + T} tokens is longer than n_positions={self.config.n_positions}")
+        tr = self.transformer
+        pos = xp.arange(t_past, t_past + T)[None, :]  # (1, T)
+        x = tr.drop(tr.wte(idx) + tr.wpe(pos))  # (B, T, C)
+        presents = []
+        for i, block in enumerate(tr.h):
+            past = None if past_key_values is None else past_key_values[i]
+            x = block(x, padding_mask=attention_mask, mask=mask, past=past, use_cache=use_cache)
+            if use_cache:
+                x, present = x
+                presents.append(present)
+        x = tr.ln_f(x)
+        logits, self.head_cache = F.linear_forward(x, tr.wte.weight.data.T, None)  # (B, T, V)
+        return (logits, presents) if use_cache else logits
+
+    def backward(self, dlogits):
+        """From dloss/dlogits (B, T, V) down to the embedding tables, filling every .grad."""
+        tr = self.transformer
+        dx, dw_head, _ = F.linear_backward(dlogits, self.head_cache)
+        tr.wte.weight.accumulate(dw_head.T)  # the tied head's share of W_te's gradient
+        dx = tr.ln_f.backward(dx)
+        for block in reversed(list(tr.h)):
+            dx = block.backward(dx)
+        dx = tr.drop.backward(dx)
+        tr.wte.backward(dx)
+        tr.wpe.backward(dx.sum(axis=0, keepdims=True))  # positions are shared across the batch
+
+    # ------------------------------------------------------------ generation
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, rng=None):
+        """Sample max_new_tokens after idx (B, T) with a KV cache: O(T) work per new token.
+
+        When the cache reaches n_positions, it is rebuilt from the last half
+        block (learned positions cannot slide), which keeps the cost amortised.
+        """
+        rng = rng or xp.random.default_rng(0)
+        was_training = self.training
+        self.eval()
+        window = self.config.n_positions
+        out = idx
+        context = idx[:, -window:]
+        logits, past = self(context, past_key_values=None, use_cache=True)
+        for _ in range(max_new_tokens):
+            next_id = sample_next(logits[:, -1, :], temperature, top_k, rng)  # (B, 1)
+            out = xp.concatenate([out, next_id], axis=1)
+            if past[0][0].shape[2] + 1 > window:  # full: start again from the recent context
+                logits, past = self(out[:, -(window // 2):], use_cache=True)
+            else:
+                logits, past = self(next_id, past_key_values=past, use_cache=True)
+        self.train(was_training)
+        return out
+
+    # ------------------------------------------------------------ Hugging Face checkpoints
+    def save_pretrained(self, directory, extra_files=None):
+        """Write config.json + model.safetensors as Hugging Face's GPT2LMHeadModel does.
+
+        extra_files(tmp_dir) may add files (tokenizer, trainer state) to the same atomic save.
+        """
+        def write(tmp):
+            write_json(os.path.join(tmp, "config.json"), self.config.to_hf_dict())
+            save_safetensors(os.path.join(tmp, "model.safetensors"), self.state_dict(), {"format": "pt"})
+            if extra_files:
+                extra_files(tmp)
+
+        save_directory_atomically(directory, write)
+
+    @classmethod
+    def from_pretrained(cls, directory, dtype="float32"):
+        """Load a Hugging Face GPT-2 directory (ours, or one saved by transformers)."""
+        cfg = GPTConfig.from_hf_dict(read_json(os.path.join(directory, "config.json")),
+                                     os.path.join(directory, "config.json"))
+        model = cls(cfg, dtype=dtype)
+        path = os.path.join(directory, "model.safetensors")
+        try:
+            model.load_state_dict(hf_gpt2_state(load_safetensors(path)))
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
+        return model
+
+
+def hf_gpt2_state(tensors):
+    """Hugging Face GPT-2 tensors under our names.
+
+    Checkpoints saved from GPT2Model lack the `transformer.` prefix; older ones
+    carry the causal-mask buffers `attn.bias` / `attn.masked_bias`, which are
+    not parameters; `lm_head.weight`, when present, must equal the tied W_te.
+    """
+    state = {}
+    for name, a in tensors.items():
+        if name.endswith((".attn.bias", ".attn.masked_bias")):
+            continue
+        if name == "lm_head.weight":
+            continue
+        state[name if name.startswith("transformer.") else "transformer." + name] = a
+    head = tensors.get("lm_head.weight")
+    wte = state.get("transformer.wte.weight")
+    if head is not None and wte is not None and not (head.shape == wte.shape and (head == wte).all()):
+        raise ValueError("lm_head.weight differs from transformer.wte.weight; GPT here ties them")
+    return state

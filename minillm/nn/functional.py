@@ -1,0 +1,160 @@
+"""The math of every layer, as pairs of stateless functions.
+
+Each `*_forward` returns `(out, cache)`; the matching `*_backward(dout, cache)`
+returns the gradient of every input, in the order the forward took them.
+Nothing here owns parameters: `layers.py` binds them. Shapes use B batch,
+T time, C channels, H heads, D head size, V vocabulary, N rows.
+"""
+
+import math
+
+from minillm.backend import erf, scatter_add, xp
+
+
+# ---------------------------------------------------------------- linear
+def linear_forward(x, w, b):
+    """y = x W + b, with W stored (in, out).  x: (..., I), w: (I, O), b: (O,) or None."""
+    x2 = x.reshape(-1, x.shape[-1])  # (N, I): one 2-D GEMM is faster than a batched one
+    y = x2 @ w
+    if b is not None:
+        y += b
+    return y.reshape(*x.shape[:-1], w.shape[1]), (x2, w, b is not None, x.shape)
+
+
+def linear_backward(dy, cache):
+    """dx = dy W^T, dW = x^T dy, db = sum_n dy."""
+    x2, w, has_bias, x_shape = cache
+    dy2 = dy.reshape(-1, dy.shape[-1])  # (N, O)
+    dx = (dy2 @ w.T).reshape(x_shape)
+    dw = x2.T @ dy2
+    db = dy2.sum(axis=0) if has_bias else None
+    return dx, dw, db
+
+
+# ---------------------------------------------------------------- embedding
+def embedding_forward(idx, w):
+    """out[b, t] = W[idx[b, t]].  idx: (B, T) ints, w: (V, C) -> (B, T, C)."""
+    return w[idx], (idx, w.shape)
+
+
+def embedding_backward(dout, cache):
+    """dW[v] = sum of dout over every position whose index is v (scatter-add)."""
+    idx, w_shape = cache
+    dw = xp.zeros(w_shape, dtype=dout.dtype)
+    scatter_add(dw, idx.ravel(), dout.reshape(-1, w_shape[1]))
+    return dw
+
+
+# ---------------------------------------------------------------- layernorm
+def layernorm_forward(x, w, b, eps=1e-5):
+    """y = (x - mean) / sqrt(var + eps) * w + b, over the last axis.  x: (..., C)."""
+    mean = x.mean(axis=-1, keepdims=True)
+    xc = x - mean
+    var = (xc * xc).mean(axis=-1, keepdims=True)  # biased variance, as PyTorch
+    rstd = 1.0 / xp.sqrt(var + eps)
+    xhat = xc * rstd
+    return xhat * w + b, (xhat, rstd, w)
+
+
+def layernorm_backward(dy, cache):
+    """dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * w."""
+    xhat, rstd, w = cache
+    lead = tuple(range(dy.ndim - 1))
+    dw = (dy * xhat).sum(axis=lead)
+    db = dy.sum(axis=lead)
+    g = dy * w
+    dx = rstd * (g - g.mean(axis=-1, keepdims=True) - xhat * (g * xhat).mean(axis=-1, keepdims=True))
+    return dx, dw, db
+
+
+# ---------------------------------------------------------------- gelu
+_GELU_K = math.sqrt(2.0 / math.pi)
+
+
+def gelu_forward(x):
+    """GPT-2's tanh GELU: y = 0.5 x (1 + tanh(k (x + 0.044715 x^3))), k = sqrt(2/pi)."""
+    u = _GELU_K * (x + 0.044715 * x * x * x)
+    t = xp.tanh(u)
+    return 0.5 * x * (1.0 + t), (x, t)
+
+
+def gelu_backward(dy, cache):
+    """dy/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) k (1 + 3 * 0.044715 x^2)."""
+    x, t = cache
+    x2 = x * x
+    dudx = _GELU_K * (1.0 + 3.0 * 0.044715 * x2)
+    return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * dudx)
+
+
+def gelu_erf_forward(x):
+    """BERT's exact GELU: y = x Phi(x) = 0.5 x (1 + erf(x / sqrt 2))."""
+    phi_cdf = 0.5 * (1.0 + erf(x / math.sqrt(2.0)))
+    return x * phi_cdf, (x, phi_cdf)
+
+
+def gelu_erf_backward(dy, cache):
+    """dy/dx = Phi(x) + x phi(x), phi the standard normal density."""
+    x, phi_cdf = cache
+    pdf = xp.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+    return dy * (phi_cdf + x * pdf)
+
+
+
+
+# ---------------------------------------------------------------- dropout
+def dropout_forward(x, p, rng, training):
+    """Inverted dropout: y = x * m / (1 - p), m ~ Bernoulli(1 - p); identity in eval."""
+    if not training or p == 0.0:
+        return x, None
+    mask = (rng.random(x.shape, dtype=x.dtype) >= p).astype(x.dtype) / (1.0 - p)
+    return x * mask, mask
+
+
+def dropout_backward(dy, mask):
+    return dy if mask is None else dy * mask
+
+
+# ---------------------------------------------------------------- softmax
+def softmax_forward(s):
+    """p_i = exp(s_i - max s) / sum_j exp(s_j - max s), over the last axis."""
+    e = xp.exp(s - s.max(axis=-1, keepdims=True))
+    e /= e.sum(axis=-1, keepdims=True)
+    return e, e
+
+
+def softmax_backward(dp, p):
+    """ds_i = p_i (dp_i - sum_j p_j dp_j)."""
+    return p * (dp - (dp * p).sum(axis=-1, keepdims=True))
+
+
+# ---------------------------------------------------------------- attention
+def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None, training=False):
+    """Scaled dot-product attention for every head at once.
+
+        e_ij = q_i . k_j / sqrt(D)        scores, masked to -inf where mask is False
+        alpha_ij = softmax_j(e_ij)        attention weights (then dropout, in training)
+        out_i = sum_j alpha_ij v_j
+
+    q: (B, H, Tq, D), k and v: (B, H, Tk, D), mask: bool broadcastable to
+    (B, H, Tq, Tk), True where query i may attend to key j. A row with no
+    allowed key gets uniform weights (the finite fill never makes NaN).
+    """
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    e = (q @ k.swapaxes(-1, -2)) * scale  # (B, H, Tq, Tk)
+    if mask is not None:
+        e = xp.where(mask, e, xp.finfo(e.dtype).min)
+    alpha, _ = softmax_forward(e)
+    alpha_used, drop_mask = dropout_forward(alpha, dropout_p, rng, training)
+    out = alpha_used @ v  # (B, H, Tq, D)
+    return out, (q, k, v, alpha, alpha_used, drop_mask, scale)
+
+
+def attention_backward(dout, cache):
+    """Back through out = alpha v, the dropout, the softmax and e = q k^T / sqrt(D)."""
+    q, k, v, alpha, alpha_used, drop_mask, scale = cache
+    dv = alpha_used.swapaxes(-1, -2) @ dout  # (B, H, Tk, D)
+    dalpha = dropout_backward(dout @ v.swapaxes(-1, -2), drop_mask)  # (B, H, Tq, Tk)
+    de = softmax_backward(dalpha, alpha) * scale  # masked entries have alpha = 0, so de = 0
+    dq = de @ k
+    dk = de.swapaxes(-1, -2) @ q
+    return dq, dk, dv

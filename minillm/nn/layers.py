@@ -1,0 +1,253 @@
+"""Modules: parameters bound to the functions of `functional.py`.
+
+A `Module` keeps the cache of its last forward; `backward(dout)` adds into
+each parameter's `.grad` and returns the gradient of the module's input.
+Submodules are plain attributes, and an attribute path is the parameter's
+name: `transformer.h.0.attn.c_attn.weight` is reached exactly that way, which
+is how checkpoints keep Hugging Face's names.
+"""
+
+import math
+
+from minillm.backend import default_rng, xp
+from minillm.nn import functional as F
+
+
+class Parameter:
+    """A trainable array and the gradient accumulated into it."""
+
+    def __init__(self, data):
+        self.data = data
+        self.grad = None
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    def accumulate(self, g):
+        """grad += g (the first contribution is taken as it is, without a copy of zeros)."""
+        if self.grad is None:
+            self.grad = g.copy() if g.base is not None or not g.flags.c_contiguous else g
+        else:
+            self.grad += g
+
+
+class Module:
+    """Base of every layer and model: parameter discovery, modes, dtype."""
+
+    training = True
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def children(self):
+        """(name, module) for each direct submodule, in the order they were assigned."""
+        for name, value in vars(self).items():
+            if isinstance(value, Module):
+                yield name, value
+
+    def named_parameters(self, prefix=""):
+        """(dotted name, Parameter), each parameter once even when shared (tied)."""
+        seen = set()
+        for name, p in self._walk_parameters(prefix):
+            if id(p) not in seen:
+                seen.add(id(p))
+                yield name, p
+
+    def _walk_parameters(self, prefix):
+        for name, value in vars(self).items():
+            if isinstance(value, Parameter):
+                yield prefix + name, value
+        for name, child in self.children():
+            yield from child._walk_parameters(f"{prefix}{name}.")
+
+    def parameters(self):
+        return [p for _, p in self.named_parameters()]
+
+    def num_parameters(self):
+        return sum(int(p.data.size) for p in self.parameters())
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad = None
+
+    def train(self, mode=True):
+        self.training = mode
+        for _, child in self.children():
+            child.train(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def astype(self, dtype):
+        """Cast every parameter in place (float64 for gradient checks)."""
+        for p in self.parameters():
+            p.data = p.data.astype(dtype)
+            p.grad = None
+        return self
+
+    def state_dict(self):
+        return {name: p.data for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state):
+        """Copy arrays into the parameters; missing, unexpected or misshapen names are an error."""
+        own = dict(self.named_parameters())
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        wrong = sorted(n for n in set(own) & set(state) if tuple(own[n].shape) != tuple(state[n].shape))
+        if missing or unexpected or wrong:
+            lines = []
+            if missing:
+                lines.append(f"missing: {', '.join(missing)}")
+            if unexpected:
+                lines.append(f"unexpected: {', '.join(unexpected)}")
+            for n in wrong:
+                lines.append(f"shape of {n}: checkpoint {tuple(state[n].shape)}, model {tuple(own[n].shape)}")
+            raise ValueError("state does not fit the model; " + "; ".join(lines))
+        for name, p in own.items():
+            p.data = xp.asarray(state[name], dtype=p.data.dtype).copy()
+
+
+class ModuleList(Module):
+    """Numbered submodules: `h.0`, `h.1`, ... as in Hugging Face names."""
+
+    def __init__(self, modules):
+        for i, m in enumerate(modules):
+            setattr(self, str(i), m)
+        self._n = len(modules)
+
+    def __len__(self):
+        return self._n
+
+    def __getitem__(self, i):
+        return getattr(self, str(range(self._n)[i]))
+
+    def __iter__(self):
+        return (self[i] for i in range(self._n))
+
+
+def normal_init(shape, std, rng, dtype):
+    return (rng.standard_normal(shape, dtype="float64") * std).astype(dtype)
+
+
+class Conv1D(Module):
+    """GPT-2's linear layer: y = x W + b with W stored (in, out), as Hugging Face's Conv1D."""
+
+    def __init__(self, n_in, n_out, rng, std=0.02, dtype="float32"):
+        self.weight = Parameter(normal_init((n_in, n_out), std, rng, dtype))
+        self.bias = Parameter(xp.zeros(n_out, dtype=dtype))
+
+    def forward(self, x):  # (..., in) -> (..., out)
+        y, self.cache = F.linear_forward(x, self.weight.data, self.bias.data)
+        return y
+
+    def backward(self, dy):
+        dx, dw, db = F.linear_backward(dy, self.cache)
+        self.weight.accumulate(dw)
+        self.bias.accumulate(db)
+        return dx
+
+
+class Linear(Module):
+    """PyTorch's linear layer: y = x W^T + b with W stored (out, in), as BERT's checkpoints."""
+
+    def __init__(self, n_in, n_out, rng, std=0.02, bias=True, dtype="float32"):
+        self.weight = Parameter(normal_init((n_out, n_in), std, rng, dtype))
+        self.bias = Parameter(xp.zeros(n_out, dtype=dtype)) if bias else None
+
+    def forward(self, x):  # (..., in) -> (..., out)
+        b = None if self.bias is None else self.bias.data
+        y, self.cache = F.linear_forward(x, self.weight.data.T, b)
+        return y
+
+    def backward(self, dy):
+        dx, dw, db = F.linear_backward(dy, self.cache)
+        self.weight.accumulate(dw.T)
+        if self.bias is not None:
+            self.bias.accumulate(db)
+        return dx
+
+
+class Embedding(Module):
+    """A lookup table: out[b, t] = W[idx[b, t]], W (V, C)."""
+
+    def __init__(self, n_rows, dim, rng, std=0.02, dtype="float32"):
+        self.weight = Parameter(normal_init((n_rows, dim), std, rng, dtype))
+
+    def forward(self, idx):  # (B, T) -> (B, T, C)
+        out, self.cache = F.embedding_forward(idx, self.weight.data)
+        return out
+
+    def backward(self, dout):
+        """Scatter-adds into W's gradient; the input (indices) has no gradient."""
+        self.weight.accumulate(F.embedding_backward(dout, self.cache))
+
+
+class LayerNorm(Module):
+    def __init__(self, dim, eps=1e-5, dtype="float32"):
+        self.weight = Parameter(xp.ones(dim, dtype=dtype))
+        self.bias = Parameter(xp.zeros(dim, dtype=dtype))
+        self.eps = eps
+
+    def forward(self, x):  # (..., C) -> (..., C)
+        y, self.cache = F.layernorm_forward(x, self.weight.data, self.bias.data, self.eps)
+        return y
+
+    def backward(self, dy):
+        dx, dw, db = F.layernorm_backward(dy, self.cache)
+        self.weight.accumulate(dw)
+        self.bias.accumulate(db)
+        return dx
+
+
+class GELU(Module):
+    """GELU: "tanh" is GPT-2's approximation (gelu_new), "erf" the exact form BERT uses."""
+
+    def __init__(self, approximate="tanh"):
+        pair = {"tanh": (F.gelu_forward, F.gelu_backward), "erf": (F.gelu_erf_forward, F.gelu_erf_backward)}
+        if approximate not in pair:
+            raise ValueError(f"GELU approximate must be 'tanh' or 'erf', got {approximate!r}")
+        self._forward, self._backward = pair[approximate]
+
+    def forward(self, x):
+        y, self.cache = self._forward(x)
+        return y
+
+    def backward(self, dy):
+        return self._backward(dy, self.cache)
+
+
+class RandomSource:
+    """One generator shared by a model's dropout layers.
+
+    The trainer reseeds it from (seed, step) before every step, so a resumed
+    run draws exactly the masks an uninterrupted run would, with no generator
+    state to save.
+    """
+
+    def __init__(self, seed=0):
+        self.reseed(seed)
+
+    def reseed(self, seed):
+        self.rng = default_rng(seed)
+
+
+class Dropout(Module):
+    def __init__(self, p, source):
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        self.p = p
+        self.source = source
+
+    def forward(self, x):
+        y, self.mask = F.dropout_forward(x, self.p, self.source.rng, self.training)
+        return y
+
+    def backward(self, dy):
+        return F.dropout_backward(dy, self.mask)
+
+
+def init_std(base_std, n_residual_layers):
+    """GPT-2 scales the init of projections into the residual stream by 1/sqrt(2 n_layer)."""
+    return base_std / math.sqrt(2 * n_residual_layers)

@@ -1,0 +1,52 @@
+"""The backend is the one door to numpy/cupy."""
+
+import pathlib
+import re
+
+import pytest
+
+from minillm import backend
+from minillm.backend import xp
+
+PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "minillm"
+IMPORT = re.compile(r"^\s*(import (numpy|cupy)\b|from (numpy|cupy)[ .])", re.MULTILINE)
+
+
+def test_only_backend_imports_numpy_or_cupy():
+    offenders = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+                 if p.name != "backend.py" and IMPORT.search(p.read_text())]
+    assert offenders == []
+
+
+def test_scatter_add_accumulates_repeated_indices():
+    target = xp.zeros(4)
+    backend.scatter_add(target, xp.array([0, 2, 2, 2]), xp.array([1.0, 1.0, 2.0, 3.0]))
+    assert backend.to_host(target).tolist() == [1.0, 0.0, 6.0, 0.0]
+
+
+def test_unknown_device_is_a_clear_error():
+    with pytest.raises(ValueError, match="expected 'cpu' or 'gpu'"):
+        backend.use("tpu")
+
+
+def test_gpu_without_cupy_names_what_to_install(monkeypatch):
+    if backend.on_gpu():
+        pytest.skip("running on the GPU")
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_cupy(name, *args, **kwargs):
+        if name == "cupy":
+            raise ImportError("No module named 'cupy'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_cupy)
+    with pytest.raises(RuntimeError, match="pip install cupy-cuda12x"):
+        backend.use("gpu")
+    assert backend.device() == "cpu"
+
+
+def test_host_round_trip():
+    a = backend.to_device([1.5, 2.5], dtype="float32")
+    assert backend.to_host(a).dtype == "float32" and backend.to_host(a).tolist() == [1.5, 2.5]

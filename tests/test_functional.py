@@ -1,0 +1,181 @@
+"""Every paired forward/backward in nn.functional against finite differences (float64)."""
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minillm.backend import to_host, xp
+from minillm.gradcheck import gradcheck
+from minillm.nn import functional as F
+from minillm.nn.loss import cross_entropy_backward, cross_entropy_forward
+
+TOL = 1e-6
+seeds = st.integers(0, 2**31 - 1)
+dims = st.integers(1, 5)
+
+
+def randn(rng, *shape, scale=1.0):
+    return rng.standard_normal(shape) * scale
+
+
+def first(pair_forward):
+    """forward that drops the cache, for gradcheck."""
+    return lambda *a: pair_forward(*a)[0]
+
+
+def backward_of(forward, backward):
+    """Run forward again for its cache, then backward: keeps gradcheck generic."""
+    state = {}
+
+    def fwd(*a):
+        out, state["cache"] = forward(*a)
+        return out
+
+    return fwd, lambda dout: backward(dout, state["cache"])
+
+
+def assert_small(errors):
+    assert errors, "nothing was checked"
+    bad = {k: v for k, v in errors.items() if not v <= TOL}
+    assert not bad, f"relative errors above {TOL}: {bad}"
+
+
+@given(seeds, dims, dims, dims, st.booleans())
+def test_linear(seed, n, i, o, bias):
+    rng = xp.random.default_rng(seed)
+    x, w = randn(rng, 2, n, i), randn(rng, i, o)
+    b = randn(rng, o) if bias else None
+    if bias:
+        fwd, bwd = backward_of(F.linear_forward, F.linear_backward)
+        assert_small(gradcheck(fwd, bwd, (x, w, b)))
+    else:
+        fwd, bwd = backward_of(lambda x, w: F.linear_forward(x, w, None),
+                               lambda d, c: F.linear_backward(d, c)[:2])
+        assert_small(gradcheck(fwd, bwd, (x, w)))
+
+
+@given(seeds, dims, dims, dims)
+def test_embedding_scatter_adds_repeated_rows(seed, b, t, c):
+    rng = xp.random.default_rng(seed)
+    v = 3  # few rows, so indices repeat within a batch
+    idx, w = rng.integers(0, v, (b, t)), randn(rng, v, c)
+    fwd, bwd = backward_of(F.embedding_forward, lambda d, cache: (None, F.embedding_backward(d, cache)))
+    assert_small(gradcheck(fwd, bwd, (idx, w)))
+
+
+def test_embedding_backward_counts_each_use():
+    w = xp.zeros((4, 2))
+    _, cache = F.embedding_forward(xp.array([[1, 1, 3]]), w)
+    dw = F.embedding_backward(xp.ones((1, 3, 2)), cache)
+    assert to_host(dw).tolist() == [[0, 0], [2, 2], [0, 0], [1, 1]]
+
+
+@given(seeds, dims, st.integers(2, 8), st.floats(0.01, 10.0))
+def test_layernorm(seed, n, c, scale):
+    rng = xp.random.default_rng(seed)
+    x = randn(rng, n, 2, c, scale=scale) + 3.0
+    fwd, bwd = backward_of(F.layernorm_forward, F.layernorm_backward)
+    assert_small(gradcheck(fwd, bwd, (x, randn(rng, c), randn(rng, c))))
+
+
+def test_layernorm_normalises():
+    x = xp.array([[1.0, 2.0, 3.0, 4.0]])
+    y, _ = F.layernorm_forward(x, xp.ones(4), xp.zeros(4), eps=0.0)
+    expected = (x - 2.5) / math.sqrt(1.25)
+    assert float(abs(y - expected).max()) < 1e-12
+
+
+@given(seeds, dims, dims, st.floats(0.1, 5.0))
+def test_gelu_tanh_and_erf(seed, n, c, scale):
+    rng = xp.random.default_rng(seed)
+    for forward, backward in ((F.gelu_forward, F.gelu_backward), (F.gelu_erf_forward, F.gelu_erf_backward)):
+        fwd, bwd = backward_of(forward, backward)
+        assert_small(gradcheck(fwd, bwd, (randn(rng, n, c, scale=scale),)))
+
+
+def test_gelu_values():
+    x = xp.array([-1.0, 0.0, 1.0, 2.0])
+    tanh_form, _ = F.gelu_forward(x)
+    erf_form, _ = F.gelu_erf_forward(x)
+    k = math.sqrt(2 / math.pi)
+    for i, v in enumerate([-1.0, 0.0, 1.0, 2.0]):
+        assert float(tanh_form[i]) == pytest.approx(0.5 * v * (1 + math.tanh(k * (v + 0.044715 * v**3))), rel=1e-12)
+        assert float(erf_form[i]) == pytest.approx(0.5 * v * (1 + math.erf(v / math.sqrt(2))), rel=1e-12, abs=1e-15)
+
+
+@given(seeds, st.floats(0.1, 0.9))
+def test_dropout_scales_kept_units_and_gradient_matches(seed, p):
+    rng = xp.random.default_rng(seed)
+    x = randn(rng, 50, 40)
+    y, mask = F.dropout_forward(x, p, xp.random.default_rng(seed), training=True)
+    kept = mask != 0
+    assert float(abs(y[kept] - x[kept] / (1 - p)).max()) < 1e-12
+    assert float(abs(y[~kept]).max(initial=0.0)) == 0.0
+    assert abs(float(kept.mean()) - (1 - p)) < 0.06  # 2000 Bernoulli draws
+    assert float(abs(F.dropout_backward(xp.ones_like(x), mask) - mask).max()) == 0.0
+    same, none = F.dropout_forward(x, p, None, training=False)
+    assert same is x and none is None
+
+
+@given(seeds, dims, dims, st.floats(0.1, 20.0))
+def test_softmax(seed, n, c, scale):
+    rng = xp.random.default_rng(seed)
+    s = randn(rng, n, c, scale=scale)
+    p, _ = F.softmax_forward(s)
+    assert float(abs(p.sum(-1) - 1).max()) < 1e-12
+    fwd, bwd = backward_of(F.softmax_forward, F.softmax_backward)
+    assert_small(gradcheck(fwd, bwd, (s,)))
+
+
+@st.composite
+def attention_case(draw):
+    seed = draw(seeds)
+    rng = xp.random.default_rng(seed)
+    b, h, tq, tk, d = draw(dims), draw(st.integers(1, 3)), draw(dims), draw(dims), draw(dims)
+    mask = rng.random((b, 1, tq, tk)) < draw(st.floats(0.3, 1.0))
+    mask[..., 0] = True  # every query sees at least one key (see the all-masked test)
+    return randn(rng, b, h, tq, d), randn(rng, b, h, tk, d), randn(rng, b, h, tk, d), mask
+
+
+@given(attention_case())
+def test_attention_with_arbitrary_masks(case):
+    q, k, v, mask = case
+    fwd, bwd = backward_of(lambda q, k, v: F.attention_forward(q, k, v, mask), F.attention_backward)
+    assert_small(gradcheck(fwd, bwd, (q, k, v)))
+
+
+def test_attention_matches_the_equation():
+    rng = xp.random.default_rng(0)
+    q, k, v = randn(rng, 1, 1, 3, 4), randn(rng, 1, 1, 3, 4), randn(rng, 1, 1, 3, 4)
+    causal = xp.tril(xp.ones((3, 3), dtype=bool))
+    out, _ = F.attention_forward(q, k, v, causal)
+    for i in range(3):
+        e = [float(q[0, 0, i] @ k[0, 0, j]) / 2.0 for j in range(i + 1)]  # sqrt(D) = 2
+        w = [math.exp(x - max(e)) for x in e]
+        expected = sum(w[j] / sum(w) * v[0, 0, j] for j in range(i + 1))
+        assert float(abs(out[0, 0, i] - expected).max()) < 1e-12
+
+
+def test_attention_row_without_keys_is_finite():
+    q = k = v = xp.ones((1, 1, 2, 2))
+    out, _ = F.attention_forward(q, k, v, xp.zeros((2, 2), dtype=bool))
+    assert bool(xp.isfinite(out).all())
+
+
+@given(seeds, st.integers(1, 6), st.integers(2, 7), st.floats(0.0, 0.7))
+def test_cross_entropy_with_ignored_rows(seed, n, v, p_ignore):
+    rng = xp.random.default_rng(seed)
+    logits = randn(rng, n, v, scale=3.0)
+    targets = rng.integers(0, v, n)
+    targets = xp.where(rng.random(n) < p_ignore, -100, targets)
+    loss, cache = cross_entropy_forward(logits, targets)
+    keep = to_host(targets) != -100
+    host_logits = to_host(logits)
+    expected = [math.log(sum(math.exp(z) for z in row)) - row[t] for row, t, k in
+                zip(host_logits.tolist(), to_host(targets).tolist(), keep) if k]
+    assert float(loss) == pytest.approx(sum(expected) / max(len(expected), 1), rel=1e-10, abs=1e-12)
+    fwd, bwd = backward_of(lambda z: cross_entropy_forward(z, targets),
+                           lambda d, c: cross_entropy_backward(d, c))
+    assert_small(gradcheck(lambda z: xp.asarray(fwd(z)).reshape(1), lambda d: bwd(d[0]), (logits,)))
