@@ -131,3 +131,18 @@ def save_directory_atomically(directory, write_files):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def save_model_directory(directory, config, state, extra_files=None):
+    """A Hugging Face model directory, atomically: config.json, model.safetensors, extras.
+
+    extra_files(tmp_dir), when given, writes more files (tokenizer, trainer
+    state, optimizer moments) into the same directory before it is renamed.
+    """
+    def write(tmp):
+        write_json(os.path.join(tmp, "config.json"), config)
+        save_safetensors(os.path.join(tmp, "model.safetensors"), state, {"format": "pt"})
+        if extra_files:
+            extra_files(tmp)
+
+    save_directory_atomically(directory, write)

@@ -13,7 +13,7 @@ import dataclasses
 import os
 
 from minillm.backend import xp
-from minillm.checkpoint import load_safetensors, read_json, save_directory_atomically, save_safetensors, write_json
+from minillm.checkpoint import load_safetensors, read_json, save_model_directory
 from minillm.nn import functional as F
 from minillm.nn.attention import SelfAttention
 from minillm.nn.layers import GELU, Conv1D, Dropout, Embedding, LayerNorm, Module, ModuleList, RandomSource, init_std
@@ -183,13 +183,7 @@ class GPT(Module):
 
         extra_files(tmp_dir) may add files (tokenizer, trainer state) to the same atomic save.
         """
-        def write(tmp):
-            write_json(os.path.join(tmp, "config.json"), self.config.to_hf_dict())
-            save_safetensors(os.path.join(tmp, "model.safetensors"), self.state_dict(), {"format": "pt"})
-            if extra_files:
-                extra_files(tmp)
-
-        save_directory_atomically(directory, write)
+        save_model_directory(directory, self.config.to_hf_dict(), self.state_dict(), extra_files)
 
     @classmethod
     def from_pretrained(cls, directory, dtype="float32"):

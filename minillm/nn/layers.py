@@ -46,6 +46,12 @@ class Module:
             if isinstance(value, Module):
                 yield name, value
 
+    def named_modules(self, prefix=""):
+        """(dotted name, module) for this module and every submodule, depth first."""
+        yield prefix.rstrip("."), self
+        for name, child in self.children():
+            yield from child.named_modules(f"{prefix}{name}.")
+
     def named_parameters(self, prefix=""):
         """(dotted name, Parameter), each parameter once even when shared (tied)."""
         seen = set()

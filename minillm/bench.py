@@ -1,0 +1,167 @@
+"""Benchmark the GPT train step: `python -m minillm.bench`.
+
+Prints ms/step, tokens/s and peak memory of one full step (forward, loss,
+backward, clipping, AdamW) at train.py's default size and at a larger one.
+If PyTorch happens to be installed, the same model written the way nanoGPT
+writes it (eager mode, scaled_dot_product_attention, torch.optim.AdamW) is
+timed in the same process on the same shapes, and the ratio is printed.
+PyTorch is never a requirement of minillm.
+"""
+
+import argparse
+import json
+import os
+import time
+import tracemalloc
+
+from minillm import backend
+from minillm.backend import host_rng, synchronize, to_device
+from minillm.models.gpt import GPT, GPTConfig
+from minillm.objectives import ar_loss, ar_loss_backward
+from minillm.optim import AdamW, clip_grad_norm
+
+SIZES = {
+    "default": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12),
+    "medium": dict(n_layer=6, n_head=6, n_embd=384, block_size=256, batch_size=8),
+}
+VOCAB = 65  # Tiny Shakespeare's characters
+
+
+def time_steps(step, warmup, iters):
+    for _ in range(warmup):
+        step()
+    synchronize()
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        step()
+    synchronize()
+    return (time.perf_counter() - t0) / iters
+
+
+def peak_step_memory(step):
+    """Peak bytes of arrays alive during one step: tracemalloc on the CPU (NumPy reports
+    its buffers to it), the memory pool on the GPU."""
+    if backend.on_gpu():
+        return backend.peak_memory_bytes()
+    tracemalloc.start()
+    step()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+def minillm_step(size, seed=0):
+    cfg = GPTConfig(vocab_size=VOCAB, n_positions=size["block_size"], n_embd=size["n_embd"],
+                    n_layer=size["n_layer"], n_head=size["n_head"])
+    model = GPT(cfg, seed=seed)
+    opt = AdamW(model, 1e-4, (0.9, 0.99), weight_decay=0.1)
+    rng = host_rng(seed)
+    B, T = size["batch_size"], size["block_size"]
+
+    def step():
+        x = to_device(rng.integers(0, VOCAB, (B, T)))
+        y = to_device(rng.integers(0, VOCAB, (B, T)))
+        loss, cache = ar_loss(model(x), y)
+        model.backward(ar_loss_backward(1.0, cache))
+        clip_grad_norm(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad()
+
+    return step
+
+
+def torch_step(size, seed=0):
+    """nanoGPT's model in PyTorch eager mode, built here only for the side-by-side timing."""
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    torch.manual_seed(seed)
+    C, H, T, B = size["n_embd"], size["n_head"], size["block_size"], size["batch_size"]
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln_1, self.ln_2 = nn.LayerNorm(C), nn.LayerNorm(C)
+            self.c_attn, self.c_proj = nn.Linear(C, 3 * C), nn.Linear(C, C)
+            self.c_fc, self.mlp_proj = nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
+
+        def forward(self, x):
+            q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
+            q, k, v = (a.view(B, T, H, C // H).transpose(1, 2) for a in (q, k, v))
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            x = x + self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
+            return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
+
+    class TorchGPT(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wte, self.wpe = nn.Embedding(VOCAB, C), nn.Embedding(T, C)
+            self.h = nn.ModuleList(Block() for _ in range(size["n_layer"]))
+            self.ln_f = nn.LayerNorm(C)
+
+        def forward(self, idx):
+            x = self.wte(idx) + self.wpe(torch.arange(T))
+            for block in self.h:
+                x = block(x)
+            return self.ln_f(x) @ self.wte.weight.T
+
+    model = TorchGPT()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.99), weight_decay=0.1)
+    gen = torch.Generator().manual_seed(seed)
+
+    def step():
+        x = torch.randint(0, VOCAB, (B, T), generator=gen)
+        y = torch.randint(0, VOCAB, (B, T), generator=gen)
+        loss = F.cross_entropy(model(x).view(-1, VOCAB), y.view(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return step, torch.__version__, torch.get_num_threads()
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
+    p.add_argument("--iters", type=int, default=20, help="timed steps per size (after 3 warm-up steps)")
+    p.add_argument("--device", choices=["cpu", "gpu"], default=os.environ.get("MINILLM_DEVICE", "cpu"))
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch side-by-side timing")
+    p.add_argument("--json", help="also append the results to this JSON-lines file")
+    args = p.parse_args(argv)
+    backend.use(args.device)
+    try:
+        import torch  # noqa: F401  (optional: only to time the reference)
+        have_torch = not args.no_torch and args.device == "cpu"
+    except ImportError:
+        have_torch = False
+    results = []
+    for name in args.sizes:
+        size = SIZES[name]
+        tokens = size["batch_size"] * size["block_size"]
+        step = minillm_step(size)
+        seconds = time_steps(step, 3, args.iters)
+        row = {"size": name, **size, "device": args.device, "ms_per_step": 1000 * seconds,
+               "tokens_per_s": tokens / seconds, "peak_memory_mb": peak_step_memory(step) / 2**20}
+        line = (f"{name:8s} minillm  {row['ms_per_step']:8.1f} ms/step {row['tokens_per_s']:9.0f} tokens/s"
+                f"   peak memory {row['peak_memory_mb']:.0f} MB")
+        if have_torch:
+            reference, version, threads = torch_step(size)
+            torch_seconds = time_steps(reference, 3, args.iters)
+            row.update(torch_version=version, torch_threads=threads, torch_ms_per_step=1000 * torch_seconds,
+                       torch_tokens_per_s=tokens / torch_seconds, speed_ratio=torch_seconds / seconds)
+            line += (f"\n{name:8s} pytorch  {row['torch_ms_per_step']:8.1f} ms/step "
+                     f"{row['torch_tokens_per_s']:9.0f} tokens/s   (torch {version}, {threads} threads)"
+                     f"\n{name:8s} minillm/pytorch throughput ratio {row['speed_ratio']:.2f}")
+        print(line, flush=True)
+        results.append(row)
+    if args.json:
+        with open(args.json, "a", encoding="utf-8") as f:
+            for row in results:
+                f.write(json.dumps(row) + "\n")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""The training loop shared by train.py and finetune.py.
+
+A task (see tasks.py) knows its data and objective: `train_step(it, micro,
+scale)` runs forward and backward on one micro-batch and returns its loss,
+`evaluate()` returns metrics. The trainer owns everything else: the schedule,
+gradient accumulation and clipping, AdamW, NaN guards, JSON-lines metrics,
+atomic checkpoints and exact resume.
+
+Exact resume needs no saved random state: the task draws the batch of step
+`it` from a generator seeded by (seed, it), and dropout is reseeded the same
+way, so a resumed run repeats an uninterrupted one bit for bit on the CPU.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import time
+
+from tqdm import tqdm
+
+from minillm.backend import synchronize
+from minillm.checkpoint import load_safetensors, read_json, save_safetensors, write_json
+from minillm.optim import AdamW, clip_grad_norm, cosine_lr
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    max_iters: int = 2000
+    eval_interval: int = 250
+    log_interval: int = 10
+    learning_rate: float = 1e-3
+    min_lr: float = 1e-4
+    warmup_iters: int = 100
+    lr_decay_iters: int = 2000
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0
+    grad_accum: int = 1
+    seed: int = 1337
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+class Trainer:
+    """Runs a task's steps under AdamW with warmup + cosine decay; checkpoints to run_dir/checkpoint."""
+
+    def __init__(self, model, task, cfg, run_dir, extra_files=None, run_config=None, progress=True):
+        self.model, self.task, self.cfg, self.run_dir = model, task, cfg, run_dir
+        self.extra_files = extra_files  # writes the tokenizer etc. into each checkpoint
+        self.run_config = run_config or {}  # everything needed to rebuild the run, saved with it
+        self.optimizer = AdamW(model, cfg.learning_rate, (cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
+        self.iter = 0
+        self.best_val_loss = math.inf
+        self.progress = progress
+        self.history = []  # every metrics record of this process, also written to metrics.jsonl
+        os.makedirs(run_dir, exist_ok=True)
+
+    @property
+    def checkpoint_dir(self):
+        return os.path.join(self.run_dir, "checkpoint")
+
+    # ------------------------------------------------------------ checkpoints
+    def save(self):
+        def extras(tmp):
+            save_safetensors(os.path.join(tmp, "optimizer.safetensors"), self.optimizer.state_dict())
+            write_json(os.path.join(tmp, "trainer_state.json"), {
+                "iter": self.iter, "best_val_loss": self.best_val_loss, "optimizer_step": self.optimizer.t,
+                "train_config": dataclasses.asdict(self.cfg), "run_config": self.run_config})
+            if self.extra_files:
+                self.extra_files(tmp)
+
+        self.model.save_pretrained(self.checkpoint_dir, extra_files=extras)
+
+    def resume(self):
+        """Load model, optimizer and counters from run_dir/checkpoint (or its .old twin after a crash)."""
+        directory = self.checkpoint_dir
+        if not os.path.exists(directory) and os.path.exists(directory + ".old"):
+            directory += ".old"  # a crash between the two renames of an atomic save
+        state = read_json(os.path.join(directory, "trainer_state.json"))
+        self.model.load_state_dict(load_safetensors(os.path.join(directory, "model.safetensors")))
+        self.optimizer.load_state_dict(load_safetensors(os.path.join(directory, "optimizer.safetensors")),
+                                       state["optimizer_step"])
+        self.iter, self.best_val_loss = state["iter"], state["best_val_loss"]
+        return state
+
+    # ------------------------------------------------------------ metrics
+    def log(self, record):
+        self.history.append(record)
+        with open(os.path.join(self.run_dir, "metrics.jsonl"), "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def evaluate(self):
+        metrics = self.task.evaluate()
+        self.model.train()
+        record = {"iter": self.iter, **metrics}
+        self.log(record)
+        self.best_val_loss = min(self.best_val_loss, metrics.get("val_loss", math.inf))
+        return record
+
+    # ------------------------------------------------------------ the loop
+    def fit(self, resumed=False):
+        """Train from self.iter to max_iters; evaluate and checkpoint every eval_interval and at the end.
+
+        A resumed run does not repeat the evaluation its checkpoint was saved after.
+        """
+        cfg = self.cfg
+        start = self.iter
+        self.model.train()
+        bar = tqdm(range(self.iter, cfg.max_iters + 1), initial=self.iter, total=cfg.max_iters + 1,
+                   disable=not self.progress, desc="train", dynamic_ncols=True)
+        tokens, t0 = 0, time.perf_counter()
+        for it in bar:
+            self.iter = it
+            is_eval = it % cfg.eval_interval == 0 or it == cfg.max_iters
+            if is_eval and not (resumed and it == start):
+                record = self.evaluate()
+                bar.write(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()))
+                self.save()
+            if it == cfg.max_iters:
+                break
+            lr = cosine_lr(it, cfg.learning_rate, cfg.min_lr, cfg.warmup_iters, cfg.lr_decay_iters)
+            loss = self.step(it, lr)
+            tokens += self.task.tokens_per_step * cfg.grad_accum
+            if (it + 1) % cfg.log_interval == 0:
+                synchronize()
+                dt = time.perf_counter() - t0
+                record = {"iter": it, "loss": loss, "lr": lr, "grad_norm": self.last_grad_norm,
+                          "tokens_per_s": tokens / dt, "ms_per_step": 1000 * dt / cfg.log_interval}
+                self.log(record)
+                bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{record['tokens_per_s']:.0f}")
+                tokens, t0 = 0, time.perf_counter()
+        bar.close()
+        return self.history
+
+    def step(self, it, lr):
+        """One optimizer step: grad_accum micro-batches, NaN guard, clipping, AdamW."""
+        cfg = self.cfg
+        self.model.dropout_rng.reseed(cfg.seed * 1_000_003 + it)
+        total = 0.0
+        for micro in range(cfg.grad_accum):
+            loss = self.task.train_step(it, micro, 1.0 / cfg.grad_accum)
+            if not math.isfinite(loss):
+                self.optimizer.zero_grad()
+                raise NonFiniteLoss(
+                    f"loss is {loss} at iter {it} (micro-batch {micro}); stopped without saving. "
+                    f"The last good checkpoint is {self.checkpoint_dir} (resume with --resume).")
+            total += loss / cfg.grad_accum
+        self.last_grad_norm = clip_grad_norm(self.model.parameters(), cfg.grad_clip)
+        if not math.isfinite(self.last_grad_norm):
+            self.optimizer.zero_grad()
+            raise NonFiniteLoss(f"gradient norm is {self.last_grad_norm} at iter {it}; stopped without saving. "
+                                f"The last good checkpoint is {self.checkpoint_dir}.")
+        self.optimizer.step(lr)
+        self.optimizer.zero_grad()
+        return total
+
+    def run(self, resume=False):
+        """fit(), first loading the checkpoint when resuming."""
+        if resume:
+            self.resume()
+        return self.fit(resumed=resume)

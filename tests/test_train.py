@@ -1,0 +1,87 @@
+"""train.py end to end on the real Tiny Shakespeare: learning, exact resume, NaN guard, config files."""
+
+import json
+import math
+
+import pytest
+
+import train
+from minillm.models.gpt import GPT
+from minillm.tokenizers import load_tokenizer
+from minillm.trainer import NonFiniteLoss, Trainer, TrainConfig
+
+TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4",
+        "--eval-iters", "2", "--log-interval", "1", "--warmup-iters", "2", "--sample-tokens", "20", "--no-progress"]
+
+
+def run(tmp_path, name, *extra):
+    return train.main(TINY + ["--out-dir", str(tmp_path / name), *extra])
+
+
+def losses(history):
+    return [(r["iter"], r["loss"]) for r in history if "loss" in r]
+
+
+def test_training_lowers_the_loss_and_saves_a_loadable_checkpoint(tmp_path):
+    history = run(tmp_path, "a", "--max-iters", "30", "--eval-interval", "30", "--learning-rate", "1e-2")
+    evals = [r for r in history if "val_loss" in r]
+    assert evals[0]["iter"] == 0 and evals[-1]["iter"] == 30
+    assert evals[0]["val_loss"] == pytest.approx(math.log(65), abs=0.3)  # uniform over 65 characters
+    assert evals[-1]["val_loss"] < evals[0]["val_loss"] - 0.6
+    ckpt = tmp_path / "a" / "checkpoint"
+    model, tokenizer = GPT.from_pretrained(ckpt), load_tokenizer(ckpt)
+    assert tokenizer.vocab_size == model.config.vocab_size == 65
+    lines = (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["iter"] for line in lines if "val_loss" in line] == [0, 30]
+    assert len((tmp_path / "a" / "samples.txt").read_text()) == 21  # "\n" + 20 characters
+
+
+def test_resume_repeats_an_uninterrupted_run_to_the_bit(tmp_path):
+    common = ["--max-iters", "12", "--eval-interval", "6", "--dropout", "0.1", "--grad-accum", "2"]
+    whole = run(tmp_path, "whole", *common)
+    run(tmp_path, "split", *common[:1], "6", *common[2:])  # stops after the iter-6 checkpoint
+    resumed = train.main(["--resume", "--out-dir", str(tmp_path / "split"), "--max-iters", "12", "--no-progress"])
+    assert losses(resumed) == losses(whole)[6:]
+    assert [r["val_loss"] for r in resumed if "val_loss" in r] == [r["val_loss"] for r in whole if "val_loss" in r][-1:]
+
+
+def test_config_file_and_unknown_keys(tmp_path):
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"max_iters": 2, "eval_interval": 2}))
+    history = run(tmp_path, "c", "--config", str(config))
+    assert [r["iter"] for r in history if "val_loss" in r] == [0, 2]
+    config.write_text(json.dumps({"max_itters": 2}))
+    with pytest.raises(SystemExit):
+        run(tmp_path, "d", "--config", str(config))
+
+
+class ExplodingTask:
+    tokens_per_step = 1
+
+    def __init__(self, model):
+        self.model = model
+
+    def train_step(self, it, micro, scale):
+        return float("nan") if it == 3 else 1.0
+
+    def evaluate(self):
+        return {"val_loss": 1.0}
+
+
+def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path):
+    model = GPT(train.GPTConfig(vocab_size=5, n_positions=4, n_embd=4, n_layer=1, n_head=1))
+    trainer = Trainer(model, ExplodingTask(model), TrainConfig(max_iters=10, eval_interval=2), str(tmp_path),
+                      progress=False)
+    with pytest.raises(NonFiniteLoss, match="at iter 3"):
+        trainer.run()
+    state = json.loads((tmp_path / "checkpoint" / "trainer_state.json").read_text())
+    assert state["iter"] == 2
+
+
+def test_sample_command_reads_the_checkpoint(tmp_path):
+    import sample
+
+    run(tmp_path, "s", "--max-iters", "2", "--eval-interval", "2")
+    texts = sample.main(["--out-dir", str(tmp_path / "s"), "--start", "ROMEO:", "--num-samples", "2",
+                         "--max-new-tokens", "40", "--temperature", "0"])
+    assert len(texts) == 2 and texts[0] == texts[1] and texts[0].startswith("ROMEO:") and len(texts[0]) == 46

@@ -1,0 +1,127 @@
+"""Pretrain a language model: `python train.py` (GPT, characters, Tiny Shakespeare).
+
+The defaults are nanoGPT's CPU recipe for shakespeare_char: 4 layers, 4 heads,
+128 channels, 64-token blocks, batch 12, 2000 iterations of AdamW with lr 1e-3
+cosine-decayed to 1e-4 after 100 warmup steps. Every setting is a flag; a
+`--config file.json` of flag names sets defaults that explicit flags override.
+`--resume` continues the run in --out-dir exactly where its checkpoint left it.
+"""
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+
+from minillm import backend
+from minillm.datasets import tinyshakespeare
+from minillm.models.gpt import GPT, GPTConfig
+from minillm.tasks import CausalLMTask
+from minillm.tokenizers import CharTokenizer
+from minillm.trainer import NonFiniteLoss, Trainer, TrainConfig
+
+DEFAULTS = dict(  # nanoGPT's shakespeare_char on the CPU
+    n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, dropout=0.0,
+    max_iters=2000, lr_decay_iters=2000, learning_rate=1e-3, min_lr=1e-4, warmup_iters=100,
+    weight_decay=0.1, beta1=0.9, beta2=0.99, grad_clip=1.0, eval_interval=250, eval_iters=20,
+)
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", help="JSON file of settings (keys are flag names with underscores)")
+    run = p.add_argument_group("run")
+    run.add_argument("--model", choices=["gpt"], default="gpt")
+    run.add_argument("--data", choices=["tinyshakespeare"], default="tinyshakespeare")
+    run.add_argument("--data-dir", help="dataset directory (default: $MINILLM_DATA, else ./data)")
+    run.add_argument("--tokenizer", choices=["char"], default="char")
+    run.add_argument("--out-dir", default="out/shakespeare-char", help="run directory: checkpoint/, metrics.jsonl")
+    run.add_argument("--resume", action="store_true", help="continue from --out-dir's checkpoint")
+    run.add_argument("--device", choices=["cpu", "gpu"], default=os.environ.get("MINILLM_DEVICE", "cpu"))
+    run.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    run.add_argument("--seed", type=int, default=1337)
+    run.add_argument("--val-fraction", type=float, default=0.1, help="the last part of the text, held out")
+    run.add_argument("--sample-tokens", type=int, default=500, help="tokens sampled at the end (0: none)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    model = p.add_argument_group("model")
+    for name in ("n_layer", "n_head", "n_embd", "block_size"):
+        model.add_argument("--" + name.replace("_", "-"), type=int, default=DEFAULTS[name])
+    model.add_argument("--dropout", type=float, default=DEFAULTS["dropout"])
+    opt = p.add_argument_group("optimisation")
+    for field in dataclasses.fields(TrainConfig):
+        if field.name == "seed":
+            continue
+        default = DEFAULTS.get(field.name, field.default)
+        opt.add_argument("--" + field.name.replace("_", "-"), type=type(field.default), default=default)
+    opt.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
+    opt.add_argument("--eval-iters", type=int, default=DEFAULTS["eval_iters"], help="batches per split per eval")
+    return p
+
+
+def parse_args(argv=None):
+    """Flags over --config over the resumed run's settings over the defaults."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    layers = []
+    if args.resume:
+        state_path = os.path.join(args.out_dir, "checkpoint", "trainer_state.json")
+        if not os.path.exists(state_path):
+            parser.error(f"--resume: no checkpoint at {state_path}")
+        with open(state_path, encoding="utf-8") as f:
+            layers.append((state_path, json.load(f)["run_config"]))
+    if args.config:
+        with open(args.config, encoding="utf-8") as f:
+            layers.append((args.config, json.load(f)))
+    known = {a.dest for a in parser._actions}
+    for source, settings in layers:
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            parser.error(f"{source}: unknown settings {unknown}")
+        parser.set_defaults(**{k: v for k, v in settings.items() if k not in ("resume", "config", "out_dir")})
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    backend.use(args.device)
+    text = tinyshakespeare(args.data_dir)
+    tokenizer = CharTokenizer.train(text)
+    ids = backend.np.array(tokenizer.encode(text), dtype=backend.np.uint16)
+    n_val = int(len(ids) * args.val_fraction)
+    train_ids, val_ids = ids[:-n_val], ids[-n_val:]
+    print(f"{args.data}: {len(text):,} characters, vocabulary {tokenizer.vocab_size}, "
+          f"{len(train_ids):,} train / {len(val_ids):,} val tokens")
+
+    cfg = GPTConfig(vocab_size=tokenizer.vocab_size, n_positions=args.block_size, n_embd=args.n_embd,
+                    n_layer=args.n_layer, n_head=args.n_head, resid_pdrop=args.dropout,
+                    embd_pdrop=args.dropout, attn_pdrop=args.dropout)
+    model = GPT(cfg, seed=args.seed, dtype=args.dtype)
+    print(f"GPT: {model.num_parameters():,} parameters, {args.device}, {args.dtype}")
+
+    train_cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+    task = CausalLMTask(model, train_ids, val_ids, args.batch_size, args.block_size, args.eval_iters, args.seed)
+    run_config = {k: v for k, v in vars(args).items() if k not in ("resume", "config")}
+    trainer = Trainer(model, task, train_cfg, args.out_dir, extra_files=tokenizer.save, run_config=run_config,
+                      progress=not args.no_progress)
+    try:
+        history = trainer.run(resume=args.resume)
+    except NonFiniteLoss as err:
+        sys.exit(f"error: {err}")
+
+    final = [r for r in history if "val_loss" in r][-1]
+    print(f"iter {final['iter']}: val loss {final['val_loss']:.4f} nats/token, "
+          f"perplexity {final['val_perplexity']:.2f}, {final['val_loss'] / math.log(2):.3f} bits/char")
+    if args.sample_tokens:
+        start = backend.to_device([tokenizer.encode("\n")])
+        out = model.generate(start, args.sample_tokens, temperature=0.8, top_k=200,
+                             rng=backend.default_rng(args.seed))
+        sample = tokenizer.decode(backend.to_host(out[0]).tolist())
+        with open(os.path.join(args.out_dir, "samples.txt"), "w", encoding="utf-8") as f:
+            f.write(sample)
+        print("---- sample ----" + sample)
+    return history
+
+
+if __name__ == "__main__":
+    main()
