@@ -31,7 +31,7 @@ def save_safetensors(path, tensors, metadata=None):
     """Write {name: array} (host or device arrays) to a .safetensors file."""
     header, blobs, offset = {}, [], 0
     for name in sorted(tensors):
-        a = np.ascontiguousarray(to_host(tensors[name]))
+        a = np.asarray(to_host(tensors[name]), order="C")  # keeps 0-d arrays 0-d
         if a.dtype not in _NAMES:
             raise TypeError(f"{path}: tensor {name!r} has dtype {a.dtype}, which safetensors cannot hold")
         data = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
