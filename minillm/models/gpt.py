@@ -96,14 +96,48 @@ class Block(Module):
 
 
 class GPTTransformer(Module):
-    """Hugging Face's GPT2Model: wte, wpe, drop, h.{i}, ln_f."""
+    """Hugging Face's GPT2Model: wte, wpe, drop, h.{i}, ln_f; token ids -> hidden states."""
 
     def __init__(self, cfg, rng, dropout_source, dtype):
+        self.n_positions = cfg.n_positions
         self.wte = Embedding(cfg.vocab_size, cfg.n_embd, rng, std=cfg.initializer_range, dtype=dtype)
         self.wpe = Embedding(cfg.n_positions, cfg.n_embd, rng, std=cfg.initializer_range, dtype=dtype)
         self.drop = Dropout(cfg.embd_pdrop, dropout_source)
         self.h = ModuleList([Block(cfg, rng, dropout_source, dtype) for _ in range(cfg.n_layer)])
         self.ln_f = LayerNorm(cfg.n_embd, cfg.layer_norm_epsilon, dtype=dtype)
+
+    def forward(self, idx, attention_mask=None, mask=None, past_key_values=None, use_cache=False):
+        """idx: (B, T) token ids -> hidden states (B, T, C) after ln_f.
+
+        attention_mask: (B, T_total) 1 for real tokens, 0 for padding.
+        mask: an extra boolean mask broadcastable to (B, H, T, T_total).
+        past_key_values / use_cache: the KV cache of generation; with use_cache
+        the call returns (hidden, presents).
+        """
+        B, T = idx.shape
+        t_past = 0 if past_key_values is None else past_key_values[0][0].shape[2]
+        if t_past + T > self.n_positions:
+            raise ValueError(f"sequence of {t_past + T} tokens is longer than n_positions={self.n_positions}")
+        pos = xp.arange(t_past, t_past + T)[None, :]  # (1, T)
+        x = self.drop(self.wte(idx) + self.wpe(pos))  # (B, T, C)
+        presents = []
+        for i, block in enumerate(self.h):
+            past = None if past_key_values is None else past_key_values[i]
+            x = block(x, padding_mask=attention_mask, mask=mask, past=past, use_cache=use_cache)
+            if use_cache:
+                x, present = x
+                presents.append(present)
+        x = self.ln_f(x)
+        return (x, presents) if use_cache else x
+
+    def backward(self, dx):
+        """From dloss/dhidden (B, T, C) down to the embedding tables."""
+        dx = self.ln_f.backward(dx)
+        for block in reversed(list(self.h)):
+            dx = block.backward(dx)
+        dx = self.drop.backward(dx)
+        self.wte.backward(dx)
+        self.wpe.backward(dx.sum(axis=0, keepdims=True))  # positions are shared across the batch
 
 
 class GPT(Module):
@@ -116,42 +150,17 @@ class GPT(Module):
         self.transformer = GPTTransformer(cfg, init_rng, self.dropout_rng, dtype)
 
     def forward(self, idx, attention_mask=None, mask=None, past_key_values=None, use_cache=False):
-        """idx: (B, T) token ids -> logits (B, T, V).
-
-        attention_mask: (B, T_total) 1 for real tokens, 0 for padding.
-        mask: an extra boolean mask broadcastable to (B, H, T, T_total).
-        past_key_values / use_cache: the KV cache of generation; with use_cache
-        the call returns (logits, presents).
-        """
-        B, T = idx.shape
-        t_past = 0 if past_key_values is None else past_key_values[0][0].shape[2]
-        if t_past + T > self.config.n_positions:
-            raise ValueError(f"sequence of {t_past + T} tokens is longer than n_positions={self.config.n_positions}")
-        tr = self.transformer
-        pos = xp.arange(t_past, t_past + T)[None, :]  # (1, T)
-        x = tr.drop(tr.wte(idx) + tr.wpe(pos))  # (B, T, C)
-        presents = []
-        for i, block in enumerate(tr.h):
-            past = None if past_key_values is None else past_key_values[i]
-            x = block(x, padding_mask=attention_mask, mask=mask, past=past, use_cache=use_cache)
-            if use_cache:
-                x, present = x
-                presents.append(present)
-        x = tr.ln_f(x)
-        logits, self.head_cache = F.linear_forward(x, tr.wte.weight.data.T, None)  # (B, T, V)
+        """idx: (B, T) token ids -> logits (B, T, V) = hidden W_te^T (see GPTTransformer.forward)."""
+        h = self.transformer(idx, attention_mask, mask, past_key_values, use_cache)
+        h, presents = h if use_cache else (h, None)
+        logits, self.head_cache = F.linear_forward(h, self.transformer.wte.weight.data.T, None)  # (B, T, V)
         return (logits, presents) if use_cache else logits
 
     def backward(self, dlogits):
         """From dloss/dlogits (B, T, V) down to the embedding tables, filling every .grad."""
-        tr = self.transformer
-        dx, dw_head, _ = F.linear_backward(dlogits, self.head_cache)
-        tr.wte.weight.accumulate(dw_head.T)  # the tied head's share of W_te's gradient
-        dx = tr.ln_f.backward(dx)
-        for block in reversed(list(tr.h)):
-            dx = block.backward(dx)
-        dx = tr.drop.backward(dx)
-        tr.wte.backward(dx)
-        tr.wpe.backward(dx.sum(axis=0, keepdims=True))  # positions are shared across the batch
+        dh, dw_head, _ = F.linear_backward(dlogits, self.head_cache)
+        self.transformer.wte.weight.accumulate(dw_head.T)  # the tied head's share of W_te's gradient
+        self.transformer.backward(dh)
 
     # ------------------------------------------------------------ generation
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, rng=None):
