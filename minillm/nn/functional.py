@@ -179,3 +179,34 @@ def attention_backward(dout, cache):
     dq = de @ k
     dk = de.swapaxes(-1, -2) @ q
     return dq, dk, dv
+
+
+# ---------------------------------------------------------------- pooling
+def gather_positions_forward(h, positions):
+    """out[b] = h[b, positions[b]]: one position per sequence (GPT's last token, BERT's [CLS]).
+
+    h: (B, T, C), positions: (B,) ints -> (B, C).
+    """
+    return h[xp.arange(h.shape[0]), positions], (positions, h.shape)
+
+
+def gather_positions_backward(dout, cache):
+    """dh is zero except at the gathered position of each sequence."""
+    positions, h_shape = cache
+    dh = xp.zeros(h_shape, dtype=dout.dtype)
+    dh[xp.arange(h_shape[0]), positions] = dout
+    return dh
+
+
+def masked_mean_forward(h, mask):
+    """out[b] = sum_t mask[b, t] h[b, t] / sum_t mask[b, t]: mean over real tokens.
+
+    h: (B, T, C), mask: (B, T) of 0/1 -> (B, C).
+    """
+    weights = mask.astype(h.dtype) / xp.maximum(mask.sum(axis=1, keepdims=True), 1).astype(h.dtype)  # (B, T)
+    return (h * weights[:, :, None]).sum(axis=1), weights
+
+
+def masked_mean_backward(dout, weights):
+    """dh[b, t] = weights[b, t] dout[b]."""
+    return weights[:, :, None] * dout[:, None, :]

@@ -1,0 +1,76 @@
+"""Task heads on top of a pretrained backbone, for fine-tuning.
+
+    sequence classification   logits = W pool(h) (+ b)     pool: a chosen position or the mean
+    token classification      logits_t = W h_t + b         one label per (first) sub-token
+    span extraction (QA)      [start_t, end_t] = W h_t + b answer = argmax_{s <= e < s + L} start_s + end_e
+
+Each model class keeps its architecture's Hugging Face names (GPT-2's `score`
+has no bias; BERT's `classifier` and `qa_outputs` do), so checkpoints load in
+transformers as the matching *For... class.
+"""
+
+from minillm.backend import np, xp
+from minillm.nn import functional as F
+from minillm.nn.layers import Linear, Module, RandomSource
+from minillm.models.gpt import GPTTransformer
+
+
+class GPTForSequenceClassification(Module):
+    """GPT2ForSequenceClassification: the hidden state of each sequence's last real token, then `score`.
+
+    With right padding, the last real token is at attention_mask.sum() - 1; it
+    has seen the whole text through the causal mask.
+    """
+
+    def __init__(self, cfg, num_labels, seed=0, dtype="float32"):
+        self.config, self.num_labels = cfg, num_labels
+        self.dropout_rng = RandomSource(seed)
+        rng = xp.random.default_rng(seed)
+        self.transformer = GPTTransformer(cfg, rng, self.dropout_rng, dtype)
+        self.score = Linear(cfg.n_embd, num_labels, rng, std=cfg.initializer_range, bias=False, dtype=dtype)
+
+    def forward(self, idx, attention_mask):
+        """idx, attention_mask: (B, T), right-padded -> logits (B, num_labels)."""
+        h = self.transformer(idx, attention_mask=attention_mask)  # (B, T, C)
+        last = xp.asarray(attention_mask).sum(axis=1) - 1  # (B,)
+        pooled, self.pool_cache = F.gather_positions_forward(h, last)  # (B, C)
+        return self.score(pooled)
+
+    def backward(self, dlogits):
+        dpooled = self.score.backward(dlogits)
+        self.transformer.backward(F.gather_positions_backward(dpooled, self.pool_cache))
+
+
+def first_subtoken_labels(word_ids, word_labels, ignore_index=-100):
+    """Token-classification targets: each word's label on its first sub-token, ignore_index elsewhere.
+
+    word_ids: per token, the index of the word it comes from, or None for
+    special tokens; word_labels: one label id per word.
+    """
+    out, previous = [], None
+    for w in word_ids:
+        out.append(ignore_index if w is None or w == previous else word_labels[w])
+        previous = w
+    return out
+
+
+def best_spans(start_logits, end_logits, allowed, max_answer_length):
+    """The (start, end) maximising start_logits[s] + end_logits[e] with s <= e < s + max_answer_length.
+
+    start_logits, end_logits: (B, T); allowed: (B, T) bool, True on context
+    tokens (never the question or special tokens). Returns host arrays
+    starts, ends, scores, each (B,). Ties go to the earliest start, then the
+    shortest span.
+    """
+    s = np.asarray(start_logits, dtype=np.float64)
+    e = np.asarray(end_logits, dtype=np.float64)
+    ok = np.asarray(allowed, dtype=bool)
+    T = s.shape[1]
+    offsets = np.arange(T)
+    band = (offsets[None, :] >= offsets[:, None]) & (offsets[None, :] < offsets[:, None] + max_answer_length)  # (T, T)
+    scores = s[:, :, None] + e[:, None, :]  # (B, T, T): [b, start, end]
+    valid = band[None] & ok[:, :, None] & ok[:, None, :]
+    scores = np.where(valid, scores, -np.inf)
+    flat = scores.reshape(len(s), -1).argmax(axis=1)  # first maximum in (start, end) order
+    starts, ends = np.divmod(flat, T)
+    return starts, ends, scores.reshape(len(s), -1)[np.arange(len(s)), flat]

@@ -1,0 +1,71 @@
+"""Fine-tuning heads: pooling gradients, the GPT classifier, label alignment, span decoding."""
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minillm.backend import np, xp
+from minillm.gradcheck import gradcheck
+from minillm.models.gpt import GPTConfig
+from minillm.models.heads import GPTForSequenceClassification, best_spans, first_subtoken_labels
+from minillm.nn import functional as F
+
+seeds = st.integers(0, 2**31 - 1)
+
+
+@given(seeds, st.integers(1, 3), st.integers(1, 5), st.integers(1, 4))
+def test_pooling_gradients(seed, b, t, c):
+    rng = xp.random.default_rng(seed)
+    h = rng.standard_normal((b, t, c))
+    positions = rng.integers(0, t, b)
+    state = {}
+
+    def gather(h):
+        out, state["g"] = F.gather_positions_forward(h, positions)
+        return out
+
+    assert max(gradcheck(gather, lambda d: F.gather_positions_backward(d, state["g"]), (h,)).values()) <= 1e-6
+    mask = (rng.random((b, t)) < 0.6).astype(xp.int64)
+    mask[:, 0] = 1
+
+    def mean(h):
+        out, state["m"] = F.masked_mean_forward(h, mask)
+        return out
+
+    assert max(gradcheck(mean, lambda d: F.masked_mean_backward(d, state["m"]), (h,)).values()) <= 1e-6
+    expected = [(h[i][mask[i] == 1]).mean(axis=0) for i in range(b)]
+    assert float(abs(mean(h) - xp.stack(expected)).max()) < 1e-12
+
+
+@given(seeds, st.integers(1, 3), st.integers(1, 5))
+def test_gpt_sequence_classifier_gradients_and_padding(seed, b, t):
+    cfg = GPTConfig(vocab_size=7, n_positions=6, n_embd=4, n_layer=1, n_head=2)
+    model = GPTForSequenceClassification(cfg, num_labels=3, seed=seed, dtype="float64")
+    rng = xp.random.default_rng(seed)
+    for p in model.parameters():
+        p.data = rng.standard_normal(p.shape) * 0.5
+    idx = rng.integers(0, 7, (b, t))
+    lengths = rng.integers(1, t + 1, b)
+    mask = (xp.arange(t)[None, :] < lengths[:, None]).astype(xp.int64)  # right padding
+    errors = gradcheck(lambda: model(idx, mask), model.backward, (), list(model.named_parameters()))
+    assert max(errors.values()) <= 1e-6, errors
+    # the logits of a padded sequence equal those of the same sequence alone, unpadded
+    alone = model(idx[:1, :int(lengths[0])], mask[:1, :int(lengths[0])])
+    assert float(abs(alone - model(idx, mask)[:1]).max()) < 1e-12
+
+
+def test_first_subtoken_labels():
+    # [CLS] Jo ##hn lives in Par ##is [SEP]; words: John=B-PER(1) lives=O(0) in=O Paris=B-LOC(2)
+    word_ids = [None, 0, 0, 1, 2, 3, 3, None]
+    assert first_subtoken_labels(word_ids, [1, 0, 0, 2]) == [-100, 1, -100, 0, 0, 2, -100, -100]
+
+
+def test_best_spans_respects_order_length_and_context():
+    start = np.array([[9.0, 1.0, 5.0, 0.0, 0.0]])
+    end = np.array([[0.0, 9.0, 0.0, 4.0, 8.0]])
+    allowed = np.array([[False, True, True, True, True]])  # position 0 is the question
+    s, e, score = best_spans(start, end, allowed, max_answer_length=2)
+    assert (s[0], e[0], score[0]) == (1, 1, 10.0)  # (2, 4) scores 13 but is 3 tokens long
+    s, e, score = best_spans(start, end, allowed, max_answer_length=3)
+    assert (s[0], e[0], score[0]) == (2, 4, 13.0)
+    tie = best_spans(np.zeros((1, 3)), np.zeros((1, 3)), np.ones((1, 3), bool), 3)
+    assert (tie[0][0], tie[1][0]) == (0, 0)  # ties: earliest start, shortest span
