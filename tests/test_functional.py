@@ -72,8 +72,9 @@ def test_embedding_backward_counts_each_use():
     assert to_host(dw).tolist() == [[0, 0], [2, 2], [0, 0], [1, 1]]
 
 
-@given(seeds, dims, st.integers(2, 8), st.floats(0.01, 10.0))
+@given(seeds, dims, st.integers(3, 8), st.floats(0.01, 10.0))
 def test_layernorm(seed, n, c, scale):
+    """c >= 3: with two channels the output is +-1 whatever x is, and dx is only O(eps) noise."""
     rng = xp.random.default_rng(seed)
     x = randn(rng, n, 2, c, scale=scale) + 3.0
     fwd, bwd = backward_of(F.layernorm_forward, F.layernorm_backward)
