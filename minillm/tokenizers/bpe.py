@@ -237,22 +237,28 @@ class BPETokenizer:
 
     @classmethod
     def load(cls, directory):
-        """Read vocab.json + merges.txt (+ tokenizer_config.json, special_tokens_map.json if present).
+        """Read vocab.json + merges.txt (+ tokenizer_config.json, special_tokens_map.json if present),
+        or, where only it exists, the `tokenizers` library's tokenizer.json (what transformers 5 saves).
 
         Special tokens are those the config names (bos/eos/unk/pad/..., additional_special_tokens,
         added_tokens_decoder); GPT2Tokenizer's default `<|endoftext|>` is special when in the vocabulary.
         """
         vocab_path = os.path.join(directory, "vocab.json")
-        vocab = read_json(vocab_path)
+        json_path = os.path.join(directory, "tokenizer.json")
+        if os.path.exists(vocab_path) or not os.path.exists(json_path):
+            vocab = read_json(vocab_path)
+            merges = read_merges(os.path.join(directory, "merges.txt"))
+            specials = []
+        else:
+            vocab, merges, specials = read_tokenizer_json(json_path)
         if not isinstance(vocab, dict) or not all(isinstance(v, int) for v in vocab.values()):
             raise ValueError(f"{vocab_path}: expected a JSON object {{token: integer id}}")
-        merges = read_merges(os.path.join(directory, "merges.txt"))
         config = {}
         for name in ("special_tokens_map.json", "tokenizer_config.json"):
             path = os.path.join(directory, name)
             if os.path.exists(path):
                 config.update(read_json(path))
-        specials = [t for t in config_special_tokens(config) if t in vocab]
+        specials = [t for t in dict.fromkeys(specials + config_special_tokens(config)) if t in vocab]
         if ENDOFTEXT in vocab and ENDOFTEXT not in specials:
             specials.append(ENDOFTEXT)
         return cls(vocab, merges, specials, config.get("pattern", "gpt2"))
@@ -287,6 +293,18 @@ def read_merges(path):
     return merges
 
 
+def read_tokenizer_json(path):
+    """(vocab, merges, special tokens) of a byte-level BPE tokenizer.json."""
+    data = read_json(path)
+    model = data.get("model") or {}
+    if model.get("type") != "BPE":
+        raise ValueError(f"{path}: model.type is {model.get('type')!r}, expected 'BPE'")
+    # Merges are "left right" strings in older files and [left, right] pairs in newer ones.
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model.get("merges", [])]
+    specials = [t["content"] for t in data.get("added_tokens", []) if t.get("special")]
+    return model.get("vocab"), merges, specials
+
+
 def config_special_tokens(config):
     """Special token strings named in a Hugging Face tokenizer_config / special_tokens_map."""
     def content(t):
@@ -296,6 +314,8 @@ def config_special_tokens(config):
     for key in ("bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token", "mask_token"):
         if config.get(key):
             found.append(content(config[key]))
-    found += [content(t) for t in config.get("additional_special_tokens") or []]
+    for key in ("additional_special_tokens", "extra_special_tokens"):
+        if isinstance(config.get(key), list):
+            found += [content(t) for t in config[key]]
     found += [content(t) for t in (config.get("added_tokens_decoder") or {}).values()]
     return list(dict.fromkeys(found))
