@@ -7,6 +7,7 @@ Nothing is ever written into the data directory except by that download:
 caches go to $MINILLM_CACHE (default ~/.cache/minillm).
 """
 
+import csv
 import dataclasses
 import os
 import urllib.request
@@ -34,6 +35,11 @@ DATASETS = {d.name: d for d in [
     Dataset("imdb", ("imdb/aclImdb/train/pos", "imdb/aclImdb/train/neg",
                      "imdb/aclImdb/test/pos", "imdb/aclImdb/test/neg"), {},
             "IMDB Large Movie Review v1.0 (https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz)"),
+    Dataset("chnsenticorp", ("chnsenticorp/ChnSentiCorp_htl_all.csv",),
+            {"chnsenticorp/ChnSentiCorp_htl_all.csv":
+             "https://raw.githubusercontent.com/SophonPlus/ChineseNlpCorpus/master/datasets/"
+             "ChnSentiCorp_htl_all/ChnSentiCorp_htl_all.csv"},
+            "ChnSentiCorp hotel reviews, 7,766 Chinese reviews labelled 1/0 (SophonPlus/ChineseNlpCorpus)"),
 ]}
 
 
@@ -114,4 +120,24 @@ def imdb(split, directory=None):
         for n in names:
             with open(os.path.join(path, n), encoding="utf-8") as f:
                 out.append((f.read(), label))
+    return out
+
+
+def chnsenticorp(directory=None):
+    """ChnSentiCorp hotel reviews: a list of (text, label), label 1 positive, 0 negative, in file order.
+
+    The file is CSV with the header `label,review`; reviews with commas are quoted,
+    and one review is empty. A malformed row is a ValueError naming its line.
+    """
+    path = dataset_path("chnsenticorp", "chnsenticorp/ChnSentiCorp_htl_all.csv", directory)
+    out = []
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header != ["label", "review"]:
+            raise ValueError(f"{path}, line 1: expected the header label,review, got {header!r}")
+        for row in reader:
+            if len(row) != 2 or row[0] not in ("0", "1"):
+                raise ValueError(f"{path}, line {reader.line_num}: expected label (0 or 1),review, got {row!r}")
+            out.append((row[1], int(row[0])))
     return out

@@ -22,6 +22,7 @@ encoding works the same for any vocabulary.
 """
 
 import dataclasses
+import functools
 import operator
 import os
 import unicodedata
@@ -54,13 +55,17 @@ def is_punctuation(c):
 
 
 def is_cjk(c):
-    """CJK Unified Ideographs and their extensions (not Hangul, Hiragana or Katakana)."""
+    """CJK Unified Ideographs and their extensions (not Hangul, Hiragana or Katakana).
+
+    Extension E starts at U+2B820, but BertTokenizerFast's table starts it at U+2B920;
+    we follow BertTokenizerFast so that ids agree (U+2B820..U+2B91F stay inside words)."""
     cp = ord(c)
     return (0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x2A6DF
-            or 0x2A700 <= cp <= 0x2B73F or 0x2B740 <= cp <= 0x2B81F or 0x2B820 <= cp <= 0x2CEAF
+            or 0x2A700 <= cp <= 0x2B73F or 0x2B740 <= cp <= 0x2B81F or 0x2B920 <= cp <= 0x2CEAF
             or 0xF900 <= cp <= 0xFAFF or 0x2F800 <= cp <= 0x2FA1F)
 
 
+@functools.lru_cache(maxsize=None)  # texts reuse few distinct characters: compute each once
 def normalize_char(c, lowercase):
     """What one original character becomes: "" (dropped), " ", or one or more characters."""
     if ord(c) in (0, 0xFFFD) or is_control(c):
@@ -70,6 +75,12 @@ def normalize_char(c, lowercase):
     if lowercase:
         c = "".join(x for x in unicodedata.normalize("NFD", c) if unicodedata.category(x) != "Mn").lower()
     return c
+
+
+@functools.lru_cache(maxsize=None)
+def stands_alone(c):
+    """Punctuation and CJK ideographs are words of their own."""
+    return is_punctuation(c) or is_cjk(c)
 
 
 def basic_words(text, start, end, lowercase):
@@ -87,7 +98,7 @@ def basic_words(text, start, end, lowercase):
         for c in normalize_char(text[i], lowercase):
             if c == " " or c.isspace():
                 flush()
-            elif is_punctuation(c) or is_cjk(c):
+            elif stands_alone(c):
                 flush()
                 words.append((c, [i]))
             else:
