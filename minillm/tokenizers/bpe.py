@@ -109,14 +109,16 @@ class BPETokenizer:
     # ---------------------------------------------------------------- training
 
     @classmethod
-    def train(cls, texts, vocab_size, pattern="gpt2", special_tokens=(ENDOFTEXT,), progress=False):
+    def train(cls, texts, vocab_size, pattern="gpt2", special_tokens=(ENDOFTEXT,), progress=False,
+              learner=learn_merges):
         """Learn merges from `texts` (a string or an iterable of strings) until the vocabulary
         has `vocab_size` tokens: 256 bytes + merged tokens + `special_tokens` (at the end).
 
         Merges follow `merges.learn_merges`: the most frequent pair first, ties to
         the pair whose (left id, right id) is smallest, where the 256 byte ids are in
         GPT-2's order and a merged token's id is its position in the vocabulary.
-        Special tokens found in the texts are cut out and not learned from.
+        Special tokens found in the texts are cut out and not learned from. `learner` is
+        merges.learn_merges, or merges.learn_merges_naive for the benchmark's baseline.
         """
         if pattern not in PATTERNS:
             raise ValueError(f"unknown pattern {pattern!r}; known: {', '.join(PATTERNS)}")
@@ -145,7 +147,7 @@ class BPETokenizer:
             return ids_of[s]
 
         bar = tqdm(total=n_merges, desc="bpe merges", disable=not progress)
-        for _ in learn_merges(words, merged_id):
+        for _ in learner(words, merged_id):
             bar.update(1)
             if len(tokens) >= 256 + n_merges:
                 break
