@@ -105,11 +105,11 @@ def wikitext2(split, directory=None):
     return read_text("wikitext-2", f"wikitext-2/{split}.txt", directory).splitlines()
 
 
-def imdb(split, directory=None):
+def imdb(split, directory=None, limit=None):
     """IMDB reviews of "train" or "test": a list of (text, label), label 1 positive, 0 negative.
 
     Files are read in order of their numeric id, positives first, so the list is
-    the same on every machine.
+    the same on every machine. `limit`: read only the first `limit` of each class.
     """
     if split not in ("train", "test"):
         raise ValueError(f"imdb split must be 'train' or 'test', got {split!r}")
@@ -117,7 +117,7 @@ def imdb(split, directory=None):
     for label, folder in ((1, "pos"), (0, "neg")):
         path = dataset_path("imdb", f"imdb/aclImdb/{split}/{folder}", directory)
         names = sorted(os.listdir(path), key=lambda n: int(n.split("_")[0]))
-        for n in names:
+        for n in names[:limit]:
             with open(os.path.join(path, n), encoding="utf-8") as f:
                 out.append((f.read(), label))
     return out
