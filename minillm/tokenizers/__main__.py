@@ -16,27 +16,8 @@ from minillm.tokenizers.char import CharTokenizer
 from minillm.tokenizers.wordpiece import WordPieceTokenizer
 
 
-def training_texts(name, directory=None):
-    """The texts a tokenizer learns from: the training part of each dataset.
-
-    tinyshakespeare: the first 90% (nanoGPT's split); imdb: the 25,000 train reviews;
-    wikitext-2: the valid split (train is not available here); chnsenticorp: every review
-    (it has no official split).
-    """
-    if name == "tinyshakespeare":
-        text = datasets.tinyshakespeare(directory)
-        return [text[:int(0.9 * len(text))]]
-    if name == "imdb":
-        return [text for text, _ in datasets.imdb("train", directory)]
-    if name == "wikitext-2":
-        return datasets.wikitext2("valid", directory)
-    if name == "chnsenticorp":
-        return [text for text, _ in datasets.chnsenticorp(directory)]
-    raise ValueError(f"unknown dataset {name!r}")
-
-
 def train(args):
-    texts = training_texts(args.data, args.data_dir)
+    texts = datasets.training_texts(args.data, args.data_dir)
     start = time.perf_counter()
     if args.kind == "bpe":
         tok = BPETokenizer.train(texts, args.vocab_size, pattern=args.pattern, progress=True)

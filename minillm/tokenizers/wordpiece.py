@@ -193,8 +193,7 @@ class WordPieceTokenizer:
         bar = tqdm(total=vocab_size, initial=len(tokens), desc="wordpiece merges", disable=not progress)
         if len(tokens) < vocab_size:
             for _ in learn_merges(words, merged_id):
-                bar.n = len(tokens)
-                bar.refresh()
+                bar.update(len(tokens) - bar.n)
                 if len(tokens) >= vocab_size:
                     break
         bar.close()
