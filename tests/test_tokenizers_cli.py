@@ -29,7 +29,9 @@ def test_chnsenticorp_reader():
     rows = datasets.chnsenticorp()
     assert len(rows) == 7766 and sum(label for _, label in rows) == 5322
     assert sum(text == "" for text, _ in rows) == 1
-    assert rows[0] == ('距离川沙公路较近,但是公交指示不对,如果是"蔡陆线"的话,会非常麻烦.建议用别的路线.房间较为简单.', 1)
+    # The first row is quoted (it has commas) and doubles its inner quotes: "" -> ".
+    assert rows[0] == ('距离川沙公路较近,但是公交指示不对,如果是"蔡陆线"的话,会非常麻烦.'
+                       '建议用别的路线.房间较为简单.', 1)
 
 
 def test_chnsenticorp_bad_row_names_the_line(tmp_path):

@@ -187,7 +187,9 @@ def test_vocabulary_without_special_tokens_names_the_file(tmp_path):
         WordPieceTokenizer.load(tmp_path)
 
 
-ANY_TEXT = st.text(st.one_of(st.characters(), st.characters(categories=["Cs"]), st.sampled_from("한ß İ[MASK]\u0301")))
+# Any code point, lone surrogates included, with Hangul, ß, İ, a combining accent and [MASK] made likely.
+ANY_TEXT = st.text(st.one_of(st.characters(), st.characters(categories=["Cs"]),
+                             st.sampled_from("한ß İ[MASK]\u0301")))
 
 
 @pytest.mark.parametrize("lowercase", [True, False])

@@ -17,6 +17,7 @@ shifted to code points 256 and up; a space becomes "Ġ"), so vocab.json and
 merges.txt hold strings like "Ġthe" and the line "Ġt he".
 """
 
+import functools
 import json
 import operator
 import os
@@ -79,7 +80,6 @@ class BPETokenizer:
         self.pattern_name = pattern
         self.pattern = regex.compile(PATTERNS[pattern])
         self.special_tokens = {t: self._id(t, "special token") for t in special_tokens}
-        self.special_regex = special_pattern(self.special_tokens)
         byte_char = bytes_to_unicode()
         self.byte_id = [self._id(byte_char[b], f"byte {b}") for b in range(256)]  # byte -> base token id
         char_byte = {c: b for b, c in byte_char.items()}
@@ -94,7 +94,8 @@ class BPETokenizer:
                                  "and is not a special token")
         self.ranks = {}  # (left id, right id) -> (rank, merged id)
         for rank, (a, b) in enumerate(self.merges):
-            self.ranks[(self._id(a, f"merge {rank}"), self._id(b, f"merge {rank}"))] = (rank, self._id(a + b, f"merge {rank}"))
+            what = f"merge {rank} ({a} {b})"
+            self.ranks[(self._id(a, what), self._id(b, what))] = (rank, self._id(a + b, what))
         self.cache = {}
 
     def _id(self, token, what):
@@ -175,13 +176,13 @@ class BPETokenizer:
             raise ValueError(f"allowed_special has tokens that are not special tokens: {sorted(unknown)}")
         disallowed = set(self.special_tokens) - allowed if disallowed_special == "all" else set(disallowed_special)
         if disallowed:
-            m = special_pattern(disallowed).search(text)
+            m = cached_special_pattern(frozenset(disallowed)).search(text)
             if m:
                 raise ValueError(f"text has the special token {m.group()!r} at offset {m.start()}, which is "
                                  "disallowed: pass it in allowed_special to encode it as a special token, or "
                                  "leave it out of disallowed_special to encode it as text")
         ids = []
-        for start, end, special in split_special(text, special_pattern(allowed)):
+        for start, end, special in split_special(text, cached_special_pattern(frozenset(allowed))):
             if special:
                 ids.append(self.special_tokens[text[start:end]])
                 continue
@@ -264,6 +265,11 @@ class BPETokenizer:
         if ENDOFTEXT in vocab and ENDOFTEXT not in specials:
             specials.append(ENDOFTEXT)
         return cls(vocab, merges, specials, config.get("pattern", "gpt2"))
+
+
+@functools.lru_cache(maxsize=64)  # encode is called once per document: compile each set of specials once
+def cached_special_pattern(tokens):
+    return special_pattern(tokens)
 
 
 def pretokenize_counts(texts, pattern, specials, progress=False):

@@ -319,7 +319,8 @@ class WordPieceTokenizer:
             try:
                 out.append(self.itos[operator.index(i)])
             except (IndexError, TypeError):
-                raise ValueError(f"id {i!r} at position {k} is not in the vocabulary (size {self.vocab_size})") from None
+                raise ValueError(f"id {i!r} at position {k} is not in the vocabulary "
+                                 f"(size {self.vocab_size})") from None
         return out
 
     def decode(self, ids, skip_special_tokens=True):
