@@ -7,6 +7,7 @@ Nothing is ever written into the data directory except by that download:
 caches go to $MINILLM_CACHE (default ~/.cache/minillm).
 """
 
+import csv
 import dataclasses
 import os
 import urllib.request
@@ -34,6 +35,11 @@ DATASETS = {d.name: d for d in [
     Dataset("imdb", ("imdb/aclImdb/train/pos", "imdb/aclImdb/train/neg",
                      "imdb/aclImdb/test/pos", "imdb/aclImdb/test/neg"), {},
             "IMDB Large Movie Review v1.0 (https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz)"),
+    Dataset("chnsenticorp", ("chnsenticorp/ChnSentiCorp_htl_all.csv",),
+            {"chnsenticorp/ChnSentiCorp_htl_all.csv":
+             "https://raw.githubusercontent.com/SophonPlus/ChineseNlpCorpus/master/datasets/"
+             "ChnSentiCorp_htl_all/ChnSentiCorp_htl_all.csv"},
+            "ChnSentiCorp hotel reviews, 7,766 Chinese reviews labelled 1/0 (SophonPlus/ChineseNlpCorpus)"),
 ]}
 
 
@@ -99,11 +105,11 @@ def wikitext2(split, directory=None):
     return read_text("wikitext-2", f"wikitext-2/{split}.txt", directory).splitlines()
 
 
-def imdb(split, directory=None):
+def imdb(split, directory=None, limit=None):
     """IMDB reviews of "train" or "test": a list of (text, label), label 1 positive, 0 negative.
 
     Files are read in order of their numeric id, positives first, so the list is
-    the same on every machine.
+    the same on every machine. `limit`: read only the first `limit` of each class.
     """
     if split not in ("train", "test"):
         raise ValueError(f"imdb split must be 'train' or 'test', got {split!r}")
@@ -111,7 +117,46 @@ def imdb(split, directory=None):
     for label, folder in ((1, "pos"), (0, "neg")):
         path = dataset_path("imdb", f"imdb/aclImdb/{split}/{folder}", directory)
         names = sorted(os.listdir(path), key=lambda n: int(n.split("_")[0]))
-        for n in names:
+        for n in names[:limit]:
             with open(os.path.join(path, n), encoding="utf-8") as f:
                 out.append((f.read(), label))
     return out
+
+
+def chnsenticorp(directory=None):
+    """ChnSentiCorp hotel reviews: a list of (text, label), label 1 positive, 0 negative, in file order.
+
+    The file is CSV with the header `label,review`; reviews with commas are quoted,
+    and one review is empty. A malformed row is a ValueError naming its line.
+    """
+    path = dataset_path("chnsenticorp", "chnsenticorp/ChnSentiCorp_htl_all.csv", directory)
+    out = []
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header != ["label", "review"]:
+            raise ValueError(f"{path}, line 1: expected the header label,review, got {header!r}")
+        for row in reader:
+            if len(row) != 2 or row[0] not in ("0", "1"):
+                raise ValueError(f"{path}, line {reader.line_num}: expected label (0 or 1),review, got {row!r}")
+            out.append((row[1], int(row[0])))
+    return out
+
+
+def training_texts(name, directory=None):
+    """The texts a tokenizer learns from: the training part of each dataset.
+
+    tinyshakespeare: the first 90% (nanoGPT's split); imdb: the 25,000 train reviews;
+    wikitext-2: the valid split (train is not available here); chnsenticorp: every review
+    (it has no official split).
+    """
+    if name == "tinyshakespeare":
+        text = tinyshakespeare(directory)
+        return [text[:int(0.9 * len(text))]]
+    if name == "imdb":
+        return [text for text, _ in imdb("train", directory)]
+    if name == "wikitext-2":
+        return wikitext2("valid", directory)
+    if name == "chnsenticorp":
+        return [text for text, _ in chnsenticorp(directory)]
+    raise ValueError(f"unknown dataset {name!r}")

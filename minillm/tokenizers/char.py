@@ -32,7 +32,12 @@ class CharTokenizer:
             raise ValueError(f"character {text[bad]!r} at offset {bad} is not in the vocabulary") from None
 
     def decode(self, ids):
-        return "".join(self.itos[int(i)] for i in ids)
+        """The text of `ids`; an id outside 0..vocab_size-1 is a ValueError."""
+        ids = [int(i) for i in ids]
+        bad = next((k for k, i in enumerate(ids) if not 0 <= i < len(self.itos)), None)
+        if bad is not None:
+            raise ValueError(f"id {ids[bad]} at position {bad} is not in the vocabulary (size {self.vocab_size})")
+        return "".join(self.itos[i] for i in ids)
 
     def save(self, directory):
         os.makedirs(directory, exist_ok=True)

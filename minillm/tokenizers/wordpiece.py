@@ -1,0 +1,368 @@
+"""WordPiece, as BERT uses it, readable and writable as a Hugging Face vocab.txt.
+
+Encoding a text:
+
+1. Cut out special tokens written in the text (`[MASK]`, `[SEP]`...).
+2. Basic tokenization (BERT's BasicTokenizer, in the order of BertTokenizerFast's normalizer):
+   drop NUL, U+FFFD and control characters; turn whitespace into spaces; put spaces around
+   every CJK ideograph; if lower-casing: NFD, drop non-spacing marks (accents), lower-case;
+   split on whitespace, then split every punctuation character into its own word.
+3. WordPiece: cut each word greedily into the longest vocabulary piece from its start,
+   continuation pieces spelled "##piece". A word with no full cut, or over 100
+   characters, becomes [UNK].
+
+Every normalized character remembers the index of the original character it came
+from, so each token knows its span [start, end) in the original text.
+
+Training (`WordPieceTokenizer.train`) is BPE-style, as Hugging Face's WordPieceTrainer:
+words start as their characters (the first as "c", the others as "##c") and the most
+frequent adjacent pair is merged ("##a" + "##b" -> "##ab", "a" + "##b" -> "ab") until
+the vocabulary is full. Google's original trainer scores pairs by likelihood instead;
+encoding works the same for any vocabulary.
+"""
+
+import dataclasses
+import functools
+import operator
+import os
+import unicodedata
+
+from tqdm import tqdm
+
+from minillm.checkpoint import read_json, write_json
+from minillm.tokenizers.merges import learn_merges
+from minillm.tokenizers.special import special_pattern, split_special
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+MAX_WORD_CHARS = 100
+CACHE_LIMIT = 100_000
+
+
+def is_whitespace(c):
+    return c in " \t\n\r" or unicodedata.category(c) == "Zs"
+
+
+def is_control(c):
+    # Tab, newline and carriage return are Cc but BERT counts them as whitespace.
+    return c not in "\t\n\r" and unicodedata.category(c).startswith("C")
+
+
+def is_punctuation(c):
+    # BERT counts every non-letter non-digit ASCII character as punctuation ("$", "+", "^"...).
+    cp = ord(c)
+    return 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126 \
+        or unicodedata.category(c).startswith("P")
+
+
+def is_cjk(c):
+    """CJK Unified Ideographs and their extensions (not Hangul, Hiragana or Katakana).
+
+    Extension E starts at U+2B820, but BertTokenizerFast's table starts it at U+2B920;
+    we follow BertTokenizerFast so that ids agree (U+2B820..U+2B91F stay inside words)."""
+    cp = ord(c)
+    return (0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x2A6DF
+            or 0x2A700 <= cp <= 0x2B73F or 0x2B740 <= cp <= 0x2B81F or 0x2B920 <= cp <= 0x2CEAF
+            or 0xF900 <= cp <= 0xFAFF or 0x2F800 <= cp <= 0x2FA1F)
+
+
+@functools.lru_cache(maxsize=None)  # texts reuse few distinct characters: compute each once
+def normalize_char(c, lowercase):
+    """What one original character becomes: "" (dropped), " ", or one or more characters."""
+    if ord(c) in (0, 0xFFFD) or is_control(c):
+        return ""
+    if is_whitespace(c):
+        return " "
+    if lowercase:
+        c = "".join(x for x in unicodedata.normalize("NFD", c) if unicodedata.category(x) != "Mn").lower()
+    return c
+
+
+@functools.lru_cache(maxsize=None)
+def stands_alone(c):
+    """Punctuation and CJK ideographs are words of their own."""
+    return is_punctuation(c) or is_cjk(c)
+
+
+def basic_words(text, start, end, lowercase):
+    """The words of text[start:end] after basic tokenization: [(word, [original index per char])]."""
+    words = []
+    word, where = [], []
+
+    def flush():
+        if word:
+            words.append(("".join(word), list(where)))
+            word.clear()
+            where.clear()
+
+    for i in range(start, end):
+        for c in normalize_char(text[i], lowercase):
+            if c == " " or c.isspace():
+                flush()
+            elif stands_alone(c):
+                flush()
+                words.append((c, [i]))
+            else:
+                word.append(c)
+                where.append(i)
+    flush()
+    return words
+
+
+@dataclasses.dataclass
+class Encoding:
+    """One encoded text or pair, as lists of equal length."""
+    input_ids: list
+    token_type_ids: list  # 0 for [CLS] a [SEP], 1 for b [SEP]
+    attention_mask: list  # 1 for real tokens, 0 for padding
+    offsets: list  # (start, end) into the original text of its segment; (0, 0) for special tokens
+    special_tokens_mask: list  # 1 for [CLS], [SEP], [PAD]
+    sequence_ids: list  # 0 or 1: which text a token came from; None for special tokens
+
+
+class WordPieceTokenizer:
+    """WordPiece over a vocabulary list (id = position), BERT's special tokens included."""
+
+    def __init__(self, vocab, lowercase=True, unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]",
+                 pad_token="[PAD]", mask_token="[MASK]"):
+        self.itos = list(vocab)
+        self.stoi = {}
+        for i, t in enumerate(self.itos):
+            self.stoi.setdefault(t, i)  # a repeated line keeps its first id, as Hugging Face does
+        self.lowercase = lowercase
+        named = {"unk_token": unk_token, "cls_token": cls_token, "sep_token": sep_token,
+                 "pad_token": pad_token, "mask_token": mask_token}
+        for name, token in named.items():
+            if token not in self.stoi:
+                raise ValueError(f"{name} {token!r} is not in the vocabulary")
+        self.unk_token, self.cls_token, self.sep_token = unk_token, cls_token, sep_token
+        self.pad_token, self.mask_token = pad_token, mask_token
+        self.unk_id, self.cls_id, self.sep_id = self.stoi[unk_token], self.stoi[cls_token], self.stoi[sep_token]
+        self.pad_id, self.mask_id = self.stoi[pad_token], self.stoi[mask_token]
+        self.special_ids = {self.stoi[t] for t in named.values()}
+        self.special_regex = special_pattern(named.values())
+        self.cache = {}
+
+    @property
+    def vocab_size(self):
+        return len(self.itos)
+
+    # ---------------------------------------------------------------- training
+
+    @classmethod
+    def train(cls, texts, vocab_size, lowercase=True, progress=False):
+        """Learn a vocabulary of `vocab_size` tokens from `texts` (a string or iterable of strings).
+
+        The vocabulary is SPECIAL_TOKENS, then the alphabet (every character that starts a word,
+        then every "##c" continuation, each group sorted by code point), then merged pieces in
+        merge order (the most frequent pair first, ties to the smallest pair of ids, see merges.py).
+        If the alphabet alone does not fit, the most frequent symbols are kept and words that use
+        a dropped one are left out of training (they encode to [UNK]).
+        """
+        if isinstance(texts, str):
+            texts = [texts]
+        counts = {}
+        for text in tqdm(texts, desc="basic tokenization", disable=not progress):
+            for start, end, special in split_special(text, special_pattern(SPECIAL_TOKENS)):
+                if not special:
+                    for word, _ in basic_words(text, start, end, lowercase):
+                        counts[word] = counts.get(word, 0) + 1
+        budget = vocab_size - len(SPECIAL_TOKENS)
+        if budget < 0:
+            raise ValueError(f"vocab_size {vocab_size} is below the {len(SPECIAL_TOKENS)} special tokens")
+        symbol_counts = {}
+        for word, n in counts.items():
+            for s in [word[0]] + ["##" + c for c in word[1:]]:
+                symbol_counts[s] = symbol_counts.get(s, 0) + n
+        kept = sorted(symbol_counts, key=lambda s: (-symbol_counts[s], s))[:budget]
+        alphabet = sorted(s for s in kept if not s.startswith("##")) + sorted(s for s in kept if s.startswith("##"))
+        tokens = list(SPECIAL_TOKENS) + alphabet
+        ids_of = {t: i for i, t in enumerate(tokens)}
+        words = {}
+        for word, n in counts.items():
+            symbols = [word[0]] + ["##" + c for c in word[1:]]
+            if all(s in ids_of for s in symbols):
+                words[tuple(ids_of[s] for s in symbols)] = n
+
+        def merged_id(a, b):
+            s = tokens[a] + tokens[b][2:]  # b is always a "##" continuation
+            if s not in ids_of:
+                ids_of[s] = len(tokens)
+                tokens.append(s)
+            return ids_of[s]
+
+        bar = tqdm(total=vocab_size, initial=len(tokens), desc="wordpiece merges", disable=not progress)
+        if len(tokens) < vocab_size:
+            for _ in learn_merges(words, merged_id):
+                bar.update(len(tokens) - bar.n)
+                if len(tokens) >= vocab_size:
+                    break
+        bar.close()
+        return cls(tokens, lowercase)
+
+    # ---------------------------------------------------------------- encoding
+
+    def tokenize_with_offsets(self, text):
+        """[(id, start, end)] for `text`, no [CLS]/[SEP] added. Special tokens written in the text
+        (`[MASK]`) are kept as their id; an [UNK] spans the whole word it replaces."""
+        out = []
+        for start, end, special in split_special(text, self.special_regex):
+            if special:
+                out.append((self.stoi[text[start:end]], start, end))
+                continue
+            for word, where in basic_words(text, start, end, self.lowercase):
+                for i, j, piece_id in self.word_pieces(word):
+                    out.append((piece_id, where[i], where[j - 1] + 1))
+        return out
+
+    def word_pieces(self, word):
+        """[(i, j, id)]: pieces word[i:j], greedy longest match first; [(0, len, [UNK])] if none fits."""
+        pieces = self.cache.get(word)
+        if pieces is None:
+            if len(self.cache) >= CACHE_LIMIT:
+                self.cache.clear()
+            pieces = self.cache[word] = self._greedy(word)
+        return pieces
+
+    def _greedy(self, word):
+        if len(word) > MAX_WORD_CHARS:
+            return [(0, len(word), self.unk_id)]
+        pieces = []
+        i = 0
+        while i < len(word):
+            prefix = "##" if i > 0 else ""
+            for j in range(len(word), i, -1):
+                piece_id = self.stoi.get(prefix + word[i:j])
+                if piece_id is not None:
+                    pieces.append((i, j, piece_id))
+                    i = j
+                    break
+            else:
+                return [(0, len(word), self.unk_id)]
+        return pieces
+
+    def encode(self, text):
+        """The ids of `text`, without [CLS]/[SEP] (see `encode_plus` for model inputs)."""
+        return [i for i, _, _ in self.tokenize_with_offsets(text)]
+
+    def encode_plus(self, text, pair=None, max_length=None, truncation=False, padding=False):
+        """`[CLS] text [SEP]` or `[CLS] text [SEP] pair [SEP]` as an Encoding.
+
+        truncation: with max_length, drop tokens from the end of the longer text one at a time
+        (the second on a tie) until everything fits ("longest first"). A ValueError if even
+        the special tokens do not fit, or if a text is too long without truncation.
+        padding: False, or "max_length" to pad with [PAD] up to max_length.
+        """
+        a = self.tokenize_with_offsets(text)
+        b = None if pair is None else self.tokenize_with_offsets(pair)
+        n_special = 2 if b is None else 3
+        if max_length is not None:
+            total = len(a) + (len(b) if b else 0) + n_special
+            if total > max_length and not truncation:
+                raise ValueError(f"{total} tokens exceed max_length {max_length}; pass truncation=True")
+            if max_length < n_special:
+                raise ValueError(f"max_length {max_length} leaves no room for the {n_special} special tokens")
+            while len(a) + (len(b) if b else 0) + n_special > max_length:
+                if b and len(b) >= len(a):
+                    b.pop()
+                else:
+                    a.pop()
+        cls_tok, sep_tok = (self.cls_id, 0, 0), (self.sep_id, 0, 0)
+        segments = [([cls_tok], 0, None), (a, 0, 0), ([sep_tok], 0, None)]
+        if b is not None:
+            segments += [(b, 1, 1), ([sep_tok], 1, None)]
+        enc = Encoding([], [], [], [], [], [])
+        for tokens, type_id, seq in segments:
+            for token_id, start, end in tokens:
+                enc.input_ids.append(token_id)
+                enc.token_type_ids.append(type_id)
+                enc.attention_mask.append(1)
+                enc.offsets.append((start, end))
+                enc.special_tokens_mask.append(int(seq is None))
+                enc.sequence_ids.append(seq)
+        if padding == "max_length":
+            if max_length is None:
+                raise ValueError("padding='max_length' needs max_length")
+            self.pad(enc, max_length)
+        elif padding:
+            raise ValueError(f"padding must be False or 'max_length' here, got {padding!r}")
+        return enc
+
+    def encode_batch(self, texts, pairs=None, max_length=None, truncation=False, padding="longest"):
+        """Encodings of several texts (and pairs), padded to the longest ("longest"),
+        to max_length ("max_length") or not at all (False)."""
+        pairs = [None] * len(texts) if pairs is None else pairs
+        if len(pairs) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(pairs)} pairs")
+        encs = [self.encode_plus(t, p, max_length, truncation, padding if padding == "max_length" else False)
+                for t, p in zip(texts, pairs)]
+        if padding == "longest":
+            longest = max((len(e.input_ids) for e in encs), default=0)
+            for e in encs:
+                self.pad(e, longest)
+        elif padding not in (False, "max_length"):
+            raise ValueError(f"padding must be False, 'longest' or 'max_length', got {padding!r}")
+        return encs
+
+    def pad(self, enc, length):
+        """Pad an Encoding on the right with [PAD] to `length` tokens."""
+        n = length - len(enc.input_ids)
+        enc.input_ids += [self.pad_id] * n
+        enc.token_type_ids += [0] * n
+        enc.attention_mask += [0] * n
+        enc.offsets += [(0, 0)] * n
+        enc.special_tokens_mask += [1] * n
+        enc.sequence_ids += [None] * n
+
+    def convert_ids_to_tokens(self, ids):
+        out = []
+        for k, i in enumerate(ids):
+            try:
+                out.append(self.itos[operator.index(i)])
+            except (IndexError, TypeError):
+                raise ValueError(f"id {i!r} at position {k} is not in the vocabulary "
+                                 f"(size {self.vocab_size})") from None
+        return out
+
+    def decode(self, ids, skip_special_tokens=True):
+        """Tokens joined by spaces, "##" continuations glued to the piece before.
+
+        Not the inverse of encode: case, accents and the spacing around punctuation are lost.
+        An id outside the vocabulary is a ValueError."""
+        tokens = self.convert_ids_to_tokens(ids)
+        if skip_special_tokens:
+            tokens = [t for t, i in zip(tokens, ids) if int(i) not in self.special_ids]
+        return " ".join(tokens).replace(" ##", "")
+
+    # ---------------------------------------------------------------- files
+
+    def save(self, directory):
+        """Write vocab.txt (one token a line, id = line number - 1) and tokenizer_config.json."""
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, "vocab.txt"), "w", encoding="utf-8") as f:
+            f.writelines(t + "\n" for t in self.itos)
+        write_json(os.path.join(directory, "tokenizer_config.json"), {
+            "tokenizer_class": "BertTokenizer", "do_lower_case": self.lowercase,
+            "unk_token": self.unk_token, "cls_token": self.cls_token, "sep_token": self.sep_token,
+            "pad_token": self.pad_token, "mask_token": self.mask_token})
+
+    @classmethod
+    def load(cls, directory):
+        """Read vocab.txt and, if present, tokenizer_config.json (do_lower_case, special tokens;
+        BertTokenizer's defaults otherwise: lower-casing on, [UNK] [CLS] [SEP] [PAD] [MASK])."""
+        path = os.path.join(directory, "vocab.txt")
+        try:
+            with open(path, encoding="utf-8") as f:
+                vocab = [line.rstrip("\r\n") for line in f]
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path}: not found") from None
+        config_path = os.path.join(directory, "tokenizer_config.json")
+        config = read_json(config_path) if os.path.exists(config_path) else {}
+        names = {}
+        for name in ("unk_token", "cls_token", "sep_token", "pad_token", "mask_token"):
+            value = config.get(name)
+            if value:
+                names[name] = value["content"] if isinstance(value, dict) else value
+        try:
+            return cls(vocab, lowercase=config.get("do_lower_case", True), **names)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
