@@ -15,10 +15,9 @@ import os
 import sys
 
 from minillm import backend
-from minillm.datasets import tinyshakespeare
+from minillm.corpus import CORPORA, document_separator, lm_streams
 from minillm.models.gpt import GPT, GPTConfig
 from minillm.tasks import CausalLMTask
-from minillm.tokenizers import CharTokenizer
 from minillm.trainer import NonFiniteLoss, Trainer, TrainConfig
 
 DEFAULTS = dict(  # nanoGPT's shakespeare_char on the CPU
@@ -33,15 +32,15 @@ def build_parser():
     p.add_argument("--config", help="JSON file of settings (keys are flag names with underscores)")
     run = p.add_argument_group("run")
     run.add_argument("--model", choices=["gpt"], default="gpt")
-    run.add_argument("--data", choices=["tinyshakespeare"], default="tinyshakespeare")
+    run.add_argument("--data", choices=CORPORA, default="tinyshakespeare")
     run.add_argument("--data-dir", help="dataset directory (default: $MINILLM_DATA, else ./data)")
-    run.add_argument("--tokenizer", choices=["char"], default="char")
+    run.add_argument("--tokenizer", choices=["char", "bpe", "wordpiece"], default="char")
+    run.add_argument("--vocab-size", type=int, default=4096, help="for bpe and wordpiece, trained on the data")
     run.add_argument("--out-dir", default="out/shakespeare-char", help="run directory: checkpoint/, metrics.jsonl")
     run.add_argument("--resume", action="store_true", help="continue from --out-dir's checkpoint")
     run.add_argument("--device", choices=["cpu", "gpu"], default=os.environ.get("MINILLM_DEVICE", "cpu"))
     run.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     run.add_argument("--seed", type=int, default=1337)
-    run.add_argument("--val-fraction", type=float, default=0.1, help="the last part of the text, held out")
     run.add_argument("--sample-tokens", type=int, default=500, help="tokens sampled at the end (0: none)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     model = p.add_argument_group("model")
@@ -85,12 +84,9 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     backend.use(args.device)
-    text = tinyshakespeare(args.data_dir)
-    tokenizer = CharTokenizer.train(text)
-    ids = backend.np.array(tokenizer.encode(text), dtype=backend.np.uint16)
-    n_val = int(len(ids) * args.val_fraction)
-    train_ids, val_ids = ids[:-n_val], ids[-n_val:]
-    print(f"{args.data}: {len(text):,} characters, vocabulary {tokenizer.vocab_size}, "
+    tokenizer, train_ids, val_ids = lm_streams(args.tokenizer, args.data, args.vocab_size, args.data_dir,
+                                               progress=not args.no_progress)
+    print(f"{args.data}: {args.tokenizer} vocabulary of {tokenizer.vocab_size}, "
           f"{len(train_ids):,} train / {len(val_ids):,} val tokens")
 
     cfg = GPTConfig(vocab_size=tokenizer.vocab_size, n_positions=args.block_size, n_embd=args.n_embd,
@@ -110,10 +106,11 @@ def main(argv=None):
         sys.exit(f"error: {err}")
 
     final = [r for r in history if "val_loss" in r][-1]
+    bits = f", {final['val_loss'] / math.log(2):.3f} bits/char" if args.tokenizer == "char" else ""
     print(f"iter {final['iter']}: val loss {final['val_loss']:.4f} nats/token, "
-          f"perplexity {final['val_perplexity']:.2f}, {final['val_loss'] / math.log(2):.3f} bits/char")
+          f"perplexity {final['val_perplexity']:.2f}{bits}")
     if args.sample_tokens:
-        start = backend.to_device([tokenizer.encode("\n")])
+        start = backend.to_device([document_separator(tokenizer) or tokenizer.encode("\n")])
         out = model.generate(start, args.sample_tokens, temperature=0.8, top_k=200,
                              rng=backend.default_rng(args.seed))
         sample = tokenizer.decode(backend.to_host(out[0]).tolist())

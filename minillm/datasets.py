@@ -141,22 +141,3 @@ def chnsenticorp(directory=None):
                 raise ValueError(f"{path}, line {reader.line_num}: expected label (0 or 1),review, got {row!r}")
             out.append((row[1], int(row[0])))
     return out
-
-
-def training_texts(name, directory=None):
-    """The texts a tokenizer learns from: the training part of each dataset.
-
-    tinyshakespeare: the first 90% (nanoGPT's split); imdb: the 25,000 train reviews;
-    wikitext-2: the valid split (train is not available here); chnsenticorp: every review
-    (it has no official split).
-    """
-    if name == "tinyshakespeare":
-        text = tinyshakespeare(directory)
-        return [text[:int(0.9 * len(text))]]
-    if name == "imdb":
-        return [text for text, _ in imdb("train", directory)]
-    if name == "wikitext-2":
-        return wikitext2("valid", directory)
-    if name == "chnsenticorp":
-        return [text for text, _ in chnsenticorp(directory)]
-    raise ValueError(f"unknown dataset {name!r}")

@@ -5,24 +5,39 @@ L = sum(y * g) has dL/dx = backward(g). Central differences estimate it:
 
     dL/dx_i ~ (L(x + eps e_i) - L(x - eps e_i)) / (2 eps)
 
-with error O(eps^2), so in float64 with eps = 1e-6 a correct backward agrees
-to about 1e-9 relative; a wrong one is off by order 1.
+with truncation error O(eps^2) and rounding error about u |L| / eps (u the
+float64 unit roundoff): a correct backward agrees to about 1e-9 relative, a
+wrong one is off by order 1. Where the gradient itself is as small as that
+rounding error (a saturated softmax), no relative error can be resolved, so
+differences below the rounding error are not counted.
 """
 
 from minillm.backend import xp
 
 
-def relative_error(analytic, numeric):
-    """||a - n|| / (||a|| + ||n||): scale-free, and 0 when both are exactly 0."""
-    diff = float(xp.linalg.norm((analytic - numeric).ravel()))
+UNIT_ROUNDOFF = 2.0**-53
+
+
+def relative_error(analytic, numeric, resolution=0.0):
+    """max(||a - n|| - resolution, 0) / (||a|| + ||n||): scale-free, 0 when both are 0.
+
+    resolution: the norm of the finite-difference rounding error, below which
+    a difference says nothing about the backward.
+    """
+    diff = max(float(xp.linalg.norm((analytic - numeric).ravel())) - resolution, 0.0)
     scale = float(xp.linalg.norm(analytic.ravel())) + float(xp.linalg.norm(numeric.ravel()))
     return 0.0 if scale == 0.0 else diff / scale
 
 
 def numerical_gradient(loss, x, eps=1e-6):
-    """dloss/dx by central differences, perturbing x in place one entry at a time."""
+    """(dloss/dx by central differences, resolution), perturbing x in place one entry at a time.
+
+    resolution = 10 u max|L| / eps * sqrt(size): a generous bound on the norm of
+    the rounding error of the estimate.
+    """
     grad = xp.zeros_like(x)
     flat, gflat = x.reshape(-1), grad.reshape(-1)  # views: writes reach x
+    largest = 0.0
     for i in range(flat.size):
         keep = flat[i].copy()
         flat[i] = keep + eps
@@ -31,7 +46,8 @@ def numerical_gradient(loss, x, eps=1e-6):
         down = loss()
         flat[i] = keep
         gflat[i] = (up - down) / (2 * eps)
-    return grad
+        largest = max(largest, abs(up), abs(down))
+    return grad, 10 * UNIT_ROUNDOFF * largest / eps * flat.size**0.5
 
 
 def gradcheck(forward, backward, inputs, params=(), eps=1e-6, seed=0):
@@ -56,10 +72,10 @@ def gradcheck(forward, backward, inputs, params=(), eps=1e-6, seed=0):
     errors = {}
     for i, (x, dx) in enumerate(zip(inputs, dinputs)):
         if dx is not None and xp.issubdtype(x.dtype, xp.floating):
-            errors[f"input{i}"] = relative_error(dx, numerical_gradient(loss, x, eps))
+            errors[f"input{i}"] = relative_error(dx, *numerical_gradient(loss, x, eps))
     for name, p in params:
         analytic = p.grad if p.grad is not None else xp.zeros_like(p.data)
-        errors[name] = relative_error(analytic, numerical_gradient(loss, p.data, eps))
+        errors[name] = relative_error(analytic, *numerical_gradient(loss, p.data, eps))
     return errors
 
 

@@ -180,3 +180,13 @@ def test_cross_entropy_with_ignored_rows(seed, n, v, p_ignore):
     fwd, bwd = backward_of(lambda z: cross_entropy_forward(z, targets),
                            lambda d, c: cross_entropy_backward(d, c))
     assert_small(gradcheck(lambda z: xp.asarray(fwd(z)).reshape(1), lambda d: bwd(d[0]), (logits,)))
+
+
+def test_gradcheck_catches_a_wrong_backward():
+    """A softmax backward missing the -sum_j p_j dp_j term must fail loudly, even when saturated."""
+    rng = xp.random.default_rng(0)
+    for scale in (1.0, 30.0):
+        s = randn(rng, 3, 4, scale=scale)
+        fwd, _ = backward_of(F.softmax_forward, F.softmax_backward)
+        wrong = lambda dp, p=None: dp * F.softmax_forward(s)[0]  # noqa: E731
+        assert gradcheck(fwd, wrong, (s,))["input0"] > 1e-3

@@ -9,7 +9,7 @@ import argparse
 import sys
 import time
 
-from minillm import datasets
+from minillm.corpus import training_texts
 from minillm.tokenizers import load_tokenizer
 from minillm.tokenizers.bpe import PATTERNS, BPETokenizer
 from minillm.tokenizers.char import CharTokenizer
@@ -17,7 +17,7 @@ from minillm.tokenizers.wordpiece import WordPieceTokenizer
 
 
 def train(args):
-    texts = datasets.training_texts(args.data, args.data_dir)
+    texts = training_texts(args.data, args.data_dir)
     start = time.perf_counter()
     if args.kind == "bpe":
         tok = BPETokenizer.train(texts, args.vocab_size, pattern=args.pattern, progress=True)

@@ -1,0 +1,105 @@
+"""Language-modelling corpora: texts split for training and validation, tokenizers, token streams.
+
+Every model of train.py (n-gram, LSTM, GPT) reads the same streams, so their
+validation losses are comparable. Trained tokenizers and encoded streams are
+cached under $MINILLM_CACHE, keyed by dataset, tokenizer kind and size.
+"""
+
+import hashlib
+import os
+import tempfile
+
+from minillm.backend import np
+from minillm.datasets import cache_dir, chnsenticorp, imdb, tinyshakespeare, wikitext2
+from minillm.tokenizers import BPETokenizer, CharTokenizer, WordPieceTokenizer, load_tokenizer
+
+CORPORA = ("tinyshakespeare", "imdb", "wikitext-2")
+
+
+def lm_corpus(name, directory=None):
+    """(train documents, validation documents) of a dataset.
+
+    tinyshakespeare: the first 90% / the last 10% of the text (nanoGPT's split);
+    imdb: the 25,000 train reviews / the 25,000 test reviews;
+    wikitext-2: valid.txt / test.txt lines (train.txt is not available here).
+    """
+    if name == "tinyshakespeare":
+        text = tinyshakespeare(directory)
+        cut = len(text) - int(0.1 * len(text))
+        return [text[:cut]], [text[cut:]]
+    if name == "imdb":
+        return [t for t, _ in imdb("train", directory)], [t for t, _ in imdb("test", directory)]
+    if name == "wikitext-2":
+        return wikitext2("valid", directory), wikitext2("test", directory)
+    raise ValueError(f"unknown corpus {name!r}; known: {', '.join(CORPORA)}")
+
+
+def training_texts(name, directory=None):
+    """The texts a tokenizer learns from: a corpus's training part (all of ChnSentiCorp, which has no split)."""
+    if name == "chnsenticorp":
+        return [text for text, _ in chnsenticorp(directory)]
+    return lm_corpus(name, directory)[0]
+
+
+def build_tokenizer(kind, name, vocab_size, directory=None, progress=True):
+    """A tokenizer trained on the corpus (characters: on all of it, so no character is unknown)."""
+    path = os.path.join(cache_dir(), "tokenizers", f"{name}-{kind}" + ("" if kind == "char" else f"-{vocab_size}"))
+    if os.path.exists(path):
+        return load_tokenizer(path)
+    train, val = lm_corpus(name, directory)
+    if kind == "char":
+        tokenizer = CharTokenizer.train("".join(train + val))
+    elif kind == "bpe":
+        tokenizer = BPETokenizer.train(train, vocab_size, progress=progress)
+    elif kind == "wordpiece":
+        tokenizer = WordPieceTokenizer.train(train, vocab_size, progress=progress)
+    else:
+        raise ValueError(f"unknown tokenizer kind {kind!r}: expected char, bpe or wordpiece")
+    tokenizer.save(path)
+    return tokenizer
+
+
+def document_separator(tokenizer):
+    """Ids placed between documents: <|endoftext|> for BPE, [SEP] for WordPiece, nothing for characters."""
+    if isinstance(tokenizer, BPETokenizer):
+        return [tokenizer.special_tokens["<|endoftext|>"]]
+    if isinstance(tokenizer, WordPieceTokenizer):
+        return [tokenizer.sep_id]
+    return []
+
+
+def tokenizer_digest(tokenizer):
+    """A short hash of the tokenizer's files, so a cached stream never outlives its tokenizer."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer.save(tmp)
+        digest = hashlib.sha256()
+        for name in sorted(os.listdir(tmp)):
+            with open(os.path.join(tmp, name), "rb") as f:
+                digest.update(name.encode() + f.read())
+    return digest.hexdigest()[:12]
+
+
+def token_stream(tokenizer, documents, cache_key=None):
+    """All documents encoded and joined by the separator, as one uint16/int32 host array."""
+    path = cache_key and os.path.join(cache_dir(), "streams", cache_key + ".npy")
+    if path and os.path.exists(path):
+        return np.load(path, allow_pickle=False)
+    separator = document_separator(tokenizer)
+    ids = []
+    for doc in documents:
+        ids.extend(tokenizer.encode(doc))
+        ids.extend(separator)
+    stream = np.array(ids, dtype=np.uint16 if tokenizer.vocab_size <= 65536 else np.int32)
+    if path:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        np.save(path + ".tmp.npy", stream)
+        os.replace(path + ".tmp.npy", path)
+    return stream
+
+
+def lm_streams(kind, name, vocab_size, directory=None, progress=True):
+    """(tokenizer, train ids, val ids) for train.py's --tokenizer / --data / --vocab-size."""
+    tokenizer = build_tokenizer(kind, name, vocab_size, directory, progress)
+    train, val = lm_corpus(name, directory)
+    key = f"{name}-{kind}-{tokenizer_digest(tokenizer)}"
+    return tokenizer, token_stream(tokenizer, train, key + "-train"), token_stream(tokenizer, val, key + "-val")
