@@ -376,7 +376,8 @@ def conll2003(split, directory=None):
             continue
         fields = line.split(" ")
         if len(fields) != 4:
-            raise DataFormatError(path, number, f"expected 4 space-separated columns 'word POS chunk NER', got {line!r}")
+            raise DataFormatError(path, number,
+                                  f"expected 4 space-separated columns 'word POS chunk NER', got {line!r}")
         if fields[0] == "-DOCSTART-":
             end_sentence()
             continue

@@ -26,6 +26,7 @@ import time
 
 from minillm import datasets, metrics
 from minillm.backend import host_rng, np, scatter_add, to_device, to_host, xp
+from minillm.nn.functional import softmax_forward
 from minillm.nn.layers import Module, Parameter
 from minillm.nn.loss import cross_entropy_backward, cross_entropy_forward
 from minillm.optim import AdamW
@@ -144,13 +145,6 @@ def class_feature_counts(x, labels, n_classes):
     return _transpose_product(values, columns, rows, onehot, x.n_columns)
 
 
-def _softmax_rows(scores):
-    """softmax over the last axis, on the host: (N, C) -> (N, C)."""
-    shifted = scores - scores.max(axis=1, keepdims=True)
-    e = np.exp(shifted)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 class _LinearClassifier:
     """predict / predict_proba shared by both models: argmax of the scores (ties go to the lowest class)."""
 
@@ -158,7 +152,9 @@ class _LinearClassifier:
         raise NotImplementedError
 
     def predict_proba(self, x):
-        return _softmax_rows(self.scores(x))
+        """P(c | x) = softmax over classes of the scores: (N, C) on the host."""
+        probabilities, _ = softmax_forward(to_device(self.scores(x)))
+        return to_host(probabilities)
 
     def predict(self, x):
         return self.scores(x).argmax(axis=1)
