@@ -446,8 +446,8 @@ def squad(split, directory=None):
     SQuAD has no public test set: evaluate on dev. With the official
     train-v1.1.json present, train is that file and dev is dev-v1.1.json.
     Without it (as in ../shared/data) dev-v1.1.json's 48 articles are shuffled
-    with seed 0 and split by ARTICLE, 80/20 (38 / 10 articles), so no context
-    appears in both parts; those numbers are NOT comparable with published
+    with seed 0 and split by ARTICLE, 80/20 (38 / 10 articles, 8,338 / 2,232
+    questions), so no context appears in both parts; those numbers are NOT comparable with published
     SQuAD dev scores: say so when reporting them.
     """
     _check_split("squad", split, ("train", "dev"), " (SQuAD v1.1 has no public test set: evaluate on dev)")

@@ -137,7 +137,7 @@ def test_conll_malformed_line_names_file_and_line(tmp_path):
 def test_squad_split_by_article_keeps_every_question_once():
     assert not datasets.squad_uses_official_train()
     train, dev = datasets.squad("train"), datasets.squad("dev")
-    assert len(train) + len(dev) == 10_570 and len(dev) > 1000
+    assert (len(train), len(dev)) == (8338, 2232)  # fixed seed: the split is the same everywhere
     assert len({q["id"] for q in train + dev}) == 10_570
     assert not {q["context"] for q in train} & {q["context"] for q in dev}
     assert not {q["title"] for q in train} & {q["title"] for q in dev}
