@@ -1,0 +1,294 @@
+"""Bag-of-n-grams baselines: multinomial naive Bayes and softmax (logistic) regression.
+
+A text becomes a sparse row of n-gram weights x (unigrams and bigrams, counts
+or tf-idf), stored as CSR: the nonzero `values`, their `columns`, and `indptr`
+where row n owns values[indptr[n]:indptr[n+1]]. Both classifiers are linear
+in x, scores = x W + b with W (V, C):
+
+    naive Bayes:          W[v, c] = log P(v | c) (add-alpha counts),  b[c] = log P(c)
+    softmax regression:   W, b learned by minimising mean cross-entropy with AdamW
+
+The sparse product is an embedding lookup and a sum: row n's scores are
+sum_k values[k] * W[columns[k]] over its nonzeros, so the forward gathers rows
+of W and scatter-adds them per example, and the backward scatter-adds into dW
+exactly as the embedding backward does. The naive Bayes count table is the
+same transposed product with one-hot labels: counts = X^T Y.
+
+`python -m minillm.models.bow --task sentiment|news|intent` trains both and
+prints dev/test accuracy and macro-F1.
+"""
+
+import argparse
+import collections
+import dataclasses
+import re
+import time
+
+from minillm import datasets, metrics
+from minillm.backend import host_rng, np, scatter_add, to_device, to_host, xp
+from minillm.nn.functional import softmax_forward
+from minillm.nn.layers import Module, Parameter
+from minillm.nn.loss import cross_entropy_backward, cross_entropy_forward
+from minillm.optim import AdamW
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+# ------------------------------------------------------------ features
+def ngrams(text, n_max=2):
+    """Lower-cased word and punctuation tokens, then every n-gram up to n_max joined by spaces."""
+    tokens = _TOKEN.findall(text.lower())
+    return [" ".join(tokens[i:i + n]) for n in range(1, n_max + 1) for i in range(len(tokens) - n + 1)]
+
+
+@dataclasses.dataclass
+class SparseRows:
+    """A CSR matrix on the host: row n is values[indptr[n]:indptr[n+1]] at those columns."""
+    values: object  # (nnz,) float
+    columns: object  # (nnz,) int
+    indptr: object  # (N + 1,) int
+    n_columns: int
+
+    def __len__(self):
+        return len(self.indptr) - 1
+
+    def row_ids(self):
+        """The row of each nonzero: (nnz,)."""
+        return np.repeat(np.arange(len(self)), np.diff(self.indptr))
+
+    def take(self, rows):
+        """The sub-matrix of the given rows, in that order (a mini-batch)."""
+        rows = np.asarray(rows)
+        starts, lengths = self.indptr[rows], np.diff(self.indptr)[rows]
+        indptr = np.concatenate([[0], np.cumsum(lengths)])
+        # position of every kept nonzero: its row's start plus its offset inside the row
+        positions = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1])
+        return SparseRows(self.values[positions], self.columns[positions], indptr, self.n_columns)
+
+
+class NgramVectorizer:
+    """Texts -> SparseRows over the n-grams seen at least min_count times in the training texts.
+
+    With tfidf, a count c of n-gram v in a text becomes c * idf(v), with the smoothed
+    idf(v) = ln((1 + N) / (1 + df(v))) + 1, and each row is scaled to unit L2 norm.
+    """
+
+    def __init__(self, n_max=2, min_count=1, tfidf=False):
+        self.n_max, self.min_count, self.tfidf = n_max, min_count, tfidf
+        self.vocabulary = None
+        self.idf = None
+
+    def fit(self, texts):
+        counts, document_frequency = collections.Counter(), collections.Counter()
+        for text in texts:
+            grams = ngrams(text, self.n_max)
+            counts.update(grams)
+            document_frequency.update(set(grams))
+        kept = sorted(g for g, c in counts.items() if c >= self.min_count)  # sorted: the same columns every run
+        self.vocabulary = {g: i for i, g in enumerate(kept)}
+        df = np.array([document_frequency[g] for g in kept], dtype=np.float64)
+        self.idf = np.log((1 + len(texts)) / (1 + df)) + 1
+        return self
+
+    def transform(self, texts):
+        if self.vocabulary is None:
+            raise RuntimeError("NgramVectorizer.transform before fit")
+        values, columns, indptr = [], [], [0]
+        for text in texts:
+            row = collections.Counter(self.vocabulary[g] for g in ngrams(text, self.n_max) if g in self.vocabulary)
+            columns.extend(sorted(row))
+            values.extend(row[c] for c in sorted(row))
+            indptr.append(len(columns))
+        x = SparseRows(np.array(values, dtype=np.float64), np.array(columns, dtype=np.int64),
+                       np.array(indptr, dtype=np.int64), len(self.vocabulary))
+        if self.tfidf:
+            x.values *= self.idf[x.columns]
+            rows = x.row_ids()
+            x.values /= np.sqrt(np.bincount(rows, weights=x.values ** 2, minlength=len(x)))[rows]  # unit rows
+        return x
+
+
+# ------------------------------------------------------------ the sparse linear map
+def _on_device(x, dtype):
+    """The nonzeros of x as device arrays: values (nnz,), columns (nnz,), row of each (nnz,)."""
+    return to_device(x.values, dtype), to_device(x.columns), to_device(x.row_ids())
+
+
+def _transpose_product(values, columns, rows, g, n_columns):
+    """X^T G: out[v] = sum over nonzeros k at column v of values[k] * G[rows[k]].  G: (N, C) -> (V, C)."""
+    out = xp.zeros((n_columns, g.shape[1]), dtype=g.dtype)
+    scatter_add(out, columns, values[:, None] * g[rows])
+    return out
+
+
+def sparse_linear_forward(x, w, b):
+    """scores[n] = sum_k values[k] * W[columns[k]] + b over row n's nonzeros.  x: N rows, w: (V, C) -> (N, C)."""
+    values, columns, rows = _on_device(x, w.dtype)
+    scores = xp.zeros((len(x), w.shape[1]), dtype=w.dtype)
+    scatter_add(scores, rows, values[:, None] * w[columns])  # (nnz, C) summed per row
+    return scores + b, (values, columns, rows, w)
+
+
+def sparse_linear_backward(dscores, cache):
+    """dW = X^T dscores; db = sum_n dscores[n]; dvalues[k] = W[columns[k]] . dscores[rows[k]]."""
+    values, columns, rows, w = cache
+    dw = _transpose_product(values, columns, rows, dscores, w.shape[0])
+    dvalues = (w[columns] * dscores[rows]).sum(axis=1)
+    return dvalues, dw, dscores.sum(axis=0)
+
+
+def class_feature_counts(x, labels, n_classes):
+    """counts[v, c] = total weight of feature v over the rows labelled c: X^T Y with Y one-hot."""
+    onehot = xp.zeros((len(x), n_classes), dtype=xp.float64)
+    onehot[xp.arange(len(x)), to_device(labels)] = 1.0
+    values, columns, rows = _on_device(x, xp.float64)
+    return _transpose_product(values, columns, rows, onehot, x.n_columns)
+
+
+class _LinearClassifier:
+    """predict / predict_proba shared by both models: argmax of the scores (ties go to the lowest class)."""
+
+    def scores(self, x):
+        raise NotImplementedError
+
+    def predict_proba(self, x):
+        """P(c | x) = softmax over classes of the scores: (N, C) on the host."""
+        probabilities, _ = softmax_forward(to_device(self.scores(x)))
+        return to_host(probabilities)
+
+    def predict(self, x):
+        return self.scores(x).argmax(axis=1)
+
+
+# ------------------------------------------------------------ naive Bayes
+class MultinomialNB(_LinearClassifier):
+    """P(c | x) proportional to P(c) prod_v P(v | c)^x_v, with
+    P(v | c) = (count(v, c) + alpha) / (sum_v' count(v', c) + alpha V) and P(c) = N_c / N."""
+
+    def __init__(self, alpha=1.0):
+        self.alpha = alpha
+
+    def fit(self, x, labels, n_classes=None):
+        labels = np.asarray(labels)
+        n_classes = int(labels.max()) + 1 if n_classes is None else n_classes
+        counts = to_host(class_feature_counts(x, labels, n_classes)) + self.alpha  # (V, C)
+        self.log_likelihood = np.log(counts) - np.log(counts.sum(axis=0, keepdims=True))
+        class_sizes = np.bincount(labels, minlength=n_classes)
+        with np.errstate(divide="ignore"):  # a class absent from training gets log P(c) = -inf
+            self.log_prior = np.log(class_sizes / len(labels))
+        return self
+
+    def scores(self, x):
+        """log P(c) + sum_v x_v log P(v | c): the joint log-probability up to a constant."""
+        out, _ = sparse_linear_forward(x, to_device(self.log_likelihood), to_device(self.log_prior))
+        return to_host(out)
+
+
+# ------------------------------------------------------------ softmax regression
+class SparseLinear(Module):
+    """The module form of sparse_linear_*: W (V, C) and b (C,), zero-initialised (the loss is convex)."""
+
+    def __init__(self, n_features, n_classes, dtype="float32"):
+        self.weight = Parameter(xp.zeros((n_features, n_classes), dtype=dtype))
+        self.bias = Parameter(xp.zeros(n_classes, dtype=dtype))
+
+    def forward(self, x):  # N sparse rows -> (N, C)
+        out, self.cache = sparse_linear_forward(x, self.weight.data, self.bias.data)
+        return out
+
+    def backward(self, dscores):
+        """Accumulates dW, db; returns the gradient of the input's values, (nnz,)."""
+        dvalues, dw, db = sparse_linear_backward(dscores, self.cache)
+        self.weight.accumulate(dw)
+        self.bias.accumulate(db)
+        return dvalues
+
+
+class SoftmaxRegression(_LinearClassifier):
+    """Multinomial logistic regression: minimise mean_n -log softmax(x_n W + b)[y_n] with
+    mini-batch AdamW, whose decoupled weight decay on W plays the role of an L2 penalty."""
+
+    def __init__(self, epochs=5, lr=0.02, batch_size=64, weight_decay=1e-4, seed=0):
+        self.epochs, self.lr, self.batch_size = epochs, lr, batch_size
+        self.weight_decay, self.seed = weight_decay, seed
+
+    def fit(self, x, labels, n_classes=None):
+        labels = np.asarray(labels)
+        n_classes = int(labels.max()) + 1 if n_classes is None else n_classes
+        self.model = SparseLinear(x.n_columns, n_classes)
+        optimizer = AdamW(self.model, lr=self.lr, weight_decay=self.weight_decay)
+        rng = host_rng(self.seed)
+        self.losses = []
+        for _ in range(self.epochs):
+            order = rng.permutation(len(x))
+            for start in range(0, len(x), self.batch_size):
+                batch = order[start:start + self.batch_size]
+                loss, cache = cross_entropy_forward(self.model(x.take(batch)), to_device(labels[batch]))
+                self.model.backward(cross_entropy_backward(1.0, cache))
+                optimizer.step()
+                optimizer.zero_grad()
+                self.losses.append(float(loss))
+        return self
+
+    def scores(self, x):
+        return to_host(self.model(x))
+
+
+# ------------------------------------------------------------ command
+def task_data(task, directory=None):
+    """(splits {name: (texts, labels)}, class names, a note on the splits) for a task."""
+    if task == "sentiment":
+        splits = {s: datasets.sst2(s, directory) for s in ("train", "dev")}
+        names = ["negative", "positive"]
+        note = "SST-2: GLUE test has no labels, evaluation is on dev"
+    elif task == "news":
+        splits = {s: datasets.ag_news(s, directory) for s in datasets.FINETUNE_SPLITS}
+        names = datasets.ag_news_classes(directory)
+        note = ("AG News: official train.csv/test.csv" if datasets.ag_news_uses_official_train(directory) else
+                "AG News: train.csv absent, test.csv split 70/10/20 by class (seed 0); not comparable to published")
+    elif task == "intent":
+        raw = {s: datasets.snips(s, directory) for s in datasets.FINETUNE_SPLITS}
+        names = sorted({intent for _, _, intent in raw["train"]})
+        index = {name: i for i, name in enumerate(names)}
+        splits = {s: [(" ".join(tokens), index[intent]) for tokens, _, intent in rows] for s, rows in raw.items()}
+        note = "SNIPS (SlotGated-SLU split): train/valid/test"
+    else:
+        raise ValueError(f"unknown task {task!r}; choose sentiment, news or intent")
+    return {s: ([t for t, _ in rows], [y for _, y in rows]) for s, rows in splits.items()}, names, note
+
+
+def run(task, directory=None, min_count=1):
+    """Fits naive Bayes (on counts) and softmax regression (on tf-idf); prints and returns the result rows."""
+    splits, names, note = task_data(task, directory)
+    print(f"{task}: {note}; " + ", ".join(f"{s} {len(splits[s][0])}" for s in splits))
+    results = []
+    for name, classifier, use_tfidf in (("naive Bayes (alpha=1, counts)", MultinomialNB(), False),
+                                        ("softmax regression (AdamW, tf-idf)", SoftmaxRegression(), True)):
+        start = time.perf_counter()
+        vectorizer = NgramVectorizer(n_max=2, min_count=min_count, tfidf=use_tfidf).fit(splits["train"][0])
+        classifier.fit(vectorizer.transform(splits["train"][0]), splits["train"][1], n_classes=len(names))
+        seconds = time.perf_counter() - start
+        row = {"model": name, "features": len(vectorizer.vocabulary), "train_seconds": round(seconds, 1)}
+        for split in ("dev", "test"):
+            if split in splits:
+                gold = splits[split][1]
+                pred = classifier.predict(vectorizer.transform(splits[split][0])).tolist()
+                row[f"{split}_accuracy"] = metrics.accuracy(gold, pred)
+                row[f"{split}_macro_f1"] = metrics.macro_f1(gold, pred, labels=range(len(names)))
+        results.append(row)
+        scores = "  ".join(f"{k} {100 * v:.2f}" for k, v in row.items() if k.endswith(("accuracy", "f1")))
+        print(f"  {name:36s} {row['features']:>8d} n-grams  train {seconds:6.1f}s  {scores}")
+    return results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Bag-of-n-grams baselines (naive Bayes, softmax regression)")
+    parser.add_argument("--task", required=True, choices=["sentiment", "news", "intent"])
+    parser.add_argument("--data-dir", default=None, help="data directory (default $MINILLM_DATA or ./data)")
+    parser.add_argument("--min-count", type=int, default=1, help="drop n-grams seen fewer times in train")
+    args = parser.parse_args(argv)
+    run(args.task, args.data_dir, args.min_count)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Bag-of-n-grams baselines: features by hand, the sparse product against a dense one,
+naive Bayes by hand, the softmax-regression gradient by finite differences, real SNIPS."""
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minillm.backend import host_rng, np, to_device, to_host, xp
+from minillm.gradcheck import gradcheck
+from minillm.models import bow
+from minillm.nn.loss import cross_entropy_backward, cross_entropy_forward
+
+
+def random_rows(rng, n_rows, n_columns, density=0.4):
+    """A random SparseRows (some rows may be empty) and the same matrix dense."""
+    dense = rng.standard_normal((n_rows, n_columns)) * (rng.random((n_rows, n_columns)) < density)
+    rows, columns = np.nonzero(dense)
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n_rows))])
+    return bow.SparseRows(dense[rows, columns], columns, indptr, n_columns), dense
+
+
+def test_ngrams_and_vectorizer_counts_by_hand():
+    assert bow.ngrams("Not good, not BAD.") == ["not", "good", ",", "not", "bad", ".",
+                                                 "not good", "good ,", ", not", "not bad", "bad ."]
+    vectorizer = bow.NgramVectorizer(n_max=1).fit(["a a b", "b c"])
+    assert vectorizer.vocabulary == {"a": 0, "b": 1, "c": 2}
+    x = vectorizer.transform(["b a a unseen", ""])
+    assert x.indptr.tolist() == [0, 2, 2] and x.columns.tolist() == [0, 1] and x.values.tolist() == [2.0, 1.0]
+    assert vectorizer.idf.tolist() == pytest.approx([math.log(3 / 2) + 1, 1.0, math.log(3 / 2) + 1])
+
+
+def test_tfidf_rows_have_unit_norm():
+    vectorizer = bow.NgramVectorizer(n_max=1, tfidf=True).fit(["a a b", "b c", "c d e"])
+    x = vectorizer.transform(["a a b", "", "d d c"])
+    a, b = 2 * (math.log(4 / 2) + 1), math.log(4 / 3) + 1  # "a" twice and "b" once, by their idf
+    assert x.values[x.indptr[0]:x.indptr[1]].tolist() == pytest.approx([a / math.hypot(a, b), b / math.hypot(a, b)])
+    assert np.bincount(x.row_ids(), weights=x.values ** 2, minlength=3).tolist() == pytest.approx([1.0, 0.0, 1.0])
+
+
+@given(st.integers(1, 6), st.integers(1, 7), st.integers(1, 4), st.integers(0, 2 ** 16))
+def test_sparse_product_and_take_match_dense(n_rows, n_columns, n_classes, seed):
+    rng = host_rng(seed)
+    x, dense = random_rows(rng, n_rows, n_columns)
+    w, b = rng.standard_normal((n_columns, n_classes)), rng.standard_normal(n_classes)
+    scores, _ = bow.sparse_linear_forward(x, to_device(w), to_device(b))
+    assert to_host(scores) == pytest.approx(dense @ w + b)
+    picked = rng.integers(0, n_rows, size=5)
+    part = x.take(picked)
+    scores, _ = bow.sparse_linear_forward(part, to_device(w), to_device(b))
+    assert to_host(scores) == pytest.approx(dense[picked] @ w + b)
+
+
+@given(st.integers(1, 5), st.integers(1, 6), st.integers(2, 4), st.integers(0, 2 ** 16))
+def test_softmax_regression_loss_gradient(n_rows, n_columns, n_classes, seed):
+    """d(mean cross-entropy)/d(W, b, input values) against central differences, float64."""
+    rng = host_rng(seed)
+    x, _ = random_rows(rng, n_rows, n_columns, density=0.6)
+    labels = to_device(rng.integers(0, n_classes, n_rows))
+    layer = bow.SparseLinear(n_columns, n_classes, dtype="float64")
+    layer.weight.data = to_device(rng.standard_normal((n_columns, n_classes)))
+    layer.bias.data = to_device(rng.standard_normal(n_classes))
+    caches = []
+
+    def forward(values):
+        loss, cache = cross_entropy_forward(layer(bow.SparseRows(values, x.columns, x.indptr, n_columns)), labels)
+        caches[:] = [cache]
+        return xp.asarray(loss)
+
+    def backward(dloss):
+        return layer.backward(cross_entropy_backward(dloss, caches[0]))
+
+    errors = gradcheck(forward, backward, (to_device(x.values),), list(layer.named_parameters()))
+    expected = ["weight", "bias"] + (["input0"] if x.values.size else [])
+    assert sorted(errors) == sorted(expected)
+    assert max(errors.values()) <= 1e-6, errors
+
+
+def test_naive_bayes_by_hand():
+    vectorizer = bow.NgramVectorizer(n_max=1).fit(["a a b", "b c"])
+    nb = bow.MultinomialNB(alpha=1.0).fit(vectorizer.transform(["a a b", "b c"]), [0, 1])
+    # counts + 1: class 0 (a 3, b 2, c 1) / 6, class 1 (a 1, b 2, c 2) / 5; priors 1/2.
+    assert np.exp(nb.log_likelihood).ravel().tolist() == pytest.approx([3 / 6, 1 / 5, 2 / 6, 2 / 5, 1 / 6, 2 / 5])
+    # "a c": class 0 has 1/2 * 3/6 * 1/6 = 1/24, class 1 has 1/2 * 1/5 * 2/5 = 1/25.
+    proba = nb.predict_proba(vectorizer.transform(["a c"]))
+    assert proba[0].tolist() == pytest.approx([(1 / 24) / (1 / 24 + 1 / 25), (1 / 25) / (1 / 24 + 1 / 25)])
+    assert nb.predict(vectorizer.transform(["a c", "c c", "zzz"])).tolist() == [0, 1, 0]  # tie -> lowest class
+
+
+def test_softmax_regression_fits_a_separable_toy_set():
+    texts = ["good fun", "great good", "fun great film", "bad dull", "awful bad", "dull awful film"] * 4
+    labels = [1, 1, 1, 0, 0, 0] * 4
+    vectorizer = bow.NgramVectorizer(tfidf=True).fit(texts)
+    model = bow.SoftmaxRegression(epochs=20, lr=0.1, batch_size=4).fit(vectorizer.transform(texts), labels)
+    assert model.predict(vectorizer.transform(["good film", "awful film"])).tolist() == [1, 0]
+    assert model.losses[-1] < 0.1 < math.log(2) == pytest.approx(model.losses[0])
+    assert model.predict_proba(vectorizer.transform(["good"])).sum() == pytest.approx(1.0)
+
+
+def test_snips_intent_baselines_on_real_data():
+    splits, names, _ = bow.task_data("intent")
+    assert len(names) == 7
+    (train_texts, train_labels), (dev_texts, dev_labels) = splits["train"], splits["dev"]
+    vectorizer = bow.NgramVectorizer().fit(train_texts)
+    nb = bow.MultinomialNB().fit(vectorizer.transform(train_texts), train_labels)
+    accuracy = np.mean(nb.predict(vectorizer.transform(dev_texts)) == np.array(dev_labels))
+    assert accuracy > 0.96  # 97.86% with the defaults
+    with pytest.raises(ValueError, match="unknown task"):
+        bow.task_data("poetry")
