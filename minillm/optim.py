@@ -99,6 +99,15 @@ def cosine_lr(it, max_lr, min_lr, warmup_iters, decay_iters):
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (max_lr - min_lr)
 
 
+def linear_lr(it, max_lr, min_lr, warmup_iters, decay_iters):
+    """Linear warmup to max_lr, then a straight line down to min_lr at decay_iters (BERT's schedule)."""
+    if it < warmup_iters:
+        return max_lr * (it + 1) / (warmup_iters + 1)
+    if it >= decay_iters:
+        return min_lr
+    return max_lr - (max_lr - min_lr) * (it - warmup_iters) / max(decay_iters - warmup_iters, 1)
+
+
 def clip_grad_norm(parameters, max_norm):
     """Scale all gradients so their global L2 norm is at most max_norm; returns the norm before."""
     grads = [p.grad for p in parameters if p.grad is not None]

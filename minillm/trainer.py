@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from minillm.backend import synchronize
 from minillm.checkpoint import load_safetensors, read_json, save_safetensors, write_json
-from minillm.optim import AdamW, clip_grad_norm, cosine_lr
+from minillm.optim import AdamW, clip_grad_norm, cosine_lr, linear_lr
 
 
 @dataclasses.dataclass
@@ -39,6 +39,10 @@ class TrainConfig:
     grad_clip: float = 1.0
     grad_accum: int = 1
     seed: int = 1337
+    schedule: str = "cosine"  # or "linear": warmup, then straight down to min_lr (BERT's fine-tuning)
+    metric_for_best: str = "val_loss"  # the evaluation metric that picks run_dir/best
+    greater_is_better: bool = False
+    early_stopping_patience: int = 0  # stop after this many evaluations without a new best (0: never)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -54,7 +58,8 @@ class Trainer:
         self.run_config = run_config or {}  # everything needed to rebuild the run, saved with it
         self.optimizer = AdamW(model, cfg.learning_rate, (cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
         self.iter = 0
-        self.best_val_loss = math.inf
+        self.best = None  # the best value of cfg.metric_for_best so far
+        self.evals_since_best = 0
         self.progress = progress
         self.history = []  # every metrics record of this process, also written to metrics.jsonl
         os.makedirs(run_dir, exist_ok=True)
@@ -68,7 +73,8 @@ class Trainer:
         def extras(tmp):
             save_safetensors(os.path.join(tmp, "optimizer.safetensors"), self.optimizer.state_dict())
             write_json(os.path.join(tmp, "trainer_state.json"), {
-                "iter": self.iter, "best_val_loss": self.best_val_loss, "optimizer_step": self.optimizer.t,
+                "iter": self.iter, "best": self.best, "evals_since_best": self.evals_since_best,
+                "optimizer_step": self.optimizer.t,
                 "train_config": dataclasses.asdict(self.cfg), "run_config": self.run_config})
             if self.extra_files:
                 self.extra_files(tmp)
@@ -84,7 +90,7 @@ class Trainer:
         self.model.load_state_dict(load_safetensors(os.path.join(directory, "model.safetensors")))
         self.optimizer.load_state_dict(load_safetensors(os.path.join(directory, "optimizer.safetensors")),
                                        state["optimizer_step"])
-        self.iter, self.best_val_loss = state["iter"], state["best_val_loss"]
+        self.iter, self.best, self.evals_since_best = state["iter"], state["best"], state["evals_since_best"]
         return state
 
     # ------------------------------------------------------------ metrics
@@ -94,12 +100,25 @@ class Trainer:
             f.write(json.dumps(record) + "\n")
 
     def evaluate(self):
+        """Task metrics, logged; a new best (cfg.metric_for_best) is also saved to run_dir/best."""
         metrics = self.task.evaluate()
         self.model.train()
         record = {"iter": self.iter, **metrics}
         self.log(record)
-        self.best_val_loss = min(self.best_val_loss, metrics.get("val_loss", math.inf))
+        value = metrics.get(self.cfg.metric_for_best)
+        if value is None:
+            raise KeyError(f"metric_for_best {self.cfg.metric_for_best!r} is not among {sorted(metrics)}")
+        better = self.best is None or (value > self.best if self.cfg.greater_is_better else value < self.best)
+        if better:
+            self.best, self.evals_since_best = value, 0
+            self.model.save_pretrained(os.path.join(self.run_dir, "best"), extra_files=self.extra_files)
+        else:
+            self.evals_since_best += 1
         return record
+
+    def should_stop_early(self):
+        patience = self.cfg.early_stopping_patience
+        return patience > 0 and self.evals_since_best >= patience
 
     # ------------------------------------------------------------ the loop
     def fit(self, resumed=False):
@@ -118,11 +137,16 @@ class Trainer:
             is_eval = it % cfg.eval_interval == 0 or it == cfg.max_iters
             if is_eval and not (resumed and it == start):
                 record = self.evaluate()
-                bar.write(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()))
+                bar.write(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                                   for k, v in record.items() if not isinstance(v, (list, dict))))
                 self.save()
+                if self.should_stop_early():
+                    bar.write(f"early stop: no better {cfg.metric_for_best} in {self.evals_since_best} evaluations")
+                    break
             if it == cfg.max_iters:
                 break
-            lr = cosine_lr(it, cfg.learning_rate, cfg.min_lr, cfg.warmup_iters, cfg.lr_decay_iters)
+            schedule = {"cosine": cosine_lr, "linear": linear_lr}[cfg.schedule]
+            lr = schedule(it, cfg.learning_rate, cfg.min_lr, cfg.warmup_iters, cfg.lr_decay_iters)
             loss = self.step(it, lr)
             tokens += self.task.tokens_per_step * cfg.grad_accum
             if (it + 1) % cfg.log_interval == 0:
