@@ -133,7 +133,7 @@ class LSTM(Module):
     forward(x (B, T, I), state=None) -> (out (B, T, H), (h_n, c_n)), with the
     state (h0, c0) each (L, B, H) or None for zeros. Dropout with probability p
     is applied to each layer's output that feeds another layer (not after the last).
-    backward(dout, dstate=None) -> (dx, (dh0, dc0)); dstate = (dh_n, dc_n).
+    backward(dout, dstate_final=None) -> (dx, (dh0, dc0)); dstate_final = (dh_n, dc_n).
     Parameters are initialised U(-1/sqrt(H), 1/sqrt(H)), as PyTorch does.
     """
 
@@ -182,15 +182,16 @@ class LSTM(Module):
             self.caches.append(cache)
         return h.transpose(1, 0, 2), (xp.stack(h_n), xp.stack(c_n))  # (B, T, H), ((L, B, H), (L, B, H))
 
-    def backward(self, dout, dstate=None):
-        """dout (B, T, H) = dL/d(out); dstate = (dh_n, dc_n) or None. Returns dx, (dh0, dc0)."""
+    def backward(self, dout, dstate_final=None):
+        """dout (B, T, H) = dL/d(out); dstate_final = (dh_n, dc_n) or None (zeros). Returns dx, (dh0, dc0)."""
         dh = xp.ascontiguousarray(dout.transpose(1, 0, 2))  # (T, B, H)
         B = dh.shape[1]
-        if dstate is None:
-            dstate = self.zero_state(B, dout.dtype)
+        if dstate_final is None:  # the final state fed nothing (or, in truncated BPTT, only the next batch)
+            dstate_final = self.zero_state(B, dout.dtype)
         dh0, dc0 = [None] * self.num_layers, [None] * self.num_layers
         for k in reversed(range(self.num_layers)):
-            dh, dh0[k], dc0[k], *dparams = lstm_layer_backward(dh, dstate[0][k], dstate[1][k], self.caches[k])
+            dh, dh0[k], dc0[k], *dparams = lstm_layer_backward(dh, dstate_final[0][k], dstate_final[1][k],
+                                                             self.caches[k])
             for p, g in zip(self.layer_parameters(k), dparams):
                 p.accumulate(g)
             if k > 0:
