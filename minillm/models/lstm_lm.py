@@ -1,0 +1,163 @@
+"""An LSTM language model, laid out as PyTorch's word_language_model example (RNNModel).
+
+    e_t = dropout(W_enc[idx_t])                   embedding (`encoder`)
+    h_t, (h, c) = LSTM(e_t, (h, c))               num_layers, dropout between layers (`rnn`)
+    logits_t = dropout(h_t) W_dec^T + b_dec       projection to the vocabulary (`decoder`)
+
+With tie_weights (n_embd == hidden_size), W_dec is W_enc itself.
+
+Truncated backpropagation through time: `model(idx, state)` starts from the
+given state (None: zeros) and leaves the final state in `model.final_state`,
+plain arrays with no gradient attached. The trainer passes it to the next
+batch, so the memory runs through the whole text while each backward stops
+at its batch's first token:
+
+    state = None
+    for x, y in batches:                   # consecutive windows of each stream
+        logits = model(x, state)
+        state = model.final_state
+        ... loss, model.backward(dlogits), optimizer step ...
+"""
+
+import dataclasses
+import os
+
+from minillm.backend import xp
+from minillm.checkpoint import load_safetensors, read_json, save_directory_atomically, save_safetensors, write_json
+from minillm.nn.layers import Dropout, Embedding, Linear, Module, RandomSource
+from minillm.nn.lstm import LSTM
+from minillm.sampling import sample_next
+
+MODEL_TYPE = "lstm_lm"
+
+
+@dataclasses.dataclass
+class LSTMConfig:
+    """Hyperparameters. dropout is used on the embeddings, between LSTM layers and on the LSTM output."""
+
+    vocab_size: int = 65
+    n_embd: int = 256
+    hidden_size: int = 256
+    num_layers: int = 2
+    dropout: float = 0.0
+    tie_weights: bool = False
+    init_range: float = 0.1  # encoder and decoder weights ~ U(-init_range, init_range), as the PyTorch example
+
+    def to_dict(self):
+        return {"model_type": MODEL_TYPE, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, d, source="config.json"):
+        if d.get("model_type") != MODEL_TYPE:
+            raise ValueError(f"{source}: model_type is {d.get('model_type')!r}, expected {MODEL_TYPE!r}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names - {"model_type"})
+        if unknown:
+            raise ValueError(f"{source}: unknown fields {', '.join(unknown)}")
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _uniform(shape, bound, rng, dtype):
+    return ((rng.random(shape, dtype="float64") * 2.0 - 1.0) * bound).astype(dtype)
+
+
+class LSTMLM(Module):
+    """Embedding -> LSTM -> linear, with PyTorch's names: encoder.weight, rnn.weight_ih_l0, ..., decoder.weight/bias."""
+
+    def __init__(self, cfg, seed=0, dtype="float32"):
+        if cfg.tie_weights and cfg.n_embd != cfg.hidden_size:
+            raise ValueError(f"tie_weights needs n_embd == hidden_size, got {cfg.n_embd} and {cfg.hidden_size}")
+        self.config = cfg
+        self.dropout_rng = RandomSource(seed)
+        rng = xp.random.default_rng(seed)
+        self.encoder = Embedding(cfg.vocab_size, cfg.n_embd, rng, dtype=dtype)
+        self.encoder.weight.data = _uniform((cfg.vocab_size, cfg.n_embd), cfg.init_range, rng, dtype)
+        self.drop_in = Dropout(cfg.dropout, self.dropout_rng)
+        self.rnn = LSTM(cfg.n_embd, cfg.hidden_size, cfg.num_layers, cfg.dropout, rng, self.dropout_rng, dtype)
+        self.drop_out = Dropout(cfg.dropout, self.dropout_rng)
+        self.decoder = Linear(cfg.hidden_size, cfg.vocab_size, rng, dtype=dtype)  # bias starts at zero
+        if cfg.tie_weights:
+            self.decoder.weight = self.encoder.weight  # one Parameter: both gradients add into it
+        else:
+            self.decoder.weight.data = _uniform((cfg.vocab_size, cfg.hidden_size), cfg.init_range, rng, dtype)
+        self.final_state = None
+
+    def zero_state(self, batch_size):
+        """(h0, c0) of zeros, each (num_layers, B, hidden_size): the state at the start of a text."""
+        return self.rnn.zero_state(batch_size)
+
+    def forward(self, idx, state=None):
+        """idx (B, T) token ids, state (h0, c0) each (L, B, H) or None -> logits (B, T, V).
+
+        The final state is kept in self.final_state for the next call.
+        """
+        e = self.drop_in(self.encoder(idx))  # (B, T, E)
+        h, self.final_state = self.rnn(e, state)  # (B, T, H)
+        return self.decoder(self.drop_out(h))  # (B, T, V)
+
+    def backward(self, dlogits):
+        """From dloss/dlogits (B, T, V) to the embedding table, filling every .grad.
+
+        Truncated BPTT: the final state feeds only the next batch, so no gradient
+        enters through it, and the gradient of the initial state is dropped here.
+        """
+        dh = self.drop_out.backward(self.decoder.backward(dlogits))
+        de, _ = self.rnn.backward(dh)
+        self.encoder.backward(self.drop_in.backward(de))
+
+    # ------------------------------------------------------------ generation
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, rng=None, state=None):
+        """Sample max_new_tokens after idx (B, T). The prompt is read once; then each new
+        token is one LSTM step from the carried state: O(1) work per token.
+
+        self.final_state is left as it was, so sampling mid-training does not
+        disturb the state a trainer carries.
+        """
+        rng = rng or xp.random.default_rng(0)
+        was_training, kept_state = self.training, self.final_state
+        self.eval()
+        logits = self(idx, state)
+        out = idx
+        for n in range(max_new_tokens):
+            next_id = sample_next(logits[:, -1, :], temperature, top_k, rng)  # (B, 1)
+            out = xp.concatenate([out, next_id], axis=1)
+            if n + 1 < max_new_tokens:
+                logits = self(next_id, self.final_state)
+        self.train(was_training)
+        self.final_state = kept_state
+        return out
+
+    # ------------------------------------------------------------ checkpoints
+    def save_pretrained(self, directory, extra_files=None):
+        """Write config.json + model.safetensors (PyTorch's RNNModel names; a tied
+        decoder.weight is written too, equal to encoder.weight, as PyTorch's state_dict has it).
+
+        extra_files(tmp_dir) may add files (tokenizer, trainer state) to the same atomic save.
+        """
+        state = dict(self.state_dict())
+        state["decoder.weight"] = self.decoder.weight.data
+
+        def write(tmp):
+            write_json(os.path.join(tmp, "config.json"), self.config.to_dict())
+            save_safetensors(os.path.join(tmp, "model.safetensors"), state, {"format": "pt"})
+            if extra_files:
+                extra_files(tmp)
+
+        save_directory_atomically(directory, write)
+
+    @classmethod
+    def from_pretrained(cls, directory, dtype="float32"):
+        config_path = os.path.join(directory, "config.json")
+        cfg = LSTMConfig.from_dict(read_json(config_path), config_path)
+        model = cls(cfg, dtype=dtype)
+        path = os.path.join(directory, "model.safetensors")
+        tensors = load_safetensors(path)
+        if cfg.tie_weights:
+            head, enc = tensors.pop("decoder.weight", None), tensors.get("encoder.weight")
+            if head is not None and enc is not None and not (head.shape == enc.shape and (head == enc).all()):
+                raise ValueError(f"{path}: decoder.weight differs from encoder.weight, but config ties them")
+        try:
+            model.load_state_dict(tensors)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
+        return model
