@@ -17,7 +17,8 @@ import sys
 from minillm import backend
 from minillm.corpus import CORPORA, document_separator, lm_streams
 from minillm.models.gpt import GPT, GPTConfig
-from minillm.tasks import CausalLMTask
+from minillm.models.lstm_lm import LSTMConfig, LSTMLM
+from minillm.tasks import CausalLMTask, TruncatedBPTTTask
 from minillm.trainer import NonFiniteLoss, Trainer, TrainConfig
 
 DEFAULTS = dict(  # nanoGPT's shakespeare_char on the CPU
@@ -25,13 +26,25 @@ DEFAULTS = dict(  # nanoGPT's shakespeare_char on the CPU
     max_iters=2000, lr_decay_iters=2000, learning_rate=1e-3, min_lr=1e-4, warmup_iters=100,
     weight_decay=0.1, beta1=0.9, beta2=0.99, grad_clip=1.0, eval_interval=250, eval_iters=20,
 )
+MODEL_DEFAULTS = {  # what differs from DEFAULTS for each --model
+    "gpt": {},
+    "lstm": dict(n_layer=2, n_embd=128, hidden_size=256, batch_size=32, learning_rate=2e-3, min_lr=2e-4,
+                 weight_decay=0.0, dropout=0.0),
+}
+
+
+def parse_bool(text):
+    if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return text.lower() in ("true", "1", "yes")
 
 
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="JSON file of settings (keys are flag names with underscores)")
     run = p.add_argument_group("run")
-    run.add_argument("--model", choices=["gpt"], default="gpt")
+    run.add_argument("--model", choices=sorted(MODEL_DEFAULTS), default="gpt",
+                     help="gpt (GPT-2 architecture) or lstm (embedding, LSTM, linear); each has its own defaults")
     run.add_argument("--data", choices=CORPORA, default="tinyshakespeare")
     run.add_argument("--data-dir", help="dataset directory (default: $MINILLM_DATA, else ./data)")
     run.add_argument("--tokenizer", choices=["char", "bpe", "wordpiece"], default="char")
@@ -46,23 +59,26 @@ def build_parser():
     model = p.add_argument_group("model")
     for name in ("n_layer", "n_head", "n_embd", "block_size"):
         model.add_argument("--" + name.replace("_", "-"), type=int, default=DEFAULTS[name])
+    model.add_argument("--hidden-size", type=int, default=256, help="LSTM state size")
+    model.add_argument("--tie-weights", action="store_true", help="LSTM: decoder tied to the embedding")
     model.add_argument("--dropout", type=float, default=DEFAULTS["dropout"])
     opt = p.add_argument_group("optimisation")
     for field in dataclasses.fields(TrainConfig):
         if field.name == "seed":
             continue
         default = DEFAULTS.get(field.name, field.default)
-        opt.add_argument("--" + field.name.replace("_", "-"), type=type(field.default), default=default)
+        kind = parse_bool if isinstance(field.default, bool) else type(field.default)
+        opt.add_argument("--" + field.name.replace("_", "-"), type=kind, default=default)
     opt.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
     opt.add_argument("--eval-iters", type=int, default=DEFAULTS["eval_iters"], help="batches per split per eval")
     return p
 
 
 def parse_args(argv=None):
-    """Flags over --config over the resumed run's settings over the defaults."""
+    """Flags over --config over the resumed run's settings over the model's defaults."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    layers = []
+    layers = [("--model " + args.model, MODEL_DEFAULTS[args.model])]
     if args.resume:
         state_path = os.path.join(args.out_dir, "checkpoint", "trainer_state.json")
         if not os.path.exists(state_path):
@@ -81,6 +97,21 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def build_model_and_task(args, vocab_size, train_ids, val_ids):
+    if args.model == "lstm":
+        cfg = LSTMConfig(vocab_size=vocab_size, n_embd=args.n_embd, hidden_size=args.hidden_size,
+                         num_layers=args.n_layer, dropout=args.dropout, tie_weights=args.tie_weights)
+        model = LSTMLM(cfg, seed=args.seed, dtype=args.dtype)
+        return model, TruncatedBPTTTask(model, train_ids, val_ids, args.batch_size, args.block_size,
+                                        args.eval_iters, args.grad_accum)
+    cfg = GPTConfig(vocab_size=vocab_size, n_positions=args.block_size, n_embd=args.n_embd,
+                    n_layer=args.n_layer, n_head=args.n_head, resid_pdrop=args.dropout,
+                    embd_pdrop=args.dropout, attn_pdrop=args.dropout)
+    model = GPT(cfg, seed=args.seed, dtype=args.dtype)
+    return model, CausalLMTask(model, train_ids, val_ids, args.batch_size, args.block_size, args.eval_iters,
+                               args.seed)
+
+
 def main(argv=None):
     args = parse_args(argv)
     backend.use(args.device)
@@ -89,14 +120,10 @@ def main(argv=None):
     print(f"{args.data}: {args.tokenizer} vocabulary of {tokenizer.vocab_size}, "
           f"{len(train_ids):,} train / {len(val_ids):,} val tokens")
 
-    cfg = GPTConfig(vocab_size=tokenizer.vocab_size, n_positions=args.block_size, n_embd=args.n_embd,
-                    n_layer=args.n_layer, n_head=args.n_head, resid_pdrop=args.dropout,
-                    embd_pdrop=args.dropout, attn_pdrop=args.dropout)
-    model = GPT(cfg, seed=args.seed, dtype=args.dtype)
-    print(f"GPT: {model.num_parameters():,} parameters, {args.device}, {args.dtype}")
-
-    train_cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
-    task = CausalLMTask(model, train_ids, val_ids, args.batch_size, args.block_size, args.eval_iters, args.seed)
+    model, task = build_model_and_task(args, tokenizer.vocab_size, train_ids, val_ids)
+    print(f"{args.model}: {model.num_parameters():,} parameters, {args.device}, {args.dtype}")
+    train_cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+                               if hasattr(args, f.name)})
     run_config = {k: v for k, v in vars(args).items() if k not in ("resume", "config")}
     trainer = Trainer(model, task, train_cfg, args.out_dir, extra_files=tokenizer.save, run_config=run_config,
                       progress=not args.no_progress)

@@ -9,7 +9,7 @@ running generator, so a resumed run sees the same batches.
 
 import math
 
-from minillm.backend import host_rng, np
+from minillm.backend import host_rng, np, to_device
 from minillm.objectives import ar_blocks, ar_loss, ar_loss_backward
 
 
@@ -42,3 +42,74 @@ class CausalLMTask:
             out[f"{split}_loss"] = sum(losses) / len(losses)
         out["val_perplexity"] = math.exp(out["val_loss"])
         return out
+
+
+class TruncatedBPTTTask:
+    """Next-token prediction for a recurrent model over B parallel streams, state carried between steps.
+
+    The training ids are cut into B contiguous streams (B, L); step `it` reads
+    window (it mod steps_per_epoch) of each, starting from the state the
+    previous step left, so the memory runs through the text while each
+    backward stops at its window (truncated BPTT). The carried state is part of
+    the checkpoint (`state_dict`), which keeps resume exact.
+    """
+
+    def __init__(self, model, train_ids, val_ids, batch_size, block_size, eval_iters=20, grad_accum=1):
+        self.model, self.batch_size, self.block_size, self.eval_iters = model, batch_size, block_size, eval_iters
+        self.grad_accum = grad_accum  # micro-batches per step: each reads the next window
+        self.train_streams, self.val_streams = self.streams(train_ids), self.streams(val_ids)
+        self.steps_per_epoch = (self.train_streams.shape[1] - 1) // block_size
+        if self.steps_per_epoch < 1:
+            raise ValueError(f"{len(train_ids)} training ids are too few for {batch_size} streams of {block_size}")
+        self.tokens_per_step = batch_size * block_size
+        self.state = None
+
+    def streams(self, ids):
+        ids = np.asarray(ids)
+        length = len(ids) // self.batch_size
+        return ids[:length * self.batch_size].reshape(self.batch_size, length).astype(np.int64)  # (B, L)
+
+    def window(self, streams, k):
+        start = k * self.block_size
+        stop = min(start + self.block_size, streams.shape[1] - 1)  # the last id is only ever a target
+        return to_device(streams[:, start:stop]), to_device(streams[:, start + 1:stop + 1])
+
+    def train_step(self, it, micro, scale):
+        k = (it * self.grad_accum + micro) % self.steps_per_epoch
+        if k == 0:
+            self.state = None  # a new pass over the text starts from zeros
+        x, y = self.window(self.train_streams, k)
+        logits = self.model(x, self.state)  # (B, T, V)
+        self.state = self.model.final_state
+        loss, cache = ar_loss(logits, y)
+        self.model.backward(ar_loss_backward(scale, cache))
+        return float(loss)
+
+    def evaluate(self):
+        """Val loss over the whole validation text, read in order with the state carried."""
+        self.model.eval()
+        out = {"train_loss": self.stream_loss(self.train_streams, self.eval_iters)}
+        out["val_loss"] = self.stream_loss(self.val_streams, None)
+        out["val_perplexity"] = math.exp(out["val_loss"])
+        return out
+
+    def stream_loss(self, streams, max_windows):
+        n = (streams.shape[1] - 1 + self.block_size - 1) // self.block_size
+        n = n if max_windows is None else min(n, max_windows)
+        state, total, count = None, 0.0, 0
+        for k in range(n):
+            x, y = self.window(streams, k)
+            logits = self.model(x, state)
+            state = self.model.final_state
+            total += float(ar_loss(logits, y)[0]) * y.size
+            count += y.size
+        return total / count
+
+    def state_dict(self):
+        """The carried state, saved with each checkpoint."""
+        if self.state is None:
+            return {}
+        return {"h": self.state[0], "c": self.state[1]}
+
+    def load_state_dict(self, tensors):
+        self.state = (to_device(tensors["h"]), to_device(tensors["c"])) if tensors else None

@@ -72,6 +72,8 @@ class Trainer:
     def save(self):
         def extras(tmp):
             save_safetensors(os.path.join(tmp, "optimizer.safetensors"), self.optimizer.state_dict())
+            if hasattr(self.task, "state_dict"):  # e.g. the recurrent state carried between steps
+                save_safetensors(os.path.join(tmp, "task_state.safetensors"), self.task.state_dict())
             write_json(os.path.join(tmp, "trainer_state.json"), {
                 "iter": self.iter, "best": self.best, "evals_since_best": self.evals_since_best,
                 "optimizer_step": self.optimizer.t,
@@ -87,9 +89,11 @@ class Trainer:
         if not os.path.exists(directory) and os.path.exists(directory + ".old"):
             directory += ".old"  # a crash between the two renames of an atomic save
         state = read_json(os.path.join(directory, "trainer_state.json"))
-        self.model.load_state_dict(load_safetensors(os.path.join(directory, "model.safetensors")))
+        self.model.load_pretrained_state(load_safetensors(os.path.join(directory, "model.safetensors")))
         self.optimizer.load_state_dict(load_safetensors(os.path.join(directory, "optimizer.safetensors")),
                                        state["optimizer_step"])
+        if hasattr(self.task, "load_state_dict"):
+            self.task.load_state_dict(load_safetensors(os.path.join(directory, "task_state.safetensors")))
         self.iter, self.best, self.evals_since_best = state["iter"], state["best"], state["evals_since_best"]
         return state
 

@@ -85,3 +85,15 @@ def test_sample_command_reads_the_checkpoint(tmp_path):
     texts = sample.main(["--out-dir", str(tmp_path / "s"), "--start", "ROMEO:", "--num-samples", "2",
                          "--max-new-tokens", "40", "--temperature", "0"])
     assert len(texts) == 2 and texts[0] == texts[1] and texts[0].startswith("ROMEO:") and len(texts[0]) == 46
+
+
+def test_lstm_trains_and_resumes_exactly_with_its_carried_state(tmp_path):
+    lstm = ["--model", "lstm", "--n-layer", "1", "--n-embd", "8", "--hidden-size", "8", "--batch-size", "4",
+            "--block-size", "8", "--log-interval", "1", "--eval-iters", "2", "--no-progress", "--sample-tokens", "10",
+            "--eval-interval", "4"]
+    whole = train.main(lstm + ["--out-dir", str(tmp_path / "whole"), "--max-iters", "8"])
+    train.main(lstm + ["--out-dir", str(tmp_path / "split"), "--max-iters", "4"])
+    resumed = train.main(["--resume", "--out-dir", str(tmp_path / "split"), "--max-iters", "8", "--no-progress"])
+    assert losses(resumed) == losses(whole)[4:]
+    evals = [r["val_loss"] for r in whole if "val_loss" in r]
+    assert evals[-1] < evals[0]

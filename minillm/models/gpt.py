@@ -194,6 +194,10 @@ class GPT(Module):
         """
         save_model_directory(directory, self.config.to_hf_dict(), self.state_dict(), extra_files)
 
+    def load_pretrained_state(self, tensors):
+        """Load Hugging Face GPT-2 tensors (see hf_gpt2_state)."""
+        self.load_state_dict(hf_gpt2_state(tensors))
+
     @classmethod
     def from_pretrained(cls, directory, dtype="float32"):
         """Load a Hugging Face GPT-2 directory (ours, or one saved by transformers)."""
@@ -202,7 +206,7 @@ class GPT(Module):
         model = cls(cfg, dtype=dtype)
         path = os.path.join(directory, "model.safetensors")
         try:
-            model.load_state_dict(hf_gpt2_state(load_safetensors(path)))
+            model.load_pretrained_state(load_safetensors(path))
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from None
         return model

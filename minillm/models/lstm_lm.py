@@ -23,7 +23,7 @@ import dataclasses
 import os
 
 from minillm.backend import xp
-from minillm.checkpoint import load_safetensors, read_json, save_directory_atomically, save_safetensors, write_json
+from minillm.checkpoint import load_safetensors, read_json, save_model_directory
 from minillm.nn.layers import Dropout, Embedding, Linear, Module, RandomSource
 from minillm.nn.lstm import LSTM
 from minillm.sampling import sample_next
@@ -136,14 +136,16 @@ class LSTMLM(Module):
         """
         state = dict(self.state_dict())
         state["decoder.weight"] = self.decoder.weight.data
+        save_model_directory(directory, self.config.to_dict(), state, extra_files)
 
-        def write(tmp):
-            write_json(os.path.join(tmp, "config.json"), self.config.to_dict())
-            save_safetensors(os.path.join(tmp, "model.safetensors"), state, {"format": "pt"})
-            if extra_files:
-                extra_files(tmp)
-
-        save_directory_atomically(directory, write)
+    def load_pretrained_state(self, tensors):
+        """Load checkpoint tensors; a tied decoder.weight must equal encoder.weight and is not loaded twice."""
+        tensors = dict(tensors)
+        if self.config.tie_weights:
+            head, enc = tensors.pop("decoder.weight", None), tensors.get("encoder.weight")
+            if head is not None and enc is not None and not (head.shape == enc.shape and (head == enc).all()):
+                raise ValueError("decoder.weight differs from encoder.weight, but config ties them")
+        self.load_state_dict(tensors)
 
     @classmethod
     def from_pretrained(cls, directory, dtype="float32"):
@@ -151,13 +153,8 @@ class LSTMLM(Module):
         cfg = LSTMConfig.from_dict(read_json(config_path), config_path)
         model = cls(cfg, dtype=dtype)
         path = os.path.join(directory, "model.safetensors")
-        tensors = load_safetensors(path)
-        if cfg.tie_weights:
-            head, enc = tensors.pop("decoder.weight", None), tensors.get("encoder.weight")
-            if head is not None and enc is not None and not (head.shape == enc.shape and (head == enc).all()):
-                raise ValueError(f"{path}: decoder.weight differs from encoder.weight, but config ties them")
         try:
-            model.load_state_dict(tensors)
+            model.load_pretrained_state(load_safetensors(path))
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from None
         return model
