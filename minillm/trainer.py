@@ -43,6 +43,7 @@ class TrainConfig:
     metric_for_best: str = "val_loss"  # the evaluation metric that picks run_dir/best
     greater_is_better: bool = False
     early_stopping_patience: int = 0  # stop after this many evaluations without a new best (0: never)
+    max_seconds: float = 0.0  # a training-time budget: evaluate, save and stop once it is spent (0: none)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -136,9 +137,11 @@ class Trainer:
         bar = tqdm(range(self.iter, cfg.max_iters + 1), initial=self.iter, total=cfg.max_iters + 1,
                    disable=not self.progress, desc="train", dynamic_ncols=True)
         tokens, t0 = 0, time.perf_counter()
+        self.train_seconds = 0.0  # time spent in training steps (not evaluation) by this process
         for it in bar:
             self.iter = it
-            is_eval = it % cfg.eval_interval == 0 or it == cfg.max_iters
+            over_budget = 0 < cfg.max_seconds <= self.train_seconds
+            is_eval = it % cfg.eval_interval == 0 or it == cfg.max_iters or over_budget
             if is_eval and not (resumed and it == start):
                 record = self.evaluate()
                 bar.write(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
@@ -147,11 +150,14 @@ class Trainer:
                 if self.should_stop_early():
                     bar.write(f"early stop: no better {cfg.metric_for_best} in {self.evals_since_best} evaluations")
                     break
-            if it == cfg.max_iters:
+            if it == cfg.max_iters or over_budget:
                 break
             schedule = {"cosine": cosine_lr, "linear": linear_lr}[cfg.schedule]
             lr = schedule(it, cfg.learning_rate, cfg.min_lr, cfg.warmup_iters, cfg.lr_decay_iters)
+            step_start = time.perf_counter()
             loss = self.step(it, lr)
+            synchronize()
+            self.train_seconds += time.perf_counter() - step_start
             tokens += self.task.tokens_per_step * cfg.grad_accum
             if (it + 1) % cfg.log_interval == 0:
                 synchronize()

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-import train
+from minillm import pretrain as train
 from minillm.models.gpt import GPT
 from minillm.tokenizers import load_tokenizer
 from minillm.trainer import NonFiniteLoss, Trainer, TrainConfig

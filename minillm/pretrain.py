@@ -1,0 +1,151 @@
+"""Pretrain a language model: `python train.py` (GPT, characters, Tiny Shakespeare by default).
+
+The defaults are nanoGPT's CPU recipe for shakespeare_char: 4 layers, 4 heads,
+128 channels, 64-token blocks, batch 12, 2000 iterations of AdamW with lr 1e-3
+cosine-decayed to 1e-4 after 100 warmup steps. Every setting is a flag; a
+`--config file.json` of flag names sets defaults that explicit flags override.
+`--resume` continues the run in --out-dir exactly where its checkpoint left it.
+"""
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+
+from minillm import backend
+from minillm.corpus import CORPORA, document_separator, lm_streams
+from minillm.models.gpt import GPT, GPTConfig
+from minillm.models.lstm_lm import LSTMConfig, LSTMLM
+from minillm.tasks import CausalLMTask, TruncatedBPTTTask
+from minillm.trainer import NonFiniteLoss, Trainer, TrainConfig
+
+DEFAULTS = dict(  # nanoGPT's shakespeare_char on the CPU
+    n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, dropout=0.0,
+    max_iters=2000, lr_decay_iters=2000, learning_rate=1e-3, min_lr=1e-4, warmup_iters=100,
+    weight_decay=0.1, beta1=0.9, beta2=0.99, grad_clip=1.0, eval_interval=250, eval_iters=20,
+)
+MODEL_DEFAULTS = {  # what differs from DEFAULTS for each --model
+    "gpt": {},
+    "lstm": dict(n_layer=2, n_embd=128, hidden_size=256, batch_size=32, learning_rate=2e-3, min_lr=2e-4,
+                 weight_decay=0.0, dropout=0.0),
+}
+
+
+def parse_bool(text):
+    if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return text.lower() in ("true", "1", "yes")
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", help="JSON file of settings (keys are flag names with underscores)")
+    run = p.add_argument_group("run")
+    run.add_argument("--model", choices=sorted(MODEL_DEFAULTS), default="gpt",
+                     help="gpt (GPT-2 architecture) or lstm (embedding, LSTM, linear); each has its own defaults")
+    run.add_argument("--data", choices=CORPORA, default="tinyshakespeare")
+    run.add_argument("--data-dir", help="dataset directory (default: $MINILLM_DATA, else ./data)")
+    run.add_argument("--tokenizer", choices=["char", "bpe", "wordpiece"], default="char")
+    run.add_argument("--vocab-size", type=int, default=4096, help="for bpe and wordpiece, trained on the data")
+    run.add_argument("--out-dir", default="out/shakespeare-char", help="run directory: checkpoint/, metrics.jsonl")
+    run.add_argument("--resume", action="store_true", help="continue from --out-dir's checkpoint")
+    run.add_argument("--device", choices=["cpu", "gpu"], default=os.environ.get("MINILLM_DEVICE", "cpu"))
+    run.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    run.add_argument("--seed", type=int, default=1337)
+    run.add_argument("--sample-tokens", type=int, default=500, help="tokens sampled at the end (0: none)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    model = p.add_argument_group("model")
+    for name in ("n_layer", "n_head", "n_embd", "block_size"):
+        model.add_argument("--" + name.replace("_", "-"), type=int, default=DEFAULTS[name])
+    model.add_argument("--hidden-size", type=int, default=256, help="LSTM state size")
+    model.add_argument("--tie-weights", action="store_true", help="LSTM: decoder tied to the embedding")
+    model.add_argument("--dropout", type=float, default=DEFAULTS["dropout"])
+    opt = p.add_argument_group("optimisation")
+    for field in dataclasses.fields(TrainConfig):
+        if field.name == "seed":
+            continue
+        default = DEFAULTS.get(field.name, field.default)
+        kind = parse_bool if isinstance(field.default, bool) else type(field.default)
+        opt.add_argument("--" + field.name.replace("_", "-"), type=kind, default=default)
+    opt.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
+    opt.add_argument("--eval-iters", type=int, default=DEFAULTS["eval_iters"], help="batches per split per eval")
+    return p
+
+
+def parse_args(argv=None):
+    """Flags over --config over the resumed run's settings over the model's defaults."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    layers = [("--model " + args.model, MODEL_DEFAULTS[args.model])]
+    if args.resume:
+        state_path = os.path.join(args.out_dir, "checkpoint", "trainer_state.json")
+        if not os.path.exists(state_path):
+            parser.error(f"--resume: no checkpoint at {state_path}")
+        with open(state_path, encoding="utf-8") as f:
+            layers.append((state_path, json.load(f)["run_config"]))
+    if args.config:
+        with open(args.config, encoding="utf-8") as f:
+            layers.append((args.config, json.load(f)))
+    known = {a.dest for a in parser._actions}
+    for source, settings in layers:
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            parser.error(f"{source}: unknown settings {unknown}")
+        parser.set_defaults(**{k: v for k, v in settings.items() if k not in ("resume", "config", "out_dir")})
+    return parser.parse_args(argv)
+
+
+def build_model_and_task(args, vocab_size, train_ids, val_ids):
+    if args.model == "lstm":
+        cfg = LSTMConfig(vocab_size=vocab_size, n_embd=args.n_embd, hidden_size=args.hidden_size,
+                         num_layers=args.n_layer, dropout=args.dropout, tie_weights=args.tie_weights)
+        model = LSTMLM(cfg, seed=args.seed, dtype=args.dtype)
+        return model, TruncatedBPTTTask(model, train_ids, val_ids, args.batch_size, args.block_size,
+                                        args.eval_iters, args.grad_accum)
+    cfg = GPTConfig(vocab_size=vocab_size, n_positions=args.block_size, n_embd=args.n_embd,
+                    n_layer=args.n_layer, n_head=args.n_head, resid_pdrop=args.dropout,
+                    embd_pdrop=args.dropout, attn_pdrop=args.dropout)
+    model = GPT(cfg, seed=args.seed, dtype=args.dtype)
+    return model, CausalLMTask(model, train_ids, val_ids, args.batch_size, args.block_size, args.eval_iters,
+                               args.seed)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    backend.use(args.device)
+    tokenizer, train_ids, val_ids = lm_streams(args.tokenizer, args.data, args.vocab_size, args.data_dir,
+                                               progress=not args.no_progress)
+    print(f"{args.data}: {args.tokenizer} vocabulary of {tokenizer.vocab_size}, "
+          f"{len(train_ids):,} train / {len(val_ids):,} val tokens")
+
+    model, task = build_model_and_task(args, tokenizer.vocab_size, train_ids, val_ids)
+    print(f"{args.model}: {model.num_parameters():,} parameters, {args.device}, {args.dtype}")
+    train_cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+                               if hasattr(args, f.name)})
+    run_config = {k: v for k, v in vars(args).items() if k not in ("resume", "config")}
+    trainer = Trainer(model, task, train_cfg, args.out_dir, extra_files=tokenizer.save, run_config=run_config,
+                      progress=not args.no_progress)
+    try:
+        history = trainer.run(resume=args.resume)
+    except NonFiniteLoss as err:
+        sys.exit(f"error: {err}")
+
+    final = [r for r in history if "val_loss" in r][-1]
+    bits = f", {final['val_loss'] / math.log(2):.3f} bits/char" if args.tokenizer == "char" else ""
+    print(f"iter {final['iter']}: val loss {final['val_loss']:.4f} nats/token, "
+          f"perplexity {final['val_perplexity']:.2f}{bits}")
+    if args.sample_tokens:
+        start = backend.to_device([document_separator(tokenizer) or tokenizer.encode("\n")])
+        out = model.generate(start, args.sample_tokens, temperature=0.8, top_k=200,
+                             rng=backend.default_rng(args.seed))
+        sample = tokenizer.decode(backend.to_host(out[0]).tolist())
+        with open(os.path.join(args.out_dir, "samples.txt"), "w", encoding="utf-8") as f:
+            f.write(sample)
+        print("---- sample ----" + sample)
+    return history
+
+
+if __name__ == "__main__":
+    main()
