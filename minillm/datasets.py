@@ -490,3 +490,43 @@ def squad(split, directory=None):
 def squad_uses_official_train(directory=None):
     """True when train-v1.1.json is present, so the splits are the official ones (for reports)."""
     return _optional_path("squad1.1/train-v1.1.json", directory) is not None
+
+
+# ------------------------------------------------- classification tasks
+CLASSIFICATION_TASKS = {"sentiment": ("sst2", "chnsenticorp"), "news": ("ag_news",), "intent": ("snips",)}
+CHNSENTICORP_FRACTIONS = (0.8, 0.1, 0.1)
+
+
+def classification_data(task, dataset=None, directory=None):
+    """({split: (texts, labels)}, class names, a note on the splits) of a classification task.
+
+    sentiment: SST-2 (train/dev: GLUE's test has no labels) or ChnSentiCorp (no official
+    split: 80/10/10 stratified by label, seed 0); news: AG News; intent: SNIPS.
+    """
+    if task not in CLASSIFICATION_TASKS:
+        raise ValueError(f"unknown classification task {task!r}; choose {', '.join(CLASSIFICATION_TASKS)}")
+    dataset = dataset or CLASSIFICATION_TASKS[task][0]
+    if dataset not in CLASSIFICATION_TASKS[task]:
+        raise ValueError(f"task {task} reads {', '.join(CLASSIFICATION_TASKS[task])}, not {dataset!r}")
+    if dataset == "sst2":
+        splits = {s: sst2(s, directory) for s in ("train", "dev")}
+        names = ["negative", "positive"]
+        note = "SST-2: GLUE test has no labels, evaluation is on dev"
+    elif dataset == "chnsenticorp":
+        rows = chnsenticorp(directory)
+        parts = stratified_split([y for _, y in rows], CHNSENTICORP_FRACTIONS)
+        splits = {s: [rows[i] for i in part] for s, part in zip(FINETUNE_SPLITS, parts)}
+        names = ["negative", "positive"]
+        note = "ChnSentiCorp: no official split, 80/10/10 stratified by label (seed 0)"
+    elif dataset == "ag_news":
+        splits = {s: ag_news(s, directory) for s in FINETUNE_SPLITS}
+        names = ag_news_classes(directory)
+        note = ("AG News: official train.csv/test.csv" if ag_news_uses_official_train(directory) else
+                "AG News: train.csv absent, test.csv split 70/10/20 by class (seed 0); not comparable to published")
+    else:
+        raw = {s: snips(s, directory) for s in FINETUNE_SPLITS}
+        names = sorted({intent for _, _, intent in raw["train"]})
+        index = {name: i for i, name in enumerate(names)}
+        splits = {s: [(" ".join(tokens), index[intent]) for tokens, _, intent in rows] for s, rows in raw.items()}
+        note = "SNIPS (SlotGated-SLU split): train/valid/test"
+    return {s: ([t for t, _ in rows], [y for _, y in rows]) for s, rows in splits.items()}, names, note

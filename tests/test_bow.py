@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minillm.backend import host_rng, np, to_device, to_host, xp
+from minillm import datasets
 from minillm.gradcheck import gradcheck
 from minillm.models import bow
 from minillm.nn.loss import cross_entropy_backward, cross_entropy_forward
@@ -99,12 +100,22 @@ def test_softmax_regression_fits_a_separable_toy_set():
 
 
 def test_snips_intent_baselines_on_real_data():
-    splits, names, _ = bow.task_data("intent")
+    splits, names, _ = datasets.classification_data("intent")
     assert len(names) == 7
     (train_texts, train_labels), (dev_texts, dev_labels) = splits["train"], splits["dev"]
     vectorizer = bow.NgramVectorizer().fit(train_texts)
     nb = bow.MultinomialNB().fit(vectorizer.transform(train_texts), train_labels)
     accuracy = np.mean(nb.predict(vectorizer.transform(dev_texts)) == np.array(dev_labels))
     assert accuracy > 0.96  # 97.86% with the defaults
-    with pytest.raises(ValueError, match="unknown task"):
-        bow.task_data("poetry")
+    with pytest.raises(ValueError, match="unknown classification task"):
+        datasets.classification_data("poetry")
+    with pytest.raises(ValueError, match="not 'sst2'"):
+        datasets.classification_data("news", "sst2")
+
+
+def test_chnsenticorp_split_is_stratified_and_disjoint():
+    splits, names, note = datasets.classification_data("sentiment", "chnsenticorp")
+    sizes = {s: len(splits[s][0]) for s in splits}
+    assert sizes == {"train": 6213, "dev": 777, "test": 776}  # per class: round(0.8 n), round(0.9 n) - ...
+    assert sum(splits["train"][1]) == round(0.8 * 5322) and "80/10/10" in note
+    assert not set(splits["train"][0]) & set(splits["test"][0]) - {""}

@@ -235,31 +235,9 @@ class SoftmaxRegression(_LinearClassifier):
 
 
 # ------------------------------------------------------------ command
-def task_data(task, directory=None):
-    """(splits {name: (texts, labels)}, class names, a note on the splits) for a task."""
-    if task == "sentiment":
-        splits = {s: datasets.sst2(s, directory) for s in ("train", "dev")}
-        names = ["negative", "positive"]
-        note = "SST-2: GLUE test has no labels, evaluation is on dev"
-    elif task == "news":
-        splits = {s: datasets.ag_news(s, directory) for s in datasets.FINETUNE_SPLITS}
-        names = datasets.ag_news_classes(directory)
-        note = ("AG News: official train.csv/test.csv" if datasets.ag_news_uses_official_train(directory) else
-                "AG News: train.csv absent, test.csv split 70/10/20 by class (seed 0); not comparable to published")
-    elif task == "intent":
-        raw = {s: datasets.snips(s, directory) for s in datasets.FINETUNE_SPLITS}
-        names = sorted({intent for _, _, intent in raw["train"]})
-        index = {name: i for i, name in enumerate(names)}
-        splits = {s: [(" ".join(tokens), index[intent]) for tokens, _, intent in rows] for s, rows in raw.items()}
-        note = "SNIPS (SlotGated-SLU split): train/valid/test"
-    else:
-        raise ValueError(f"unknown task {task!r}; choose sentiment, news or intent")
-    return {s: ([t for t, _ in rows], [y for _, y in rows]) for s, rows in splits.items()}, names, note
-
-
 def run(task, directory=None, min_count=1):
     """Fits naive Bayes (on counts) and softmax regression (on tf-idf); prints and returns the result rows."""
-    splits, names, note = task_data(task, directory)
+    splits, names, note = datasets.classification_data(task, directory=directory)
     print(f"{task}: {note}; " + ", ".join(f"{s} {len(splits[s][0])}" for s in splits))
     results = []
     for name, classifier, use_tfidf in (("naive Bayes (alpha=1, counts)", MultinomialNB(), False),
