@@ -9,7 +9,10 @@ running generator, so a resumed run sees the same batches.
 
 import math
 
-from minillm.backend import host_rng, np, to_device
+from minillm import metrics
+from minillm.backend import host_rng, np, to_device, to_host
+from minillm.nn.functional import softmax_forward
+from minillm.nn.loss import cross_entropy_backward, cross_entropy_forward
 from minillm.objectives import ar_blocks, ar_loss, ar_loss_backward
 
 
@@ -113,3 +116,74 @@ class TruncatedBPTTTask:
 
     def load_state_dict(self, tensors):
         self.state = (to_device(tensors["h"]), to_device(tensors["c"])) if tensors else None
+
+
+def predict_probabilities(model, sequences, batch_size, pad_id):
+    """A classifier's class probabilities (N, K) on the host, in the order given.
+
+    Texts are batched by length, so each batch is padded only a little.
+    """
+    model.eval()
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    probs = [None] * len(sequences)
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        ids, mask = pad_batch([sequences[i] for i in rows], pad_id)
+        p, _ = softmax_forward(model(ids, mask))
+        for i, row in zip(rows, to_host(p)):
+            probs[i] = row
+    return np.stack(probs)
+
+
+def pad_batch(sequences, pad_id):
+    """Right-pad id lists to the longest: (ids (B, T), attention_mask (B, T)) as device arrays."""
+    width = max(len(s) for s in sequences)
+    ids = np.full((len(sequences), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(sequences), width), dtype=np.int64)
+    for i, s in enumerate(sequences):
+        ids[i, :len(s)] = s
+        mask[i, :len(s)] = 1
+    return to_device(ids), to_device(mask)
+
+
+class SequenceClassificationTask:
+    """One label per text: cross-entropy on the model's (B, K) logits, accuracy and macro-F1 on dev.
+
+    Training walks the examples epoch by epoch in an order shuffled by
+    (seed, epoch); each batch is padded only to its own longest text (dynamic
+    padding). Evaluation sorts by length so batches carry little padding.
+    """
+
+    def __init__(self, model, encoded, labels, batch_size, pad_id, eval_split="dev", seed=1337, grad_accum=1):
+        self.model, self.encoded, self.labels = model, encoded, labels  # {split: [ids]}, {split: [int]}
+        self.grad_accum = grad_accum
+        self.batch_size, self.pad_id, self.eval_split, self.seed = batch_size, pad_id, eval_split, seed
+        self.steps_per_epoch = -(-len(encoded["train"]) // batch_size)
+        self.tokens_per_step = batch_size * sum(map(len, encoded["train"])) // len(encoded["train"])
+        self.last_predictions = None
+
+    def batch_indices(self, it):
+        epoch, k = divmod(it, self.steps_per_epoch)
+        order = host_rng([self.seed, 2, epoch]).permutation(len(self.encoded["train"]))
+        return order[k * self.batch_size:(k + 1) * self.batch_size]
+
+    def train_step(self, it, micro, scale):
+        rows = self.batch_indices(it * self.grad_accum + micro)
+        ids, mask = pad_batch([self.encoded["train"][i] for i in rows], self.pad_id)
+        logits = self.model(ids, mask)  # (B, K)
+        loss, cache = cross_entropy_forward(logits, to_device(np.array([self.labels["train"][i] for i in rows])))
+        self.model.backward(cross_entropy_backward(scale, cache))
+        return float(loss)
+
+    def predict(self, sequences):
+        return predict_probabilities(self.model, sequences, self.batch_size, self.pad_id)
+
+    def evaluate(self, split=None):
+        split = split or self.eval_split
+        probs = self.predict(self.encoded[split])
+        gold = self.labels[split]
+        pred = probs.argmax(axis=1).tolist()
+        self.last_predictions = (split, probs)
+        nll = -np.log(np.maximum(probs[np.arange(len(gold)), gold], 1e-30)).mean()
+        return {"val_loss": float(nll), "val_accuracy": metrics.accuracy(gold, pred),
+                "val_macro_f1": metrics.macro_f1(gold, pred, labels=range(probs.shape[1]))}

@@ -39,7 +39,7 @@ def test_pooling_gradients(seed, b, t, c):
 @given(seeds, st.integers(1, 3), st.integers(1, 5))
 def test_gpt_sequence_classifier_gradients_and_padding(seed, b, t):
     cfg = GPTConfig(vocab_size=7, n_positions=6, n_embd=4, n_layer=1, n_head=2)
-    model = GPTForSequenceClassification(cfg, num_labels=3, seed=seed, dtype="float64")
+    model = GPTForSequenceClassification(cfg, ["a", "b", "c"], seed=seed, dtype="float64")
     rng = xp.random.default_rng(seed)
     for p in model.parameters():
         p.data = rng.standard_normal(p.shape) * 0.5

@@ -9,10 +9,13 @@ has no bias; BERT's `classifier` and `qa_outputs` do), so checkpoints load in
 transformers as the matching *For... class.
 """
 
+import os
+
 from minillm.backend import np, xp
+from minillm.checkpoint import load_safetensors, read_json, save_model_directory
+from minillm.models.gpt import GPTConfig, GPTTransformer, hf_gpt2_state
 from minillm.nn import functional as F
 from minillm.nn.layers import Linear, Module, RandomSource
-from minillm.models.gpt import GPTTransformer
 
 
 class GPTForSequenceClassification(Module):
@@ -22,12 +25,13 @@ class GPTForSequenceClassification(Module):
     has seen the whole text through the causal mask.
     """
 
-    def __init__(self, cfg, num_labels, seed=0, dtype="float32"):
-        self.config, self.num_labels = cfg, num_labels
+    def __init__(self, cfg, label_names, pad_token_id=0, seed=0, dtype="float32"):
+        self.config, self.label_names, self.pad_token_id = cfg, list(label_names), pad_token_id
         self.dropout_rng = RandomSource(seed)
         rng = xp.random.default_rng(seed)
         self.transformer = GPTTransformer(cfg, rng, self.dropout_rng, dtype)
-        self.score = Linear(cfg.n_embd, num_labels, rng, std=cfg.initializer_range, bias=False, dtype=dtype)
+        self.score = Linear(cfg.n_embd, len(self.label_names), rng, std=cfg.initializer_range, bias=False,
+                            dtype=dtype)
 
     def forward(self, idx, attention_mask):
         """idx, attention_mask: (B, T), right-padded -> logits (B, num_labels)."""
@@ -39,6 +43,36 @@ class GPTForSequenceClassification(Module):
     def backward(self, dlogits):
         dpooled = self.score.backward(dlogits)
         self.transformer.backward(F.gather_positions_backward(dpooled, self.pool_cache))
+
+    def save_pretrained(self, directory, extra_files=None):
+        """config.json (with id2label) + model.safetensors, as transformers' GPT2ForSequenceClassification."""
+        config = self.config.to_hf_dict()
+        config.update(architectures=["GPT2ForSequenceClassification"], num_labels=len(self.label_names),
+                      id2label={str(i): n for i, n in enumerate(self.label_names)},
+                      label2id={n: i for i, n in enumerate(self.label_names)}, pad_token_id=self.pad_token_id)
+        save_model_directory(directory, config, self.state_dict(), extra_files)
+
+    @classmethod
+    def from_pretrained(cls, directory, dtype="float32"):
+        config_path = os.path.join(directory, "config.json")
+        config = read_json(config_path)
+        if "id2label" not in config:
+            raise ValueError(f"{config_path}: no id2label, so not a sequence classifier")
+        names = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
+        model = cls(GPTConfig.from_hf_dict(config, config_path), names, config.get("pad_token_id") or 0, dtype=dtype)
+        model.load_state_dict(load_safetensors(os.path.join(directory, "model.safetensors")))
+        return model
+
+    def load_backbone(self, tensors):
+        """Load a pretrained GPT's weights (GPT2LMHeadModel or GPT2Model names); returns the names left fresh."""
+        state = hf_gpt2_state(tensors)
+        own = dict(self.named_parameters())
+        unexpected = sorted(set(state) - set(own))
+        if unexpected:
+            raise ValueError(f"tensors the classifier has no place for: {unexpected}")
+        fresh = sorted(set(own) - set(state))
+        self.load_state_dict({**state, **{n: own[n].data for n in fresh}})
+        return fresh
 
 
 def first_subtoken_labels(word_ids, word_labels, ignore_index=-100):

@@ -115,6 +115,11 @@ class Module:
             p.data = xp.asarray(state[name], dtype=p.data.dtype).copy()
 
 
+    def load_pretrained_state(self, tensors):
+        """Load a checkpoint's tensors; models whose files differ from their parameters override this."""
+        self.load_state_dict(tensors)
+
+
 class ModuleList(Module):
     """Numbered submodules: `h.0`, `h.1`, ... as in Hugging Face names."""
 

@@ -1,0 +1,177 @@
+"""Fine-tune a pretrained model on a labelled task: `python finetune.py --task sentiment`.
+
+--init names a checkpoint directory written by train.py (its config.json says
+which architecture it is); its weights start the backbone, the task head starts
+fresh. `--init none` trains the same architecture, with the same tokenizer,
+from random weights: the baseline that shows what pretraining buys.
+The best dev checkpoint is kept in <out-dir>/best with a report of its dev
+(and test) metrics, confusion matrix and most confident mistakes;
+`--predict TEXT` or `--predict-file FILE` then labels new text with it.
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+
+from minillm import backend, metrics
+from minillm.checkpoint import load_safetensors, read_json, write_json
+from minillm.datasets import CLASSIFICATION_TASKS, classification_data
+from minillm.models.gpt import GPTConfig
+from minillm.models.heads import GPTForSequenceClassification
+from minillm.tasks import SequenceClassificationTask, predict_probabilities
+from minillm.tokenizers import load_tokenizer
+from minillm.trainer import NonFiniteLoss, Trainer, TrainConfig
+
+DEFAULT_INIT = "out/gpt-imdb-bpe"  # python train.py --data imdb --tokenizer bpe --out-dir out/gpt-imdb-bpe
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--task", choices=sorted(CLASSIFICATION_TASKS), default="sentiment")
+    p.add_argument("--dataset", help="sentiment: sst2 (default) or chnsenticorp")
+    p.add_argument("--init", default=DEFAULT_INIT,
+                   help="pretrained run or checkpoint directory, or 'none' for random weights "
+                        "(the architecture and tokenizer then come from --arch-from)")
+    p.add_argument("--arch-from", default=DEFAULT_INIT, help="with --init none: whose config and tokenizer to use")
+    p.add_argument("--out-dir", help="default: out/finetune-<task>[-scratch]")
+    p.add_argument("--data-dir", help="dataset directory (default: $MINILLM_DATA, else ./data)")
+    p.add_argument("--epochs", type=float, default=3.0)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--learning-rate", type=float, default=3e-4)
+    p.add_argument("--warmup-ratio", type=float, default=0.1)
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--max-length", type=int, default=128, help="tokens kept per text (and at most n_positions)")
+    p.add_argument("--max-train-examples", type=int, default=0, help="train on the first N examples (0: all)")
+    p.add_argument("--evals-per-epoch", type=int, default=2)
+    p.add_argument("--patience", type=int, default=3, help="evaluations without a better dev accuracy before stopping")
+    p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--device", choices=["cpu", "gpu"], default=os.environ.get("MINILLM_DEVICE", "cpu"))
+    p.add_argument("--predict", metavar="TEXT", help="label TEXT with the fine-tuned model in --out-dir/best")
+    p.add_argument("--predict-file", metavar="FILE", help="label every line of FILE (JSON lines out)")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def checkpoint_dir(path):
+    """A run directory's checkpoint/, or the directory itself."""
+    inner = os.path.join(path, "checkpoint")
+    return inner if os.path.isdir(inner) else path
+
+
+def build_classifier(config, label_names, pad_token_id, dropout, seed):
+    """A sequence classifier of the architecture that a pretrained config.json describes."""
+    if config.get("model_type") == "gpt2":
+        cfg = GPTConfig.from_hf_dict(config)
+        cfg.resid_pdrop = cfg.embd_pdrop = cfg.attn_pdrop = dropout
+        return GPTForSequenceClassification(cfg, label_names, pad_token_id, seed=seed)
+    raise ValueError(f"config.json model_type {config.get('model_type')!r}: fine-tuning supports 'gpt2'")
+
+
+def tokenizer_pad_id(tokenizer):
+    """GPT-2 has no pad token; like Hugging Face, pad with <|endoftext|> (masked out anyway)."""
+    return getattr(tokenizer, "special_tokens", {}).get("<|endoftext|>", 0)
+
+
+def encode_all(tokenizer, texts, max_length):
+    """Token ids of each text, cut to max_length (an empty text becomes one pad token)."""
+    return [tokenizer.encode(t)[:max_length] or [tokenizer_pad_id(tokenizer)] for t in texts]
+
+
+def write_report(path, task, split, names, texts, gold, probs, note):
+    """Metrics, confusion matrix and the ten most confident mistakes of one split, as JSON and markdown."""
+    pred = probs.argmax(axis=1).tolist()
+    scores = metrics.classification_scores(gold, pred, labels=list(range(len(names))))
+    matrix = scores["confusion_matrix"]
+    mistakes = sorted((i for i in range(len(gold)) if pred[i] != gold[i]), key=lambda i: -probs[i, pred[i]])[:10]
+    report = {"task": task, "split": split, "note": note, "scores": scores,
+              "confusion_matrix": {"labels": names, "rows_gold_cols_pred": matrix},
+              "confident_mistakes": [{"text": texts[i], "gold": names[gold[i]], "pred": names[pred[i]],
+                                      "confidence": float(probs[i, pred[i]])} for i in mistakes]}
+    write_json(path + ".json", report)
+    lines = [f"# {task}: {split}", "", note, "", f"accuracy {scores['accuracy']:.4f}, "
+             f"macro-F1 {scores['macro_f1']:.4f}", "", "| gold \\ pred | " + " | ".join(names) + " |",
+             "|---" * (len(names) + 1) + "|"]
+    lines += [f"| {names[g]} | " + " | ".join(str(int(c)) for c in row) + " |" for g, row in enumerate(matrix)]
+    lines += ["", "## Most confident mistakes", ""]
+    lines += [f"- {m['confidence']:.3f} {m['pred']} (gold {m['gold']}): {m['text'][:200]}"
+              for m in report["confident_mistakes"]]
+    with open(path + ".md", "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    return report
+
+
+def predict(args):
+    directory = os.path.join(args.out_dir, "best")
+    model, tokenizer = GPTForSequenceClassification.from_pretrained(directory), load_tokenizer(directory)
+    names = model.label_names
+    texts = [args.predict] if args.predict else open(args.predict_file, encoding="utf-8").read().splitlines()
+    encoded = encode_all(tokenizer, texts, min(args.max_length, model.config.n_positions))
+    for text, p in zip(texts, predict_probabilities(model, encoded, args.batch_size, model.pad_token_id)):
+        print(json.dumps({"text": text, "label": names[int(p.argmax())],
+                          "probabilities": {n: round(float(x), 4) for n, x in zip(names, p)}}))
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    backend.use(args.device)
+    scratch = args.init == "none"
+    args.out_dir = args.out_dir or f"out/finetune-{args.task}" + ("-scratch" if scratch else "")
+    if args.predict or args.predict_file:
+        return predict(args)
+    source = checkpoint_dir(args.arch_from if scratch else args.init)
+    if not os.path.exists(os.path.join(source, "config.json")):
+        sys.exit(f"error: no pretrained checkpoint at {source}. Make one with `python train.py --data imdb "
+                 f"--tokenizer bpe --out-dir {DEFAULT_INIT}`, or pass --init DIR (or --init none --arch-from DIR).")
+    tokenizer = load_tokenizer(source)
+    splits, names, note = classification_data(args.task, args.dataset, args.data_dir)
+    if args.max_train_examples:
+        splits["train"] = tuple(part[:args.max_train_examples] for part in splits["train"])
+    model = build_classifier(read_json(os.path.join(source, "config.json")), names, tokenizer_pad_id(tokenizer),
+                             args.dropout, args.seed)
+    if scratch:
+        print(f"random initialisation; architecture and tokenizer from {source}")
+    else:
+        weights = os.path.join(source, "model.safetensors")
+        try:
+            fresh = model.load_backbone(load_safetensors(weights))
+        except ValueError as err:
+            sys.exit(f"error: {weights}: {err}")
+        print(f"backbone from {source}; initialised fresh: {', '.join(fresh)}")
+    max_length = min(args.max_length, model.config.n_positions)
+    encoded = {s: encode_all(tokenizer, texts, max_length) for s, (texts, _) in splits.items()}
+    labels = {s: list(y) for s, (_, y) in splits.items()}
+    print(f"{args.task}: {note}; " + ", ".join(f"{s} {len(v)}" for s, v in encoded.items()))
+
+    task = SequenceClassificationTask(model, encoded, labels, args.batch_size, tokenizer_pad_id(tokenizer),
+                                      seed=args.seed)
+    steps = max(1, math.ceil(args.epochs * task.steps_per_epoch))
+    cfg = TrainConfig(max_iters=steps, eval_interval=max(1, task.steps_per_epoch // args.evals_per_epoch),
+                      log_interval=10, learning_rate=args.learning_rate, min_lr=0.0,
+                      warmup_iters=int(args.warmup_ratio * steps), lr_decay_iters=steps,
+                      weight_decay=args.weight_decay, beta1=0.9, beta2=0.999, seed=args.seed, schedule="linear",
+                      metric_for_best="val_accuracy", greater_is_better=True,
+                      early_stopping_patience=args.patience)
+    trainer = Trainer(model, task, cfg, args.out_dir, extra_files=tokenizer.save, run_config=vars(args),
+                      progress=not args.no_progress)
+    try:
+        trainer.run()
+    except NonFiniteLoss as err:
+        sys.exit(f"error: {err}")
+
+    best = os.path.join(args.out_dir, "best")
+    model.load_state_dict(load_safetensors(os.path.join(best, "model.safetensors")))
+    results = {}
+    for split in [s for s in ("dev", "test") if s in encoded]:
+        report = write_report(os.path.join(args.out_dir, f"report-{split}"), args.task, split, names,
+                              splits[split][0], labels[split], task.predict(encoded[split]), note)
+        results[split] = report["scores"]
+        print(f"best checkpoint, {split}: accuracy {report['scores']['accuracy']:.4f}, "
+              f"macro-F1 {report['scores']['macro_f1']:.4f} (report: {args.out_dir}/report-{split}.md)")
+    return results
+
+
+if __name__ == "__main__":
+    main()

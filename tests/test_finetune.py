@@ -1,0 +1,48 @@
+"""finetune.py end to end on a slice of SST-2, from a tiny GPT pretrained by train.py."""
+
+import json
+
+import pytest
+
+from minillm import finetune, pretrain
+from minillm.models.heads import GPTForSequenceClassification
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pre") / "gpt"
+    pretrain.main(["--tokenizer", "bpe", "--vocab-size", "300", "--n-layer", "1", "--n-head", "2", "--n-embd", "16",
+                   "--block-size", "32", "--batch-size", "4", "--max-iters", "2", "--eval-iters", "1",
+                   "--sample-tokens", "0", "--no-progress", "--out-dir", str(out)])
+    return out
+
+
+def test_finetune_reports_and_predicts(pretrained, tmp_path, capsys):
+    out = tmp_path / "ft"
+    common = ["--task", "sentiment", "--max-train-examples", "96", "--batch-size", "16", "--epochs", "1",
+              "--no-progress", "--out-dir", str(out)]
+    results = finetune.main(common + ["--init", str(pretrained)])
+    assert "initialised fresh: score.weight" in capsys.readouterr().out
+    assert set(results) == {"dev"} and 0.0 <= results["dev"]["accuracy"] <= 1.0
+    report = json.loads((out / "report-dev.json").read_text())
+    matrix = report["confusion_matrix"]["rows_gold_cols_pred"]
+    assert sum(map(sum, matrix)) == 872 and sum(matrix[1]) == 444  # SST-2 dev, 444 positive
+    assert report["scores"]["accuracy"] == pytest.approx((matrix[0][0] + matrix[1][1]) / 872)
+    config = json.loads((out / "best" / "config.json").read_text())
+    assert config["architectures"] == ["GPT2ForSequenceClassification"]
+    assert config["id2label"] == {"0": "negative", "1": "positive"}
+    model = GPTForSequenceClassification.from_pretrained(out / "best")
+    assert model.label_names == ["negative", "positive"]
+    capsys.readouterr()
+    finetune.main(common + ["--predict", "a gripping , beautiful film"])
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["label"] in ("negative", "positive") and sum(line["probabilities"].values()) == pytest.approx(1, abs=1e-3)
+
+
+def test_scratch_baseline_and_missing_checkpoint(pretrained, tmp_path, capsys):
+    finetune.main(["--task", "intent", "--init", "none", "--arch-from", str(pretrained), "--max-train-examples", "32",
+                   "--batch-size", "16", "--epochs", "1", "--no-progress", "--out-dir", str(tmp_path / "s")])
+    assert "random initialisation" in capsys.readouterr().out
+    assert (tmp_path / "s" / "report-test.md").exists()
+    with pytest.raises(SystemExit, match="no pretrained checkpoint"):
+        finetune.main(["--init", str(tmp_path / "nothing"), "--out-dir", str(tmp_path / "x")])
