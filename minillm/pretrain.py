@@ -132,10 +132,11 @@ def main(argv=None):
     except NonFiniteLoss as err:
         sys.exit(f"error: {err}")
 
-    final = [r for r in history if "val_loss" in r][-1]
-    bits = f", {final['val_loss'] / math.log(2):.3f} bits/char" if args.tokenizer == "char" else ""
-    print(f"iter {final['iter']}: val loss {final['val_loss']:.4f} nats/token, "
-          f"perplexity {final['val_perplexity']:.2f}{bits}")
+    full = task.full_val_loss()
+    trainer.log({"iter": trainer.iter, "full_val_loss": full})
+    bits = f", {full / math.log(2):.3f} bits/char" if args.tokenizer == "char" else ""
+    print(f"iter {trainer.iter}: loss over the whole validation text {full:.4f} nats/token, "
+          f"perplexity {math.exp(full):.2f}{bits}")
     if args.sample_tokens:
         start = backend.to_device([document_separator(tokenizer) or tokenizer.encode("\n")])
         out = model.generate(start, args.sample_tokens, temperature=0.8, top_k=200,

@@ -46,6 +46,24 @@ class CausalLMTask:
         out["val_perplexity"] = math.exp(out["val_loss"])
         return out
 
+    def full_val_loss(self):
+        """Mean loss over every validation token, read in consecutive windows of block_size.
+
+        Each window starts with no context, so a token sees (block_size - 1) / 2
+        earlier tokens on average: the usual measure for a fixed-context model.
+        """
+        self.model.eval()
+        ids = self.val_ids
+        n = (len(ids) - 1) // self.block_size
+        x = ids[:n * self.block_size].reshape(n, self.block_size).astype(np.int64)
+        y = ids[1:n * self.block_size + 1].reshape(n, self.block_size).astype(np.int64)
+        total = 0.0
+        for start in range(0, n, self.batch_size):
+            loss, _ = ar_loss(self.model(to_device(x[start:start + self.batch_size])),
+                              to_device(y[start:start + self.batch_size]))
+            total += float(loss) * len(x[start:start + self.batch_size])
+        return total / n
+
 
 class TruncatedBPTTTask:
     """Next-token prediction for a recurrent model over B parallel streams, state carried between steps.
@@ -92,9 +110,14 @@ class TruncatedBPTTTask:
         """Val loss over the whole validation text, read in order with the state carried."""
         self.model.eval()
         out = {"train_loss": self.stream_loss(self.train_streams, self.eval_iters)}
-        out["val_loss"] = self.stream_loss(self.val_streams, None)
+        out["val_loss"] = self.full_val_loss()
         out["val_perplexity"] = math.exp(out["val_loss"])
         return out
+
+    def full_val_loss(self):
+        """Mean loss over every validation token, the state carried through each stream."""
+        self.model.eval()
+        return self.stream_loss(self.val_streams, None)
 
     def stream_loss(self, streams, max_windows):
         n = (streams.shape[1] - 1 + self.block_size - 1) // self.block_size
