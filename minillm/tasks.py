@@ -46,14 +46,14 @@ class CausalLMTask:
         out["val_perplexity"] = math.exp(out["val_loss"])
         return out
 
-    def full_val_loss(self):
-        """Mean loss over every validation token, read in consecutive windows of block_size.
+    def full_val_loss(self, max_tokens=1_000_000):
+        """Mean loss over the validation tokens (the first max_tokens), in consecutive windows of block_size.
 
         Each window starts with no context, so a token sees (block_size - 1) / 2
         earlier tokens on average: the usual measure for a fixed-context model.
         """
         self.model.eval()
-        ids = self.val_ids
+        ids = self.val_ids[:max_tokens + 1]
         n = (len(ids) - 1) // self.block_size
         x = ids[:n * self.block_size].reshape(n, self.block_size).astype(np.int64)
         y = ids[1:n * self.block_size + 1].reshape(n, self.block_size).astype(np.int64)
@@ -114,10 +114,10 @@ class TruncatedBPTTTask:
         out["val_perplexity"] = math.exp(out["val_loss"])
         return out
 
-    def full_val_loss(self):
-        """Mean loss over every validation token, the state carried through each stream."""
+    def full_val_loss(self, max_tokens=1_000_000):
+        """Mean loss over the validation tokens (about max_tokens of them), the state carried through each stream."""
         self.model.eval()
-        return self.stream_loss(self.val_streams, None)
+        return self.stream_loss(self.val_streams, max(1, max_tokens // self.tokens_per_step))
 
     def stream_loss(self, streams, max_windows):
         n = (streams.shape[1] - 1 + self.block_size - 1) // self.block_size
