@@ -212,10 +212,13 @@ def train_ngram(train_lines, order=3, smoothing="modified-kneser-ney", k=1.0, sp
         k = {"ml": 0.0, "laplace": 1.0}.get(smoothing, k)
         if k < 0 or (smoothing == "add-k" and k == 0):
             raise ValueError(f"add-k needs k > 0 (k = 0 is smoothing='ml'), got {k}")
-        return CountModel(vocab, tables, k)
-    modified = smoothing == "modified-kneser-ney"
-    fallback = discount_fallback if modified else (0.75,) * 3
-    adjusted = kneser_ney.adjusted_counts(tables)
-    order_discounts = [kneser_ney.discounts(a, modified, fallback)[0] for a in adjusted]
-    log10_p, log10_bo = kneser_ney.interpolate(tables, adjusted, order_discounts, len(vocab))
-    return BackoffModel(vocab, [t.keys for t in tables], log10_p, log10_bo, smoothing, order_discounts)
+        model = CountModel(vocab, tables, k)
+    else:
+        modified = smoothing == "modified-kneser-ney"
+        fallback = discount_fallback if modified else (0.75,) * 3
+        adjusted = kneser_ney.adjusted_counts(tables)
+        order_discounts = [kneser_ney.discounts(a, modified, fallback)[0] for a in adjusted]
+        log10_p, log10_bo = kneser_ney.interpolate(tables, adjusted, order_discounts, len(vocab))
+        model = BackoffModel(vocab, [t.keys for t in tables], log10_p, log10_bo, smoothing, order_discounts)
+    model.train_tokens = int(np.count_nonzero(corpus.offset))  # words and </s>, as lmplz counts them
+    return model
