@@ -49,6 +49,8 @@ class NGramModel:
         if n == 1:
             return words.copy()
         keys = self.keys[n - 1]
+        if len(keys) == 0:  # e.g. trigrams of a corpus of one-word lines
+            return np.full(len(words), -1, dtype=np.int64)
         key = prefix_rows * len(self.vocab) + words
         at = np.minimum(np.searchsorted(keys, key), len(keys) - 1)
         return np.where((prefix_rows >= 0) & (words >= 0) & (keys[at] == key), at, -1)
