@@ -1,6 +1,7 @@
 """n-gram models: normalisation, hand-computed discounts and probabilities, ARPA round trips."""
 
 import math
+import os
 
 import pytest
 from hypothesis import given
@@ -173,3 +174,19 @@ def test_degenerate_corpora_and_bad_arguments():
         train_ngram(HAND, 2, "kn")
     with pytest.raises(ValueError, match="order must be a positive integer"):
         train_ngram(HAND, 0)
+
+
+# fixtures/lmplz_o3_tiny.arpa is the output of KenLM 0.3.0's
+# `lmplz -o 3 --discount_fallback < corpus` on these lines, one a line
+# (bigram discounts fall back to 0.5 1 1.5 in both: their n3 is 0).
+LMPLZ_TINY = HAND + ["a b a", "b a c", "e f a b", "g"]
+
+
+def test_modified_kneser_ney_matches_lmplz():
+    ours = train_ngram(LMPLZ_TINY, 3, "modified-kneser-ney")
+    kenlm = read_arpa(os.path.join(os.path.dirname(__file__), "fixtures", "lmplz_o3_tiny.arpa"))
+    same_words = [kenlm.vocab.index[w] for w in ours.vocab.words]
+    for context in contexts_of(LMPLZ_TINY + ["zz a b c"]):
+        mine = np.delete(ours.next_log10_probs(context), 1)  # every word but <s>, <unk> and </s> included
+        theirs = np.delete(kenlm.next_log10_probs(context)[same_words], 1)
+        assert np.abs(mine - theirs).max() < 1e-6, context  # lmplz writes float32

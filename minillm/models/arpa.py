@@ -83,8 +83,8 @@ def _parse(path):
     with open(path, encoding="utf-8") as f:
         lines = f.read().split("\n")
     marks = [i for i, line in enumerate(lines) if line.startswith("\\")]  # \data\, \n-grams:, \end\
-    if not marks or lines[marks[0]].strip() != "\\data\\" or any(line.strip() for line in lines[:marks[0]]):
-        raise ValueError(f"{path}: an ARPA file starts with \\data\\")
+    if not marks or lines[marks[0]].strip() != "\\data\\":  # text before \data\ is a free-form header
+        raise ValueError(f"{path}: no \\data\\ line: not an ARPA file")
     if lines[marks[-1]].strip() != "\\end\\":
         raise ValueError(f"{path}: missing \\end\\")
     declared = {}

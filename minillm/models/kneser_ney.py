@@ -19,6 +19,14 @@
    (count 0) receives only its share of the uniform mass.
 In the ARPA backoff form p is stored for each n-gram and gamma(ctx) is the
 backoff weight of ctx: for an unseen ctx w, p(w | ctx) = gamma(ctx) p(w | ctx').
+
+One known difference with lmplz (KenLM 0.3.0, adjust_counts.cc): for each
+lower order it counts the n-gram that comes last in its suffix-sorted stream
+(the newest word, then the newest word before it, ...) with its raw count
+instead of its adjusted count in n1..n4. We count adjusted counts throughout,
+as Chen & Goodman define them. It moves one n-gram per order between the
+counts of counts: invisible on real corpora (perplexities agree to 1e-6 on
+WikiText-2 and IMDB), visible on toy ones whose newest word repeats.
 """
 
 from minillm.backend import np

@@ -72,11 +72,10 @@ class NGramModel:
 
     def next_log10_probs(self, context=()):
         """log10 p(w | <s> context) for every word id w (the <s> entry is -inf)."""
-        ids = self.vocab.ids(list(context))
-        history = np.concatenate([np.full(self.order - 1, -1), [BOS_ID], ids])[-(self.order - 1):] \
-            if self.order > 1 else np.zeros(0, dtype=np.int64)
+        sentence = np.concatenate([np.full(self.order, -1), [BOS_ID], self.vocab.ids(list(context))])
+        history = sentence[len(sentence) - (self.order - 1):].astype(np.int64)  # the last n-1 ids, -1 before <s>
         V = len(self.vocab)
-        out = self.log10_prob(np.tile(history.astype(np.int64), (V, 1)), np.arange(V))
+        out = self.log10_prob(np.tile(history, (V, 1)), np.arange(V))
         out[BOS_ID] = -np.inf
         return out
 
