@@ -26,6 +26,7 @@ compared with it number for number:
 """
 
 import dataclasses
+import itertools
 import re
 
 from minillm.backend import np
@@ -34,13 +35,13 @@ UNK, BOS, EOS = "<unk>", "<s>", "</s>"
 UNK_ID, BOS_ID, EOS_ID = 0, 1, 2
 SPECIALS = (UNK, BOS, EOS)
 
-_DELIMITERS = re.compile("[ \t\r\n\0]+")
+_TOKEN = re.compile("[^ \t\r\n\0]+")  # a run of anything but lmplz's delimiters
 
 
 def tokens_of(line):
     """One line as a list of tokens: split a string like lmplz, keep a list as is."""
     if isinstance(line, str):
-        return [t for t in _DELIMITERS.split(line) if t]
+        return _TOKEN.findall(line)
     return list(line)
 
 
@@ -91,24 +92,24 @@ def _layout(ids, lengths):
 
 
 def encode_training(lines, special_tokens="skip"):
-    """Training lines -> (Vocabulary, Corpus), growing the vocabulary."""
+    """Training lines -> (Vocabulary, Corpus), the vocabulary in order of first appearance."""
     if special_tokens not in ("skip", "error"):
         raise ValueError(f"special_tokens must be 'skip' or 'error', got {special_tokens!r}")
-    index = {w: i for i, w in enumerate(SPECIALS)}
-    ids, lengths = [], []
-    for number, line in enumerate(lines, 1):
-        tokens = tokens_of(line)
-        line_ids = [index.setdefault(t, len(index)) for t in tokens]
-        if min(line_ids, default=3) <= EOS_ID:
-            if special_tokens == "error":
-                word = next(t for t in tokens if t in SPECIALS)
-                raise ValueError(f"training line {number}: the special word {word} may not appear in "
-                                 "training text (use special_tokens='skip' to drop it, as lmplz --skip_symbols)")
-            line_ids = [i for i in line_ids if i > EOS_ID]
-        ids.extend(line_ids)
-        lengths.append(len(line_ids))
-    vocab = Vocabulary(sorted(index, key=index.get))
-    return vocab, _layout(np.array(ids, dtype=np.int64), lengths)
+    token_lists = [tokens_of(line) for line in lines]
+    lengths = np.array([len(t) for t in token_lists], dtype=np.int64)
+    tokens = list(itertools.chain.from_iterable(token_lists))
+    vocab = Vocabulary(dict.fromkeys(itertools.chain(SPECIALS, tokens)))  # dicts keep insertion order
+    ids = np.fromiter(map(vocab.index.__getitem__, tokens), dtype=np.int64, count=len(tokens))
+    special = ids <= EOS_ID
+    if special.any():
+        line_of = np.repeat(np.arange(len(lengths)), lengths)
+        if special_tokens == "error":
+            first = int(np.flatnonzero(special)[0])
+            raise ValueError(f"training line {line_of[first] + 1}: the special word {tokens[first]} may not appear "
+                             "in training text (use special_tokens='skip' to drop it, as lmplz --skip_symbols)")
+        lengths = lengths - np.bincount(line_of[special], minlength=len(lengths))
+        ids = ids[~special]
+    return vocab, _layout(ids, lengths)
 
 
 def encode_evaluation(lines, vocab):
