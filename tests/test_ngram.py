@@ -190,3 +190,10 @@ def test_modified_kneser_ney_matches_lmplz():
         mine = np.delete(ours.next_log10_probs(context), 1)  # every word but <s>, <unk> and </s> included
         theirs = np.delete(kenlm.next_log10_probs(context)[same_words], 1)
         assert np.abs(mine - theirs).max() < 1e-6, context  # lmplz writes float32
+
+
+def test_maximum_likelihood_perplexity_is_infinite_on_unseen_events():
+    result = train_ngram(HAND, 2, "ml").evaluate(["a", "zz"])
+    assert result["perplexity"] == math.inf  # the OOV zz has probability 0
+    # a | <s>: 4/11; </s> | a: 4/4; </s> | <unk>: context unseen, so the unigram 11/23
+    assert result["perplexity_without_oov"] == pytest.approx((4 / 11 * 1 * 11 / 23) ** (-1 / 3))

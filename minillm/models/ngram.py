@@ -87,16 +87,17 @@ class NGramModel:
         """
         corpus = encode_evaluation(lines, self.vocab)
         targets = np.flatnonzero(corpus.offset > 0)  # every position but <s>
-        total, total_oov = 0.0, 0.0
+        known, unknown = 0.0, 0.0  # sums of log10 p over in-vocabulary tokens and over OOVs
         for begin in range(0, len(targets), _BATCH):
             t = targets[begin:begin + _BATCH]
             log10p = self.log10_prob(_histories(corpus, t, self.order), corpus.seq[t])
-            total += float(log10p.sum())
-            total_oov += float(log10p[corpus.seq[t] == UNK_ID].sum())
+            is_oov = corpus.seq[t] == UNK_ID
+            known += float(log10p[~is_oov].sum())
+            unknown += float(log10p[is_oov].sum())
         tokens = len(targets)
         oov = int(np.count_nonzero(corpus.seq[targets] == UNK_ID))
-        nats = -total * math.log(10) / max(tokens, 1)
-        nats_known = -(total - total_oov) * math.log(10) / max(tokens - oov, 1)
+        nats = -(known + unknown) * math.log(10) / max(tokens, 1)
+        nats_known = -known * math.log(10) / max(tokens - oov, 1)
         return {"cross_entropy": nats, "perplexity": math.exp(nats), "tokens": tokens, "oov": oov,
                 "cross_entropy_without_oov": nats_known, "perplexity_without_oov": math.exp(nats_known),
                 "tokens_without_oov": tokens - oov}
