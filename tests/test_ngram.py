@@ -150,7 +150,8 @@ def test_read_hand_written_arpa(tmp_path):
 
 def test_bad_arpa_names_the_line(tmp_path):
     path = tmp_path / "bad.arpa"
-    path.write_text("\\data\\\nngram 1=2\nngram 2=1\n\n\\1-grams:\n-1 <s>\n-1 </s>\n\n\\2-grams:\n-1 x </s>\n\n\\end\\\n")
+    path.write_text("\\data\\\nngram 1=2\nngram 2=1\n\n\\1-grams:\n-1 <s>\n-1 </s>\n\n"
+                    "\\2-grams:\n-1 x </s>\n\n\\end\\\n")
     with pytest.raises(ValueError, match="word x that is no 1-gram"):
         read_arpa(path)
     path.write_text("\\data\\\nngram 1=2\n\n\\1-grams:\n-1 <s>\n-1 </s> 0 9\n\n\\end\\\n")

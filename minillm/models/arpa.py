@@ -24,7 +24,7 @@ import itertools
 
 from minillm.backend import np
 from minillm.models.ngram import BackoffModel
-from minillm.models.ngram_counts import BOS, EOS, SPECIALS, UNK, Vocabulary
+from minillm.models.ngram_counts import BOS, EOS, SPECIALS, Vocabulary
 
 LOG10_MISSING_UNK = -100.0  # what KenLM gives <unk> when an ARPA file lacks it
 
