@@ -72,7 +72,8 @@ def test_modified_kneser_ney_probability_by_hand():
 
 def test_interpolated_kneser_ney_uses_one_discount():
     model = train_ngram(HAND, 2, "kneser-ney")
-    assert model.discounts[1] == pytest.approx((5 / 9,) * 3)
+    assert model.discounts[1] == pytest.approx((5 / 9,) * 3)  # Y = n1 / (n1 + 2 n2)
+    assert model.discounts[0] == (0.75,) * 3 and model.fallback_orders == [1]  # unigrams: n2 = 0
 
 
 def test_maximum_likelihood_and_add_k_by_hand():

@@ -201,8 +201,10 @@ def train_ngram(train_lines, order=3, smoothing="modified-kneser-ney", k=1.0, sp
 
     order: n (1 = unigram). k: the add-k constant. special_tokens: what to do
     with literal <s>, </s>, <unk> in training text ("skip" or "error").
-    discount_fallback: Kneser-Ney discounts for orders whose counts of counts
-    cannot give them (see kneser_ney.discounts).
+    discount_fallback: modified Kneser-Ney's (D1, D2, D3+) for orders whose
+    counts of counts cannot give them (see kneser_ney.discounts; interpolated
+    Kneser-Ney falls back to D = 0.75); those orders are listed in
+    `model.fallback_orders` (lmplz would stop unless given --discount_fallback).
     """
     if smoothing not in SMOOTHINGS:
         raise ValueError(f"unknown smoothing {smoothing!r}; choose one of {', '.join(SMOOTHINGS)}")
@@ -219,8 +221,10 @@ def train_ngram(train_lines, order=3, smoothing="modified-kneser-ney", k=1.0, sp
         modified = smoothing == "modified-kneser-ney"
         fallback = discount_fallback if modified else (0.75,) * 3
         adjusted = kneser_ney.adjusted_counts(tables)
-        order_discounts = [kneser_ney.discounts(a, modified, fallback)[0] for a in adjusted]
+        estimates = [kneser_ney.discounts(a, modified, fallback) for a in adjusted]
+        order_discounts = [d for d, _ in estimates]
         log10_p, log10_bo = kneser_ney.interpolate(tables, adjusted, order_discounts, len(vocab))
         model = BackoffModel(vocab, [t.keys for t in tables], log10_p, log10_bo, smoothing, order_discounts)
+        model.fallback_orders = [n for n, (_, fell_back) in enumerate(estimates, 1) if fell_back]
     model.train_tokens = int(np.count_nonzero(corpus.offset))  # words and </s>, as lmplz counts them
     return model
