@@ -152,9 +152,14 @@ def count_ngrams(corpus, order, vocab_size):
         # the n-gram starting at p fits when its last word, at p + n - 1, is n - 1 past <s> or more
         start = np.flatnonzero(offset[n - 1:] >= n - 1)  # (G,) start positions of all n-gram tokens
         keys = row[start] * vocab_size + seq[start + n - 1]
-        unique, first, inverse, count = np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
-        first_start = start[first]
-        tables.append(CountTable(unique, count, row[first_start + 1], seq[first_start] == BOS_ID))
+        unique, inverse, count = np.unique(keys, return_inverse=True, return_counts=True)
+        inverse = inverse.reshape(-1)
+        # every occurrence of an n-gram writes the same values: the row of w2..wn, whether w1 is <s>
+        suffix = np.empty(len(unique), dtype=np.int64)
+        suffix[inverse] = row[start + 1]
+        bos_start = np.empty(len(unique), dtype=bool)
+        bos_start[inverse] = seq[start] == BOS_ID
+        tables.append(CountTable(unique, count, suffix, bos_start))
         row = np.full(len(seq), -1, dtype=np.int64)
-        row[start] = inverse.reshape(-1)
+        row[start] = inverse
     return tables
