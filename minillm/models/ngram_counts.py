@@ -21,8 +21,9 @@ compared with it number for number:
   first appearance;
 - in training text the literal words `<unk>`, `<s>`, `</s>` are dropped like
   whitespace (`lmplz --skip_symbols`; special_tokens="error" refuses them);
-- in evaluation text every word outside the vocabulary, and the literal
-  `<unk>`, becomes `<unk>` (an OOV), which the model scores like any word.
+- in evaluation text every word outside the vocabulary, and the literals
+  `<unk>`, `<s>`, `</s>`, become `<unk>` (an OOV), which the model scores
+  like any word.
 """
 
 import dataclasses
