@@ -13,11 +13,15 @@ import json
 import math
 import os
 import sys
+import time
 
 from minillm import backend
-from minillm.corpus import CORPORA, document_separator, lm_streams
+from minillm.backend import host_rng
+from minillm.corpus import CORPORA, build_tokenizer, document_separator, lm_corpus, lm_streams
+from minillm.models.arpa import write_arpa
 from minillm.models.gpt import GPT, GPTConfig
 from minillm.models.lstm_lm import LSTMConfig, LSTMLM
+from minillm.models.ngram import SMOOTHINGS, train_ngram
 from minillm.tasks import CausalLMTask, TruncatedBPTTTask
 from minillm.trainer import NonFiniteLoss, Trainer, TrainConfig
 
@@ -28,6 +32,7 @@ DEFAULTS = dict(  # nanoGPT's shakespeare_char on the CPU
 )
 MODEL_DEFAULTS = {  # what differs from DEFAULTS for each --model
     "gpt": {},
+    "ngram": {},
     "lstm": dict(n_layer=2, n_embd=128, hidden_size=256, batch_size=32, learning_rate=2e-3, min_lr=2e-4,
                  weight_decay=0.0, dropout=0.0),
 }
@@ -44,7 +49,7 @@ def build_parser():
     p.add_argument("--config", help="JSON file of settings (keys are flag names with underscores)")
     run = p.add_argument_group("run")
     run.add_argument("--model", choices=sorted(MODEL_DEFAULTS), default="gpt",
-                     help="gpt (GPT-2 architecture) or lstm (embedding, LSTM, linear); each has its own defaults")
+                     help="gpt (GPT-2 architecture), lstm (embedding, LSTM, linear) or ngram (counts, smoothed)")
     run.add_argument("--data", choices=CORPORA, default="tinyshakespeare")
     run.add_argument("--data-dir", help="dataset directory (default: $MINILLM_DATA, else ./data)")
     run.add_argument("--tokenizer", choices=["char", "bpe", "wordpiece"], default="char")
@@ -61,6 +66,10 @@ def build_parser():
         model.add_argument("--" + name.replace("_", "-"), type=int, default=DEFAULTS[name])
     model.add_argument("--hidden-size", type=int, default=256, help="LSTM state size")
     model.add_argument("--tie-weights", action="store_true", help="LSTM: decoder tied to the embedding")
+    model.add_argument("--order", type=int, default=5, help="n-gram order")
+    model.add_argument("--smoothing", choices=SMOOTHINGS, default="modified-kneser-ney", help="n-gram smoothing")
+    model.add_argument("--add-k", type=float, default=1.0, help="k of --smoothing add-k")
+    model.add_argument("--save-arpa", action="store_true", help="n-gram: also write <out-dir>/model.arpa")
     model.add_argument("--dropout", type=float, default=DEFAULTS["dropout"])
     opt = p.add_argument_group("optimisation")
     for field in dataclasses.fields(TrainConfig):
@@ -97,6 +106,45 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def ngram_lines(tokenizer, kind, documents):
+    """Sentences for the n-gram model, as lists of token strings.
+
+    Characters: a text line is a sentence and </s> stands for its newline, so
+    the tokens counted are the characters, as for the neural models. Subwords:
+    a document is a sentence and </s> stands for the separator token.
+    """
+    if kind == "char":
+        return [list(line) for doc in documents for line in doc.split("\n")]
+    return [[str(i) for i in tokenizer.encode(doc)] for doc in documents]
+
+
+def run_ngram(args):
+    """Count, smooth, evaluate on the validation text, sample: the statistical baseline."""
+    tokenizer = build_tokenizer(args.tokenizer, args.data, args.vocab_size, args.data_dir, not args.no_progress)
+    train_docs, val_docs = lm_corpus(args.data, args.data_dir)
+    start = time.perf_counter()
+    model = train_ngram(ngram_lines(tokenizer, args.tokenizer, train_docs), args.order, args.smoothing, args.add_k)
+    seconds = time.perf_counter() - start
+    result = model.evaluate(ngram_lines(tokenizer, args.tokenizer, val_docs))
+    os.makedirs(args.out_dir, exist_ok=True)
+    record = {"model": f"{args.order}-gram {args.smoothing}", "train_seconds": seconds,
+              "ngrams": sum(len(keys) for keys in model.keys), "train_tokens": model.train_tokens,
+              "full_val_loss": result["cross_entropy"], **{"val_" + k: v for k, v in result.items()}}
+    with open(os.path.join(args.out_dir, "metrics.jsonl"), "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+    if args.save_arpa:
+        write_arpa(model, os.path.join(args.out_dir, "model.arpa"))
+    bits = f", {result['cross_entropy'] / math.log(2):.3f} bits/char" if args.tokenizer == "char" else ""
+    print(f"{record['model']}: {record['ngrams']:,} n-grams from {model.train_tokens:,} tokens in {seconds:.1f} s; "
+          f"validation loss {result['cross_entropy']:.4f} nats/token, perplexity {result['perplexity']:.2f}{bits} "
+          f"({result['oov']} of {result['tokens']:,} tokens out of vocabulary)")
+    if args.sample_tokens:
+        sample = model.sample(host_rng(args.seed), max_tokens=args.sample_tokens)
+        print("---- sample ----\n" + ("".join(sample) if args.tokenizer == "char" else
+                                       tokenizer.decode([int(t) for t in sample if t.isdigit()])))
+    return [record]
+
+
 def build_model_and_task(args, vocab_size, train_ids, val_ids):
     if args.model == "lstm":
         cfg = LSTMConfig(vocab_size=vocab_size, n_embd=args.n_embd, hidden_size=args.hidden_size,
@@ -115,6 +163,8 @@ def build_model_and_task(args, vocab_size, train_ids, val_ids):
 def main(argv=None):
     args = parse_args(argv)
     backend.use(args.device)
+    if args.model == "ngram":
+        return run_ngram(args)
     tokenizer, train_ids, val_ids = lm_streams(args.tokenizer, args.data, args.vocab_size, args.data_dir,
                                                progress=not args.no_progress)
     print(f"{args.data}: {args.tokenizer} vocabulary of {tokenizer.vocab_size}, "

@@ -98,3 +98,12 @@ def test_lstm_trains_and_resumes_exactly_with_its_carried_state(tmp_path):
     assert losses(resumed) == losses(whole)[4:]
     evals = [r["val_loss"] for r in whole if "val_loss" in r]
     assert evals[-1] < evals[0]
+
+
+def test_ngram_model_through_train_py(tmp_path, capsys):
+    records = train.main(["--model", "ngram", "--order", "3", "--out-dir", str(tmp_path / "ng"), "--no-progress",
+                          "--sample-tokens", "20"])
+    result = records[0]
+    assert result["val_tokens"] == 111_540  # every validation character (a line's "\n" is its </s>)
+    assert 1.5 < result["full_val_loss"] < 2.5 and result["val_oov"] == 0
+    assert "3-gram modified-kneser-ney" in capsys.readouterr().out
