@@ -139,9 +139,10 @@ def run_ngram(args):
           f"validation loss {result['cross_entropy']:.4f} nats/token, perplexity {result['perplexity']:.2f}{bits} "
           f"({result['oov']} of {result['tokens']:,} tokens out of vocabulary)")
     if args.sample_tokens:
-        sample = model.sample(host_rng(args.seed), max_tokens=args.sample_tokens)
-        print("---- sample ----\n" + ("".join(sample) if args.tokenizer == "char" else
-                                       tokenizer.decode([int(t) for t in sample if t.isdigit()])))
+        tokens = model.sample(host_rng(args.seed), max_tokens=args.sample_tokens)
+        record["sample"] = "".join(tokens) if args.tokenizer == "char" else tokenizer.decode(
+            [int(t) for t in tokens if t.isdigit()])
+        print("---- sample ----\n" + record["sample"])
     return [record]
 
 
@@ -183,7 +184,7 @@ def main(argv=None):
         sys.exit(f"error: {err}")
 
     full = task.full_val_loss()
-    trainer.log({"iter": trainer.iter, "full_val_loss": full})
+    trainer.log({"iter": trainer.iter, "full_val_loss": full, "train_seconds": trainer.train_seconds})
     bits = f", {full / math.log(2):.3f} bits/char" if args.tokenizer == "char" else ""
     print(f"iter {trainer.iter}: validation loss over all (at most 1M) held-out tokens {full:.4f} nats/token, "
           f"perplexity {math.exp(full):.2f}{bits}")
