@@ -117,11 +117,11 @@ def test_nsp_pairs_come_from_the_right_documents_within_budget(seed, n_docs, max
 
 
 def test_half_of_the_pairs_are_random_on_long_documents():
-    """Only a one-sentence chunk forces a random B; with many sentences per chunk it is a coin flip."""
+    """A coin flip, plus the one-sentence chunks (often at a document's end) that force a random B."""
     docs = corpus(np.random.default_rng(0), 300, max_sents=40, max_len=4)
     pairs = nsp_pairs(docs, 64, np.random.default_rng(1), short_seq_prob=0.0)
     random_share = np.mean([p.is_random_next for p in pairs])
-    assert len(pairs) > 400 and 0.45 < random_share < 0.56, (len(pairs), random_share)
+    assert len(pairs) > 400 and 0.45 < random_share < 0.6, (len(pairs), random_share)  # measured 0.557
 
 
 def test_short_sequence_probability_shortens_targets():
