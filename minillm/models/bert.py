@@ -85,8 +85,7 @@ class BertEmbeddings(Module):
         self.from_embeds = inputs_embeds is not None
         self.input_ids = input_ids
         words = inputs_embeds if self.from_embeds else self.word_embeddings(input_ids)
-        B, T = words.shape[:2]
-        pos = xp.arange(T)[None, :]  # (1, T): the same positions for every row
+        pos = xp.arange(words.shape[1])[None, :]  # (1, T): the same positions for every row
         x = words + self.position_embeddings(pos) + self.token_type_embeddings(token_type_ids)
         return self.dropout(self.LayerNorm(x))
 
