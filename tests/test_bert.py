@@ -215,3 +215,12 @@ def test_config_errors_name_the_field(tmp_path):
         BertConfig(hidden_size=6, num_attention_heads=4)
     with pytest.raises(ValueError, match="max_position_embeddings=6"):
         tiny()(xp.ones((1, 7), dtype=xp.int64))
+
+
+def test_float32_agrees_with_float64():
+    model64 = tiny(8)
+    model32 = tiny(8).astype("float32")
+    rng = xp.random.default_rng(8)
+    ids, types, mask = random_batch(rng, 3, 6)
+    for a, b in zip(model32.eval()(ids, types, mask), model64.eval()(ids, types, mask)):
+        assert a.dtype == xp.float32 and float(abs(a - b).max() / abs(b).max()) < 1e-5
