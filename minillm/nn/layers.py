@@ -96,15 +96,20 @@ class Module:
     def state_dict(self):
         return {name: p.data for name, p in self.named_parameters()}
 
-    def load_state_dict(self, state):
-        """Copy arrays into the parameters; missing, unexpected or misshapen names are an error."""
+    def load_state_dict(self, state, strict=True):
+        """Copy arrays into the parameters; unexpected or misshapen names are an error.
+
+        Missing names are an error too when strict; otherwise those parameters
+        keep their fresh initialisation and their sorted names are returned
+        (a checkpoint without the pretraining heads, as Hugging Face allows).
+        """
         own = dict(self.named_parameters())
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
         wrong = sorted(n for n in set(own) & set(state) if tuple(own[n].shape) != tuple(state[n].shape))
-        if missing or unexpected or wrong:
+        if (missing and strict) or unexpected or wrong:
             lines = []
-            if missing:
+            if missing and strict:
                 lines.append(f"missing: {', '.join(missing)}")
             if unexpected:
                 lines.append(f"unexpected: {', '.join(unexpected)}")
@@ -112,7 +117,9 @@ class Module:
                 lines.append(f"shape of {n}: checkpoint {tuple(state[n].shape)}, model {tuple(own[n].shape)}")
             raise ValueError("state does not fit the model; " + "; ".join(lines))
         for name, p in own.items():
-            p.data = xp.asarray(state[name], dtype=p.data.dtype).copy()
+            if name in state:
+                p.data = xp.asarray(state[name], dtype=p.data.dtype).copy()
+        return missing
 
 
     def load_pretrained_state(self, tensors):

@@ -1,0 +1,412 @@
+"""BERT: the encoder of Devlin et al. (2018), with Hugging Face's names and layouts.
+
+    h_0 = LN(W_word[ids] + W_pos[t] + W_type[token_type])     three embeddings, then LayerNorm
+    a   = LN(h + attn(h) W_O + b_O)                           post-LN: the residual sum is normalised
+    h'  = LN(a + gelu(a W_1 + b_1) W_2 + b_2)                 exact (erf) GELU
+    pooled = tanh(h_L[CLS] W_P + b_P)                         the sentence vector, for NSP and classifiers
+    MLM:  scores = LN(gelu(h_L W_T + b_T)) W_word^T + b       decoder tied to the word embeddings
+    NSP:  logits = pooled W_NSP^T + b_NSP                     (B, 2): 0 = B follows A, 1 = random B
+
+`BertModel` (embeddings + encoder + pooler) is the part fine-tuning heads reuse;
+`BertForPreTraining` adds the two pretraining heads (`cls.*`). Every module's
+`backward` adds into its parameters' `.grad` and returns the gradient of its
+input, and the models call them in reverse order, one line a module.
+Linear weights are stored (out, in) as PyTorch stores them.
+"""
+
+import dataclasses
+import os
+import warnings
+
+from minillm.backend import xp
+from minillm.checkpoint import load_safetensors, read_json, save_directory_atomically, save_safetensors, write_json
+from minillm.nn import functional as F
+from minillm.nn.attention import combine_masks
+from minillm.nn.layers import GELU, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, Parameter, RandomSource
+
+
+@dataclasses.dataclass
+class BertConfig:
+    """Hyperparameters, named as in Hugging Face's BertConfig (defaults: BERT-base)."""
+
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    initializer_range: float = 0.02
+    pad_token_id: int = 0
+
+    def __post_init__(self):
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(f"hidden_size ({self.hidden_size}) must be divisible by "
+                             f"num_attention_heads ({self.num_attention_heads})")
+
+    def to_hf_dict(self, architecture="BertForPreTraining"):
+        d = dataclasses.asdict(self)
+        d.update(model_type="bert", architectures=[architecture], position_embedding_type="absolute")
+        return d
+
+    @classmethod
+    def from_hf_dict(cls, d, source="config.json"):
+        if d.get("model_type", "bert") != "bert":
+            raise ValueError(f"{source}: model_type is {d.get('model_type')!r}, expected 'bert'")
+        if d.get("hidden_act", "gelu") != "gelu":
+            raise ValueError(f"{source}: hidden_act {d.get('hidden_act')!r} is not BERT's exact 'gelu'")
+        if d.get("position_embedding_type", "absolute") != "absolute":
+            raise ValueError(f"{source}: position_embedding_type {d['position_embedding_type']!r}; "
+                             "only 'absolute' is implemented")
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+# ---------------------------------------------------------------- embeddings
+class BertEmbeddings(Module):
+    """h_0 = dropout(LN(W_word[ids] + W_pos[0..T-1] + W_type[token_type_ids]))."""
+
+    def __init__(self, cfg, rng, dropout_source, dtype):
+        std = cfg.initializer_range
+        self.word_embeddings = Embedding(cfg.vocab_size, cfg.hidden_size, rng, std=std, dtype=dtype)
+        self.word_embeddings.weight.data[cfg.pad_token_id] = 0  # as Hugging Face initialises padding_idx
+        self.pad_token_id = cfg.pad_token_id
+        self.position_embeddings = Embedding(cfg.max_position_embeddings, cfg.hidden_size, rng, std=std, dtype=dtype)
+        self.token_type_embeddings = Embedding(cfg.type_vocab_size, cfg.hidden_size, rng, std=std, dtype=dtype)
+        self.LayerNorm = LayerNorm(cfg.hidden_size, cfg.layer_norm_eps, dtype=dtype)
+        self.dropout = Dropout(cfg.hidden_dropout_prob, dropout_source)
+
+    def forward(self, input_ids, token_type_ids, inputs_embeds=None):
+        """(B, T) ids (or inputs_embeds (B, T, C) instead of the word lookup) -> (B, T, C)."""
+        self.from_embeds = inputs_embeds is not None
+        self.input_ids = input_ids
+        words = inputs_embeds if self.from_embeds else self.word_embeddings(input_ids)
+        pos = xp.arange(words.shape[1])[None, :]  # (1, T): the same positions for every row
+        x = words + self.position_embeddings(pos) + self.token_type_embeddings(token_type_ids)
+        return self.dropout(self.LayerNorm(x))
+
+    def backward(self, dout):
+        """Fills the three tables' gradients; returns d(inputs_embeds), or None for ids."""
+        dx = self.LayerNorm.backward(self.dropout.backward(dout))  # (B, T, C), the sum's gradient
+        self.token_type_embeddings.backward(dx)
+        self.position_embeddings.backward(dx.sum(axis=0, keepdims=True))
+        if self.from_embeds:
+            return dx
+        # PyTorch's Embedding(padding_idx) as in Hugging Face: the [PAD] row learns nothing from lookups
+        self.word_embeddings.backward(xp.where((self.input_ids == self.pad_token_id)[..., None], 0.0, dx))
+        return None
+
+
+# ---------------------------------------------------------------- one encoder layer
+class BertSelfAttention(Module):
+    """`attention.self`: q, k, v projections and scaled dot-product attention over all heads.
+
+    e_ij = (W_Q h_i) . (W_K h_j) / sqrt(D),  alpha = softmax_j(e) on the allowed keys,
+    context_i = sum_j alpha_ij W_V h_j; no output projection here (that is attention.output).
+    """
+
+    def __init__(self, cfg, rng, dropout_source, dtype):
+        C, std = cfg.hidden_size, cfg.initializer_range
+        self.n_head = cfg.num_attention_heads
+        self.query = Linear(C, C, rng, std=std, dtype=dtype)
+        self.key = Linear(C, C, rng, std=std, dtype=dtype)
+        self.value = Linear(C, C, rng, std=std, dtype=dtype)
+        self.attn_pdrop = cfg.attention_probs_dropout_prob
+        self.dropout_source = dropout_source
+
+    def _split_heads(self, a):  # (B, T, C) -> (B, H, T, D)
+        B, T, C = a.shape
+        return a.reshape(B, T, self.n_head, C // self.n_head).transpose(0, 2, 1, 3)
+
+    def _merge_heads(self, a):  # (B, H, T, D) -> (B, T, C)
+        B, H, T, D = a.shape
+        return a.transpose(0, 2, 1, 3).reshape(B, T, H * D)
+
+    def forward(self, h, mask):
+        q, k, v = (self._split_heads(proj(h)) for proj in (self.query, self.key, self.value))
+        y, self.cache = F.attention_forward(q, k, v, mask, self.attn_pdrop, self.dropout_source.rng, self.training)
+        return self._merge_heads(y)  # (B, T, C)
+
+    def backward(self, dy):
+        dq, dk, dv = F.attention_backward(self._split_heads(dy), self.cache)  # (B, H, T, D) each
+        # h fed all three projections, so its gradient is the sum of theirs
+        return (self.query.backward(self._merge_heads(dq)) + self.key.backward(self._merge_heads(dk))
+                + self.value.backward(self._merge_heads(dv)))
+
+
+class BertResidualOutput(Module):
+    """`attention.output` and `output`: y = LN(residual + dropout(x W^T + b)), post-LN."""
+
+    def __init__(self, n_in, cfg, rng, dropout_source, dtype):
+        self.dense = Linear(n_in, cfg.hidden_size, rng, std=cfg.initializer_range, dtype=dtype)
+        self.LayerNorm = LayerNorm(cfg.hidden_size, cfg.layer_norm_eps, dtype=dtype)
+        self.dropout = Dropout(cfg.hidden_dropout_prob, dropout_source)
+
+    def forward(self, x, residual):
+        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+
+    def backward(self, dy):
+        """Returns (dx, dresidual): the normalised sum passes one gradient to both terms."""
+        dsum = self.LayerNorm.backward(dy)
+        return self.dense.backward(self.dropout.backward(dsum)), dsum
+
+
+class BertAttention(Module):
+    """`attention`: a = LN(h + dropout(selfattn(h) W_O + b_O))."""
+
+    def __init__(self, cfg, rng, dropout_source, dtype):
+        self.self = BertSelfAttention(cfg, rng, dropout_source, dtype)
+        self.output = BertResidualOutput(cfg.hidden_size, cfg, rng, dropout_source, dtype)
+
+    def forward(self, h, mask):
+        return self.output(self.self(h, mask), h)
+
+    def backward(self, da):
+        dcontext, dh = self.output.backward(da)
+        return dh + self.self.backward(dcontext)
+
+
+class BertIntermediate(Module):
+    """`intermediate`: gelu(a W_1^T + b_1), C -> intermediate_size, exact erf GELU."""
+
+    def __init__(self, cfg, rng, dtype):
+        self.dense = Linear(cfg.hidden_size, cfg.intermediate_size, rng, std=cfg.initializer_range, dtype=dtype)
+        self.intermediate_act_fn = GELU("erf")
+
+    def forward(self, a):
+        return self.intermediate_act_fn(self.dense(a))
+
+    def backward(self, dy):
+        return self.dense.backward(self.intermediate_act_fn.backward(dy))
+
+
+class BertLayer(Module):
+    """One post-LN encoder block: attention (with its Add & Norm), then feed-forward (with its own)."""
+
+    def __init__(self, cfg, rng, dropout_source, dtype):
+        self.attention = BertAttention(cfg, rng, dropout_source, dtype)
+        self.intermediate = BertIntermediate(cfg, rng, dtype)
+        self.output = BertResidualOutput(cfg.intermediate_size, cfg, rng, dropout_source, dtype)
+
+    def forward(self, h, mask):  # (B, T, C) -> (B, T, C)
+        a = self.attention(h, mask)
+        return self.output(self.intermediate(a), a)
+
+    def backward(self, dy):
+        dmid, da = self.output.backward(dy)
+        da = da + self.intermediate.backward(dmid)
+        return self.attention.backward(da)
+
+
+class BertEncoder(Module):
+    def __init__(self, cfg, rng, dropout_source, dtype):
+        self.layer = ModuleList([BertLayer(cfg, rng, dropout_source, dtype) for _ in range(cfg.num_hidden_layers)])
+
+    def forward(self, h, mask):
+        for layer in self.layer:
+            h = layer(h, mask)
+        return h
+
+    def backward(self, dh):
+        for layer in reversed(list(self.layer)):
+            dh = layer.backward(dh)
+        return dh
+
+
+class BertPooler(Module):
+    """pooled = tanh(h[:, 0] W_P^T + b_P): the [CLS] position, squashed."""
+
+    def __init__(self, cfg, rng, dtype):
+        self.dense = Linear(cfg.hidden_size, cfg.hidden_size, rng, std=cfg.initializer_range, dtype=dtype)
+
+    def forward(self, h):  # (B, T, C) -> (B, C)
+        self.seq_shape = h.shape
+        self.pooled = xp.tanh(self.dense(h[:, 0]))
+        return self.pooled
+
+    def backward(self, dpooled):
+        """d tanh(z) / dz = 1 - tanh(z)^2; only position 0 receives a gradient."""
+        dcls = self.dense.backward(dpooled * (1.0 - self.pooled * self.pooled))  # (B, C)
+        dh = xp.zeros(self.seq_shape, dtype=dcls.dtype)
+        dh[:, 0] = dcls
+        return dh
+
+
+# ---------------------------------------------------------------- the encoder model
+class BertModel(Module):
+    """Embeddings + encoder + pooler: Hugging Face's BertModel, the body every BERT head reuses."""
+
+    def __init__(self, cfg, rng, dropout_source, dtype):
+        self.embeddings = BertEmbeddings(cfg, rng, dropout_source, dtype)
+        self.encoder = BertEncoder(cfg, rng, dropout_source, dtype)
+        self.pooler = BertPooler(cfg, rng, dtype)
+        self.max_positions = cfg.max_position_embeddings
+
+    def forward(self, input_ids=None, token_type_ids=None, attention_mask=None, inputs_embeds=None):
+        """-> (sequence output (B, T, C), pooled [CLS] (B, C)).
+
+        attention_mask: (B, T), 1 for real tokens and 0 for padding, which no
+        query attends to. token_type_ids: (B, T) segment of each token (0 = A, 1 = B).
+        """
+        if input_ids is not None:
+            input_ids = xp.asarray(input_ids)
+        B, T = input_ids.shape if input_ids is not None else inputs_embeds.shape[:2]
+        if T > self.max_positions:
+            raise ValueError(f"sequence of {T} tokens is longer than max_position_embeddings={self.max_positions}")
+        token_type_ids = xp.zeros((B, T), dtype=xp.int64) if token_type_ids is None else xp.asarray(token_type_ids)
+        mask = combine_masks(T, T, padding_mask=attention_mask)  # (B, 1, 1, T) or None
+        h = self.embeddings(input_ids, token_type_ids, inputs_embeds)
+        h = self.encoder(h, mask)
+        return h, self.pooler(h)
+
+    def backward(self, dseq, dpooled=None):
+        """From the gradients of both outputs to the embedding tables; returns d(inputs_embeds) or None."""
+        dh = dseq if dpooled is None else dseq + self.pooler.backward(dpooled)
+        return self.embeddings.backward(self.encoder.backward(dh))
+
+
+# ---------------------------------------------------------------- pretraining heads
+class BertPredictionHeadTransform(Module):
+    """`cls.predictions.transform`: LN(gelu(h W_T^T + b_T)) before the tied decoder."""
+
+    def __init__(self, cfg, rng, dtype):
+        self.dense = Linear(cfg.hidden_size, cfg.hidden_size, rng, std=cfg.initializer_range, dtype=dtype)
+        self.transform_act_fn = GELU("erf")
+        self.LayerNorm = LayerNorm(cfg.hidden_size, cfg.layer_norm_eps, dtype=dtype)
+
+    def forward(self, h):
+        return self.LayerNorm(self.transform_act_fn(self.dense(h)))
+
+    def backward(self, dy):
+        return self.dense.backward(self.transform_act_fn.backward(self.LayerNorm.backward(dy)))
+
+
+class BertLMPredictionHead(Module):
+    """`cls.predictions`: scores = transform(h) W_word^T + b, one score per vocabulary entry.
+
+    The decoder is the word-embedding table itself (passed in, not owned), so
+    the MLM gradient and the embedding lookup's gradient add into one array.
+    """
+
+    def __init__(self, cfg, rng, dtype):
+        self.transform = BertPredictionHeadTransform(cfg, rng, dtype)
+        self.bias = Parameter(xp.zeros(cfg.vocab_size, dtype=dtype))
+
+    def forward(self, h, word_embeddings):  # (..., C) -> (..., V)
+        scores, cache = F.linear_forward(self.transform(h), word_embeddings.weight.data.T, self.bias.data)
+        self.cache = (cache, word_embeddings.weight)
+        return scores
+
+    def backward(self, dscores):
+        cache, decoder = self.cache
+        dt, dw, db = F.linear_backward(dscores, cache)
+        decoder.accumulate(dw.T)  # the tied decoder's share of W_word's gradient
+        self.bias.accumulate(db)
+        return self.transform.backward(dt)
+
+
+class BertPreTrainingHeads(Module):
+    """`cls`: the masked-LM head on every (or every chosen) position, the NSP head on the pooled vector."""
+
+    def __init__(self, cfg, rng, dtype):
+        self.predictions = BertLMPredictionHead(cfg, rng, dtype)
+        self.seq_relationship = Linear(cfg.hidden_size, 2, rng, std=cfg.initializer_range, dtype=dtype)
+
+
+class BertForPreTraining(Module):
+    """BERT with the masked-LM and next-sentence heads: Hugging Face's BertForPreTraining."""
+
+    def __init__(self, cfg, seed=0, dtype="float32"):
+        self.config = cfg
+        self.dropout_rng = RandomSource(seed)
+        init_rng = xp.random.default_rng(seed)
+        self.bert = BertModel(cfg, init_rng, self.dropout_rng, dtype)
+        self.cls = BertPreTrainingHeads(cfg, init_rng, dtype)
+
+    def forward(self, input_ids=None, token_type_ids=None, attention_mask=None, inputs_embeds=None,
+                mlm_positions=None):
+        """-> (MLM scores, NSP logits (B, 2)).
+
+        The MLM scores are (B, T, V) for every position, or (N, V) for the N
+        flat positions (indices into B*T) given as mlm_positions: BERT scores
+        only the masked tokens, which saves most of the (.., C) x (C, V) product.
+        """
+        seq, pooled = self.bert(input_ids, token_type_ids, attention_mask, inputs_embeds)
+        self.seq_shape = seq.shape
+        self.mlm_positions = None if mlm_positions is None else xp.asarray(mlm_positions)
+        h = seq if self.mlm_positions is None else seq.reshape(-1, seq.shape[-1])[self.mlm_positions]
+        scores = self.cls.predictions(h, self.bert.embeddings.word_embeddings)
+        return scores, self.cls.seq_relationship(pooled)
+
+    def backward(self, dscores, dnsp=None):
+        """From d(MLM scores) and d(NSP logits) (None: MLM alone) down to the embedding tables."""
+        dh = self.cls.predictions.backward(dscores)
+        if self.mlm_positions is not None:  # scatter the chosen rows back into place
+            dseq = xp.zeros((self.seq_shape[0] * self.seq_shape[1], self.seq_shape[2]), dtype=dh.dtype)
+            dseq[self.mlm_positions] = dh  # positions are distinct, so assignment is a sum
+            dh = dseq.reshape(self.seq_shape)
+        dpooled = None if dnsp is None else self.cls.seq_relationship.backward(dnsp)
+        return self.bert.backward(dh, dpooled)
+
+    # ------------------------------------------------------------ Hugging Face checkpoints
+    def save_pretrained(self, directory, extra_files=None):
+        """Write config.json + model.safetensors as Hugging Face's BertForPreTraining does.
+
+        The tied decoder is not stored (transformers re-ties it on load).
+        extra_files(tmp_dir) may add files (vocab.txt, trainer state) to the same atomic save.
+        """
+        def write(tmp):
+            write_json(os.path.join(tmp, "config.json"), self.config.to_hf_dict())
+            save_safetensors(os.path.join(tmp, "model.safetensors"), self.state_dict(), {"format": "pt"})
+            if extra_files:
+                extra_files(tmp)
+
+        save_directory_atomically(directory, write)
+
+    @classmethod
+    def from_pretrained(cls, directory, dtype="float32"):
+        """Load a Hugging Face BERT directory: ours, BertForPreTraining's, or a bare BertModel's.
+
+        Parameters the checkpoint lacks (the pretraining heads of an encoder-only
+        checkpoint such as all-MiniLM-L6-v2) keep their fresh initialisation; their
+        names are in `model.fresh_parameters` and a warning lists them.
+        Unexpected or misshapen tensors are an error listing them.
+        """
+        config_path = os.path.join(directory, "config.json")
+        model = cls(BertConfig.from_hf_dict(read_json(config_path), config_path), dtype=dtype)
+        path = os.path.join(directory, "model.safetensors")
+        try:
+            model.fresh_parameters = model.load_state_dict(hf_bert_state(load_safetensors(path)), strict=False)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
+        if model.fresh_parameters:
+            warnings.warn(f"{path}: initialised fresh (not in the checkpoint): {', '.join(model.fresh_parameters)}",
+                          stacklevel=2)
+        return model
+
+
+def hf_bert_state(tensors):
+    """Hugging Face BERT tensors under our names.
+
+    A bare BertModel checkpoint lacks the `bert.` prefix; `position_ids` /
+    `token_type_ids` are buffers, not parameters; `cls.predictions.decoder.weight`
+    (when stored) must equal the tied word embeddings and `cls.predictions.decoder.bias`
+    the head's bias, so both are dropped after that check.
+    """
+    state = {}
+    for name, a in tensors.items():
+        if name.endswith(("embeddings.position_ids", "embeddings.token_type_ids")):
+            continue
+        state[name if name.startswith(("bert.", "cls.")) else "bert." + name] = a
+    for tied, owner in (("cls.predictions.decoder.weight", "bert.embeddings.word_embeddings.weight"),
+                        ("cls.predictions.decoder.bias", "cls.predictions.bias")):
+        if tied in state:
+            copy = state.pop(tied)
+            kept = state.setdefault(owner, copy)
+            if not (kept.shape == copy.shape and (kept == copy).all()):
+                raise ValueError(f"{tied} differs from {owner}; BERT here ties them")
+    return state
