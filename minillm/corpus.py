@@ -11,6 +11,7 @@ import tempfile
 
 from minillm.backend import np
 from minillm.datasets import cache_dir, chnsenticorp, imdb, tinyshakespeare, wikitext2
+from minillm.pretraining_data import review_documents
 from minillm.tokenizers import BPETokenizer, CharTokenizer, WordPieceTokenizer, load_tokenizer
 
 CORPORA = ("tinyshakespeare", "imdb", "wikitext-2")
@@ -103,3 +104,22 @@ def lm_streams(kind, name, vocab_size, directory=None, progress=True):
     train, val = lm_corpus(name, directory)
     key = f"{name}-{kind}-{tokenizer_digest(tokenizer)}"
     return tokenizer, token_stream(tokenizer, train, key + "-train"), token_stream(tokenizer, val, key + "-val")
+
+
+def sentence_documents(tokenizer, documents, cache_key):
+    """Documents as lists of sentences of token ids (BERT's NSP input), cached as flat arrays."""
+    path = os.path.join(cache_dir(), "documents", cache_key + ".npz")
+    if os.path.exists(path):
+        with np.load(path, allow_pickle=False) as f:
+            ids, sentence_ends, document_ends = f["ids"], f["sentence_ends"], f["document_ends"]
+        sentences = [s.tolist() for s in np.split(ids, sentence_ends[:-1])]
+        starts = [0, *document_ends[:-1].tolist()]
+        return [sentences[a:b] for a, b in zip(starts, document_ends.tolist())]
+    docs = review_documents(documents, tokenizer.encode)
+    sentences = [s for doc in docs for s in doc]
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, ids=np.array([i for s in sentences for i in s], dtype=np.int32),
+             sentence_ends=np.cumsum([len(s) for s in sentences]), document_ends=np.cumsum([len(d) for d in docs]))
+    os.replace(tmp, path)
+    return docs

@@ -209,7 +209,7 @@ def pack_pairs(pairs, max_seq_length, cls_id, sep_id, pad_id):
 
 
 # ---------------------------------------------------------------- the BERT loss
-def mlm_nsp_loss(model, batch, backward=True):
+def mlm_nsp_loss(model, batch, backward=True, scale=1.0):
     """L = L_MLM (+ L_NSP when the batch has next_sentence_label), and the gradients.
 
     batch: input_ids, token_type_ids, attention_mask, labels (MLM, IGNORE_INDEX
@@ -235,6 +235,6 @@ def mlm_nsp_loss(model, batch, backward=True):
     if backward:
         # dL/dL_MLM = dL/dL_NSP = 1: the two losses are simply added
         if "next_sentence_label" in batch:
-            dnsp = cross_entropy_backward(1.0, nsp_cache)
-        model.backward(cross_entropy_backward(1.0, mlm_cache), dnsp)
+            dnsp = cross_entropy_backward(scale, nsp_cache)
+        model.backward(cross_entropy_backward(scale, mlm_cache), dnsp)
     return float(loss), metrics

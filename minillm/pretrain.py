@@ -17,12 +17,16 @@ import time
 
 from minillm import backend
 from minillm.backend import host_rng
-from minillm.corpus import CORPORA, build_tokenizer, document_separator, lm_corpus, lm_streams
+from minillm.corpus import (CORPORA, build_tokenizer, document_separator, lm_corpus, lm_streams,
+                            sentence_documents, tokenizer_digest)
+from minillm.models.bert import BertConfig, BertForPreTraining
+from minillm.pretraining_data import SpecialTokens
+from minillm.tokenizers import WordPieceTokenizer
 from minillm.models.arpa import write_arpa
 from minillm.models.gpt import GPT, GPTConfig
 from minillm.models.lstm_lm import LSTMConfig, LSTMLM
 from minillm.models.ngram import SMOOTHINGS, train_ngram
-from minillm.tasks import CausalLMTask, TruncatedBPTTTask
+from minillm.tasks import CausalLMTask, MaskedLMTask, TruncatedBPTTTask
 from minillm.trainer import NonFiniteLoss, Trainer, TrainConfig
 
 DEFAULTS = dict(  # nanoGPT's shakespeare_char on the CPU
@@ -33,6 +37,10 @@ DEFAULTS = dict(  # nanoGPT's shakespeare_char on the CPU
 MODEL_DEFAULTS = {  # what differs from DEFAULTS for each --model
     "gpt": {},
     "ngram": {},
+    "bert": dict(data="imdb", tokenizer="wordpiece", vocab_size=8192, n_layer=2, n_head=2, n_embd=128,
+                 block_size=128, batch_size=32, dropout=0.1, max_iters=1000, lr_decay_iters=1000,
+                 warmup_iters=100, learning_rate=1e-3, min_lr=1e-4, beta2=0.999, weight_decay=0.01,
+                 eval_interval=250, eval_iters=20, sample_tokens=0, out_dir="out/bert-imdb"),
     "lstm": dict(n_layer=2, n_embd=128, hidden_size=256, batch_size=32, learning_rate=2e-3, min_lr=2e-4,
                  weight_decay=0.0, dropout=0.0),
 }
@@ -49,7 +57,9 @@ def build_parser():
     p.add_argument("--config", help="JSON file of settings (keys are flag names with underscores)")
     run = p.add_argument_group("run")
     run.add_argument("--model", choices=sorted(MODEL_DEFAULTS), default="gpt",
-                     help="gpt (GPT-2 architecture), lstm (embedding, LSTM, linear) or ngram (counts, smoothed)")
+                     help="gpt (GPT-2 architecture), lstm (embedding, LSTM, linear), ngram (counts, smoothed) "
+                          "or bert (masked LM + next-sentence prediction, on IMDB with WordPiece by default)")
+    run.add_argument("--objective", choices=["mlm+nsp", "mlm"], default="mlm+nsp", help="bert's objective")
     run.add_argument("--data", choices=CORPORA, default="tinyshakespeare")
     run.add_argument("--data-dir", help="dataset directory (default: $MINILLM_DATA, else ./data)")
     run.add_argument("--tokenizer", choices=["char", "bpe", "wordpiece"], default="char")
@@ -86,8 +96,9 @@ def build_parser():
 def parse_args(argv=None):
     """Flags over --config over the resumed run's settings over the model's defaults."""
     parser = build_parser()
+    parser.set_defaults(**MODEL_DEFAULTS[parser.parse_args(argv).model])
     args = parser.parse_args(argv)
-    layers = [("--model " + args.model, MODEL_DEFAULTS[args.model])]
+    layers = []
     if args.resume:
         state_path = os.path.join(args.out_dir, "checkpoint", "trainer_state.json")
         if not os.path.exists(state_path):
@@ -146,6 +157,32 @@ def run_ngram(args):
     return [record]
 
 
+def run_bert(args):
+    """BERT pretraining: documents of sentences, masked tokens, next-sentence pairs."""
+    if args.data == "tinyshakespeare":
+        sys.exit("error: --model bert needs a corpus of documents for next-sentence pairs: --data imdb or wikitext-2")
+    tokenizer = build_tokenizer(args.tokenizer, args.data, args.vocab_size, args.data_dir, not args.no_progress)
+    if not isinstance(tokenizer, WordPieceTokenizer):
+        sys.exit("error: --model bert uses --tokenizer wordpiece ([CLS], [SEP], [MASK] and ## pieces)")
+    train_docs, val_docs = lm_corpus(args.data, args.data_dir)
+    key = f"{args.data}-{tokenizer_digest(tokenizer)}"
+    train_docs = sentence_documents(tokenizer, train_docs, key + "-train")
+    val_docs = sentence_documents(tokenizer, val_docs, key + "-val")
+    print(f"{args.data}: wordpiece vocabulary of {tokenizer.vocab_size}, {len(train_docs):,} train / "
+          f"{len(val_docs):,} held-out documents")
+    cfg = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=args.n_embd, num_hidden_layers=args.n_layer,
+                     num_attention_heads=args.n_head, intermediate_size=4 * args.n_embd,
+                     hidden_dropout_prob=args.dropout, attention_probs_dropout_prob=args.dropout,
+                     max_position_embeddings=args.block_size, pad_token_id=tokenizer.pad_id)
+    model = BertForPreTraining(cfg, seed=args.seed, dtype=args.dtype)
+    special = SpecialTokens(tokenizer.pad_id, tokenizer.unk_id, tokenizer.cls_id, tokenizer.sep_id, tokenizer.mask_id)
+    is_continuation = [t.startswith("##") for t in tokenizer.itos]
+    task = MaskedLMTask(model, train_docs, val_docs, args.batch_size, args.block_size, special,
+                        tokenizer.vocab_size, is_continuation, nsp=args.objective == "mlm+nsp",
+                        eval_iters=args.eval_iters, seed=args.seed, grad_accum=args.grad_accum)
+    return tokenizer, model, task
+
+
 def build_model_and_task(args, vocab_size, train_ids, val_ids):
     if args.model == "lstm":
         cfg = LSTMConfig(vocab_size=vocab_size, n_embd=args.n_embd, hidden_size=args.hidden_size,
@@ -166,12 +203,14 @@ def main(argv=None):
     backend.use(args.device)
     if args.model == "ngram":
         return run_ngram(args)
-    tokenizer, train_ids, val_ids = lm_streams(args.tokenizer, args.data, args.vocab_size, args.data_dir,
-                                               progress=not args.no_progress)
-    print(f"{args.data}: {args.tokenizer} vocabulary of {tokenizer.vocab_size}, "
-          f"{len(train_ids):,} train / {len(val_ids):,} val tokens")
-
-    model, task = build_model_and_task(args, tokenizer.vocab_size, train_ids, val_ids)
+    if args.model == "bert":
+        tokenizer, model, task = run_bert(args)
+    else:
+        tokenizer, train_ids, val_ids = lm_streams(args.tokenizer, args.data, args.vocab_size, args.data_dir,
+                                                   progress=not args.no_progress)
+        print(f"{args.data}: {args.tokenizer} vocabulary of {tokenizer.vocab_size}, "
+              f"{len(train_ids):,} train / {len(val_ids):,} val tokens")
+        model, task = build_model_and_task(args, tokenizer.vocab_size, train_ids, val_ids)
     print(f"{args.model}: {model.num_parameters():,} parameters, {args.device}, {args.dtype}")
     train_cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
                                if hasattr(args, f.name)})
@@ -188,7 +227,7 @@ def main(argv=None):
     bits = f", {full / math.log(2):.3f} bits/char" if args.tokenizer == "char" else ""
     print(f"iter {trainer.iter}: validation loss over all (at most 1M) held-out tokens {full:.4f} nats/token, "
           f"perplexity {math.exp(full):.2f}{bits}")
-    if args.sample_tokens:
+    if args.sample_tokens and hasattr(model, "generate"):
         start = backend.to_device([document_separator(tokenizer) or tokenizer.encode("\n")])
         out = model.generate(start, args.sample_tokens, temperature=0.8, top_k=200,
                              rng=backend.default_rng(args.seed))

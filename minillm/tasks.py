@@ -7,13 +7,16 @@ Batches are drawn from generators seeded by (seed, it, micro), never from a
 running generator, so a resumed run sees the same batches.
 """
 
+import collections
+import itertools
 import math
 
 from minillm import metrics
 from minillm.backend import host_rng, np, to_device, to_host
 from minillm.nn.functional import softmax_forward
 from minillm.nn.loss import cross_entropy_backward, cross_entropy_forward
-from minillm.objectives import ar_blocks, ar_loss, ar_loss_backward
+from minillm.objectives import ar_blocks, ar_loss, ar_loss_backward, mlm_nsp_loss
+from minillm.pretraining_data import pretraining_batches
 
 
 class CausalLMTask:
@@ -210,3 +213,64 @@ class SequenceClassificationTask:
         nll = -np.log(np.maximum(probs[np.arange(len(gold)), gold], 1e-30)).mean()
         return {"val_loss": float(nll), "val_accuracy": metrics.accuracy(gold, pred),
                 "val_macro_f1": metrics.macro_f1(gold, pred, labels=range(probs.shape[1]))}
+
+
+class MaskedLMTask:
+    """BERT pretraining: masked-token prediction, with next-sentence prediction unless nsp=False.
+
+    Batches come from pretraining_data.pretraining_batches, an epoch at a time
+    from a generator seeded by (seed, epoch); batch number it * grad_accum +
+    micro is the same in every run, so a resumed run replays the stream up to
+    its step (a few milliseconds a batch) and goes on identically.
+    """
+
+    def __init__(self, model, train_docs, val_docs, batch_size, max_seq_length, special, vocab_size,
+                 is_continuation=None, nsp=True, eval_iters=20, seed=1337, grad_accum=1):
+        self.model, self.train_docs, self.seed, self.grad_accum = model, train_docs, seed, grad_accum
+        self.options = dict(batch_size=batch_size, max_seq_length=max_seq_length, special=special,
+                            vocab_size=vocab_size, nsp=nsp, is_continuation=is_continuation)
+        self.tokens_per_step = batch_size * max_seq_length
+        self.val_batches = list(itertools.islice(pretraining_batches(val_docs, seed=seed + 1, **self.options),
+                                                 eval_iters))
+        self.epoch, self.position, self.stream = 0, 0, None
+
+    def batch(self, index):
+        """The index-th training batch of the run (epochs follow one another)."""
+        if self.stream is None or index < self.position:
+            self.epoch, self.position = 0, 0
+            self.stream = pretraining_batches(self.train_docs, seed=self.seed, epoch=0, **self.options)
+        while True:
+            batch = next(self.stream, None)
+            if batch is None:  # epoch done: new pairs, new masks
+                self.epoch += 1
+                self.stream = pretraining_batches(self.train_docs, seed=self.seed, epoch=self.epoch, **self.options)
+                continue
+            self.position += 1
+            if self.position - 1 == index:
+                return {k: to_device(v) for k, v in batch.items()}
+
+    def train_step(self, it, micro, scale):
+        loss, _ = mlm_nsp_loss(self.model, self.batch(it * self.grad_accum + micro), backward=True, scale=scale)
+        return loss
+
+    def evaluate(self):
+        """Held-out masked-token accuracy and perplexity, NSP accuracy; val_loss = L_MLM + L_NSP."""
+        self.model.eval()
+        totals = collections.Counter()
+        for batch in self.val_batches:
+            _, m = mlm_nsp_loss(self.model, {k: to_device(v) for k, v in batch.items()}, backward=False)
+            totals.update(mlm_nll=m["mlm_loss"] * m["mlm_count"], mlm_correct=m["mlm_correct"],
+                          mlm_count=m["mlm_count"], nsp_nll=m.get("nsp_loss", 0.0) * m.get("nsp_count", 0),
+                          nsp_correct=m.get("nsp_correct", 0), nsp_count=m.get("nsp_count", 0))
+        mlm_loss = totals["mlm_nll"] / max(totals["mlm_count"], 1)
+        out = {"mlm_loss": mlm_loss, "mlm_accuracy": totals["mlm_correct"] / max(totals["mlm_count"], 1),
+               "mlm_perplexity": math.exp(mlm_loss), "val_loss": mlm_loss}
+        if totals["nsp_count"]:
+            nsp_loss = totals["nsp_nll"] / totals["nsp_count"]
+            out.update(nsp_loss=nsp_loss, nsp_accuracy=totals["nsp_correct"] / totals["nsp_count"],
+                       val_loss=mlm_loss + nsp_loss)
+        return out
+
+    def full_val_loss(self, max_tokens=None):
+        """The held-out loss of evaluate() (MLM + NSP over the fixed validation batches)."""
+        return self.evaluate()["val_loss"]

@@ -6,8 +6,12 @@ suite on CuPy.
 """
 
 import os
+import tempfile
 
 from hypothesis import HealthCheck, settings
+
+# tokenizers and token streams that tests build are cached apart from the user's own cache
+os.environ.setdefault("MINILLM_CACHE", tempfile.mkdtemp(prefix="minillm-test-cache-"))
 
 settings.register_profile("ci", max_examples=6, deadline=None, derandomize=True,
                           suppress_health_check=[HealthCheck.too_slow])

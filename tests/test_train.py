@@ -107,3 +107,19 @@ def test_ngram_model_through_train_py(tmp_path, capsys):
     assert result["val_tokens"] == 111_540  # every validation character (a line's "\n" is its </s>)
     assert 1.5 < result["full_val_loss"] < 2.5 and result["val_oov"] == 0
     assert "3-gram modified-kneser-ney" in capsys.readouterr().out
+
+
+def test_bert_pretraining_through_train_py(tmp_path):
+    """MLM + NSP on WikiText-2 paragraphs with a small WordPiece vocabulary; resume is exact here too."""
+    bert = ["--model", "bert", "--data", "wikitext-2", "--vocab-size", "400", "--n-layer", "1", "--n-embd", "16",
+            "--block-size", "32", "--batch-size", "4", "--eval-iters", "2", "--eval-interval", "3", "--log-interval",
+            "1", "--warmup-iters", "1", "--no-progress"]
+    whole = train.main(bert + ["--out-dir", str(tmp_path / "whole"), "--max-iters", "6"])
+    evals = [r for r in whole if "mlm_accuracy" in r]
+    assert len(evals) == 3 and 0 <= evals[-1]["mlm_accuracy"] <= 1 and 0 <= evals[-1]["nsp_accuracy"] <= 1
+    assert evals[-1]["val_loss"] == pytest.approx(evals[-1]["mlm_loss"] + evals[-1]["nsp_loss"])
+    train.main(bert + ["--out-dir", str(tmp_path / "split"), "--max-iters", "3"])
+    resumed = train.main(["--resume", "--out-dir", str(tmp_path / "split"), "--max-iters", "6", "--no-progress"])
+    assert losses(resumed) == losses(whole)[3:]
+    config = json.loads((tmp_path / "whole" / "checkpoint" / "config.json").read_text())
+    assert config["model_type"] == "bert" and (tmp_path / "whole" / "checkpoint" / "vocab.txt").exists()
