@@ -18,13 +18,12 @@ import sys
 from minillm import backend, metrics
 from minillm.checkpoint import load_safetensors, read_json, write_json
 from minillm.datasets import CLASSIFICATION_TASKS, classification_data
-from minillm.models.gpt import GPTConfig
-from minillm.models.heads import GPTForSequenceClassification
+from minillm.models.heads import BertForSequenceClassification, GPTForSequenceClassification
 from minillm.tasks import SequenceClassificationTask, predict_probabilities
-from minillm.tokenizers import load_tokenizer
+from minillm.tokenizers import WordPieceTokenizer, load_tokenizer
 from minillm.trainer import NonFiniteLoss, Trainer, TrainConfig
 
-DEFAULT_INIT = "out/gpt-imdb-bpe"  # python train.py --data imdb --tokenizer bpe --out-dir out/gpt-imdb-bpe
+DEFAULT_INIT = "out/bert-imdb"  # where `python train.py --model bert` saves
 
 
 def build_parser():
@@ -61,22 +60,38 @@ def checkpoint_dir(path):
     return inner if os.path.isdir(inner) else path
 
 
+CLASSIFIERS = {"gpt2": GPTForSequenceClassification, "bert": BertForSequenceClassification}
+
+
 def build_classifier(config, label_names, pad_token_id, dropout, seed):
     """A sequence classifier of the architecture that a pretrained config.json describes."""
-    if config.get("model_type") == "gpt2":
-        cfg = GPTConfig.from_hf_dict(config)
+    kind = config.get("model_type")
+    if kind not in CLASSIFIERS:
+        raise ValueError(f"config.json model_type {kind!r}: fine-tuning supports {', '.join(CLASSIFIERS)}")
+    cfg = CLASSIFIERS[kind].config_class.from_hf_dict(config)
+    if kind == "gpt2":
         cfg.resid_pdrop = cfg.embd_pdrop = cfg.attn_pdrop = dropout
-        return GPTForSequenceClassification(cfg, label_names, pad_token_id, seed=seed)
-    raise ValueError(f"config.json model_type {config.get('model_type')!r}: fine-tuning supports 'gpt2'")
+    else:
+        cfg.hidden_dropout_prob = cfg.attention_probs_dropout_prob = dropout
+    return CLASSIFIERS[kind](cfg, label_names, pad_token_id, seed=seed)
 
 
 def tokenizer_pad_id(tokenizer):
-    """GPT-2 has no pad token; like Hugging Face, pad with <|endoftext|> (masked out anyway)."""
+    """[PAD] for WordPiece; GPT-2 has no pad token, so like Hugging Face pad with <|endoftext|> (masked out)."""
+    if isinstance(tokenizer, WordPieceTokenizer):
+        return tokenizer.pad_id
     return getattr(tokenizer, "special_tokens", {}).get("<|endoftext|>", 0)
 
 
+def max_positions(config):
+    return getattr(config, "n_positions", None) or config.max_position_embeddings
+
+
 def encode_all(tokenizer, texts, max_length):
-    """Token ids of each text, cut to max_length (an empty text becomes one pad token)."""
+    """Token ids of each text cut to max_length: `[CLS] text [SEP]` for WordPiece (an empty text
+    becomes one pad token for the others)."""
+    if isinstance(tokenizer, WordPieceTokenizer):
+        return [tokenizer.encode_plus(t, max_length=max_length, truncation=True).input_ids for t in texts]
     return [tokenizer.encode(t)[:max_length] or [tokenizer_pad_id(tokenizer)] for t in texts]
 
 
@@ -105,10 +120,11 @@ def write_report(path, task, split, names, texts, gold, probs, note):
 
 def predict(args):
     directory = os.path.join(args.out_dir, "best")
-    model, tokenizer = GPTForSequenceClassification.from_pretrained(directory), load_tokenizer(directory)
+    kind = read_json(os.path.join(directory, "config.json")).get("model_type")
+    model, tokenizer = CLASSIFIERS[kind].from_pretrained(directory), load_tokenizer(directory)
     names = model.label_names
     texts = [args.predict] if args.predict else open(args.predict_file, encoding="utf-8").read().splitlines()
-    encoded = encode_all(tokenizer, texts, min(args.max_length, model.config.n_positions))
+    encoded = encode_all(tokenizer, texts, min(args.max_length, max_positions(model.config)))
     for text, p in zip(texts, predict_probabilities(model, encoded, args.batch_size, model.pad_token_id)):
         print(json.dumps({"text": text, "label": names[int(p.argmax())],
                           "probabilities": {n: round(float(x), 4) for n, x in zip(names, p)}}))
@@ -123,8 +139,10 @@ def main(argv=None):
         return predict(args)
     source = checkpoint_dir(args.arch_from if scratch else args.init)
     if not os.path.exists(os.path.join(source, "config.json")):
-        sys.exit(f"error: no pretrained checkpoint at {source}. Make one with `python train.py --data imdb "
-                 f"--tokenizer bpe --out-dir {DEFAULT_INIT}`, or pass --init DIR (or --init none --arch-from DIR).")
+        sys.exit(f"error: no pretrained checkpoint at {source}. Make one with `python train.py --model bert` "
+                 f"(it saves to {DEFAULT_INIT}), or pass --init DIR (or --init none --arch-from DIR).")
+    if source == checkpoint_dir(DEFAULT_INIT):
+        print(f"starting from {source}, the checkpoint `python train.py --model bert` writes")
     tokenizer = load_tokenizer(source)
     splits, names, note = classification_data(args.task, args.dataset, args.data_dir)
     if args.max_train_examples:
@@ -136,11 +154,12 @@ def main(argv=None):
     else:
         weights = os.path.join(source, "model.safetensors")
         try:
-            fresh = model.load_backbone(load_safetensors(weights))
+            fresh, unused = model.load_backbone(load_safetensors(weights))
         except ValueError as err:
             sys.exit(f"error: {weights}: {err}")
-        print(f"backbone from {source}; initialised fresh: {', '.join(fresh)}")
-    max_length = min(args.max_length, model.config.n_positions)
+        print(f"backbone from {source}; initialised fresh: {', '.join(fresh)}"
+              + (f"; pretraining heads not used: {', '.join(unused)}" if unused else ""))
+    max_length = min(args.max_length, max_positions(model.config))
     encoded = {s: encode_all(tokenizer, texts, max_length) for s, (texts, _) in splits.items()}
     labels = {s: list(y) for s, (_, y) in splits.items()}
     print(f"{args.task}: {note}; " + ", ".join(f"{s} {len(v)}" for s, v in encoded.items()))

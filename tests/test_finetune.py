@@ -46,3 +46,20 @@ def test_scratch_baseline_and_missing_checkpoint(pretrained, tmp_path, capsys):
     assert (tmp_path / "s" / "report-test.md").exists()
     with pytest.raises(SystemExit, match="no pretrained checkpoint"):
         finetune.main(["--init", str(tmp_path / "nothing"), "--out-dir", str(tmp_path / "x")])
+
+
+def test_finetune_from_a_bert_pretrained_by_train_py(tmp_path, capsys):
+    pre = tmp_path / "bert"
+    pretrain.main(["--model", "bert", "--data", "wikitext-2", "--vocab-size", "400", "--n-layer", "1", "--n-embd",
+                   "16", "--block-size", "32", "--batch-size", "4", "--max-iters", "2", "--eval-iters", "1",
+                   "--no-progress", "--out-dir", str(pre)])
+    out = tmp_path / "ft"
+    results = finetune.main(["--task", "intent", "--init", str(pre), "--max-train-examples", "64", "--batch-size",
+                             "16", "--epochs", "1", "--no-progress", "--out-dir", str(out)])
+    printed = capsys.readouterr().out
+    assert "initialised fresh: classifier.bias, classifier.weight" in printed
+    assert "pretraining heads not used: cls." in printed
+    assert set(results) == {"dev", "test"} and results["test"]["accuracy"] >= 0
+    config = json.loads((out / "best" / "config.json").read_text())
+    assert config["architectures"] == ["BertForSequenceClassification"] and len(config["id2label"]) == 7
+    assert (out / "best" / "vocab.txt").exists()

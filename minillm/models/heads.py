@@ -13,41 +13,31 @@ import os
 
 from minillm.backend import np, xp
 from minillm.checkpoint import load_safetensors, read_json, save_model_directory
+from minillm.models.bert import BertConfig, BertModel, hf_bert_state
 from minillm.models.gpt import GPTConfig, GPTTransformer, hf_gpt2_state
 from minillm.nn import functional as F
-from minillm.nn.layers import Linear, Module, RandomSource
+from minillm.nn.layers import Dropout, Linear, Module, RandomSource
 
 
-class GPTForSequenceClassification(Module):
-    """GPT2ForSequenceClassification: the hidden state of each sequence's last real token, then `score`.
+class SequenceClassifier(Module):
+    """What every sequence classifier shares: labels in config.json, Hugging Face save/load, backbones.
 
-    With right padding, the last real token is at attention_mask.sum() - 1; it
-    has seen the whole text through the causal mask.
+    A subclass names its Hugging Face architecture, config class, the function
+    mapping checkpoint names to ours, and the prefixes of pretraining-head
+    tensors that a backbone checkpoint may carry and the classifier does not use.
     """
 
-    def __init__(self, cfg, label_names, pad_token_id=0, seed=0, dtype="float32"):
-        self.config, self.label_names, self.pad_token_id = cfg, list(label_names), pad_token_id
-        self.dropout_rng = RandomSource(seed)
-        rng = xp.random.default_rng(seed)
-        self.transformer = GPTTransformer(cfg, rng, self.dropout_rng, dtype)
-        self.score = Linear(cfg.n_embd, len(self.label_names), rng, std=cfg.initializer_range, bias=False,
-                            dtype=dtype)
+    architecture = config_class = None
+    unused_prefixes = ()
 
-    def forward(self, idx, attention_mask):
-        """idx, attention_mask: (B, T), right-padded -> logits (B, num_labels)."""
-        h = self.transformer(idx, attention_mask=attention_mask)  # (B, T, C)
-        last = xp.asarray(attention_mask).sum(axis=1) - 1  # (B,)
-        pooled, self.pool_cache = F.gather_positions_forward(h, last)  # (B, C)
-        return self.score(pooled)
-
-    def backward(self, dlogits):
-        dpooled = self.score.backward(dlogits)
-        self.transformer.backward(F.gather_positions_backward(dpooled, self.pool_cache))
+    @staticmethod
+    def hf_state(tensors):
+        return tensors
 
     def save_pretrained(self, directory, extra_files=None):
-        """config.json (with id2label) + model.safetensors, as transformers' GPT2ForSequenceClassification."""
+        """config.json (with id2label) + model.safetensors, as transformers' *ForSequenceClassification."""
         config = self.config.to_hf_dict()
-        config.update(architectures=["GPT2ForSequenceClassification"], num_labels=len(self.label_names),
+        config.update(architectures=[self.architecture], num_labels=len(self.label_names),
                       id2label={str(i): n for i, n in enumerate(self.label_names)},
                       label2id={n: i for i, n in enumerate(self.label_names)}, pad_token_id=self.pad_token_id)
         save_model_directory(directory, config, self.state_dict(), extra_files)
@@ -59,20 +49,84 @@ class GPTForSequenceClassification(Module):
         if "id2label" not in config:
             raise ValueError(f"{config_path}: no id2label, so not a sequence classifier")
         names = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
-        model = cls(GPTConfig.from_hf_dict(config, config_path), names, config.get("pad_token_id") or 0, dtype=dtype)
+        model = cls(cls.config_class.from_hf_dict(config, config_path), names, config.get("pad_token_id") or 0,
+                    dtype=dtype)
         model.load_state_dict(load_safetensors(os.path.join(directory, "model.safetensors")))
         return model
 
     def load_backbone(self, tensors):
-        """Load a pretrained GPT's weights (GPT2LMHeadModel or GPT2Model names); returns the names left fresh."""
-        state = hf_gpt2_state(tensors)
+        """Load a pretrained model's weights into the backbone; returns (fresh names, unused names).
+
+        The head starts fresh; a pretraining checkpoint's own heads are not used
+        (as transformers reports "weights not used"). Any other tensor the
+        classifier has no place for, or a shape that differs, is an error.
+        """
+        state = self.hf_state(tensors)
+        unused = sorted(n for n in state if n.startswith(self.unused_prefixes))
+        state = {n: a for n, a in state.items() if n not in unused}
         own = dict(self.named_parameters())
         unexpected = sorted(set(state) - set(own))
         if unexpected:
             raise ValueError(f"tensors the classifier has no place for: {unexpected}")
         fresh = sorted(set(own) - set(state))
         self.load_state_dict({**state, **{n: own[n].data for n in fresh}})
-        return fresh
+        return fresh, unused
+
+
+class GPTForSequenceClassification(SequenceClassifier):
+    """GPT2ForSequenceClassification: the hidden state of each sequence's last real token, then `score`.
+
+    With right padding, the last real token is at attention_mask.sum() - 1; it
+    has seen the whole text through the causal mask.
+    """
+
+    architecture, config_class = "GPT2ForSequenceClassification", GPTConfig
+    hf_state = staticmethod(hf_gpt2_state)
+
+    def __init__(self, cfg, label_names, pad_token_id=0, seed=0, dtype="float32"):
+        self.config, self.label_names, self.pad_token_id = cfg, list(label_names), pad_token_id
+        self.dropout_rng = RandomSource(seed)
+        rng = xp.random.default_rng(seed)
+        self.transformer = GPTTransformer(cfg, rng, self.dropout_rng, dtype)
+        self.score = Linear(cfg.n_embd, len(self.label_names), rng, std=cfg.initializer_range, bias=False,
+                            dtype=dtype)
+
+    def forward(self, idx, attention_mask, token_type_ids=None):
+        """idx, attention_mask: (B, T), right-padded -> logits (B, num_labels)."""
+        h = self.transformer(idx, attention_mask=attention_mask)  # (B, T, C)
+        last = xp.asarray(attention_mask).sum(axis=1) - 1  # (B,)
+        pooled, self.pool_cache = F.gather_positions_forward(h, last)  # (B, C)
+        return self.score(pooled)
+
+    def backward(self, dlogits):
+        dpooled = self.score.backward(dlogits)
+        self.transformer.backward(F.gather_positions_backward(dpooled, self.pool_cache))
+
+
+class BertForSequenceClassification(SequenceClassifier):
+    """BertForSequenceClassification: logits = classifier(dropout(pooled [CLS]))."""
+
+    architecture, config_class = "BertForSequenceClassification", BertConfig
+    hf_state = staticmethod(hf_bert_state)
+    unused_prefixes = ("cls.",)  # BertForPreTraining's MLM and NSP heads
+
+    def __init__(self, cfg, label_names, pad_token_id=0, seed=0, dtype="float32"):
+        self.config, self.label_names, self.pad_token_id = cfg, list(label_names), pad_token_id
+        self.dropout_rng = RandomSource(seed)
+        rng = xp.random.default_rng(seed)
+        self.bert = BertModel(cfg, rng, self.dropout_rng, dtype)
+        self.dropout = Dropout(cfg.hidden_dropout_prob, self.dropout_rng)
+        self.classifier = Linear(cfg.hidden_size, len(self.label_names), rng, std=cfg.initializer_range, dtype=dtype)
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        """input_ids, attention_mask: (B, T) -> logits (B, num_labels)."""
+        seq, pooled = self.bert(input_ids, token_type_ids, attention_mask)
+        self.seq_shape = seq.shape
+        return self.classifier(self.dropout(pooled))
+
+    def backward(self, dlogits):
+        dpooled = self.dropout.backward(self.classifier.backward(dlogits))
+        self.bert.backward(xp.zeros(self.seq_shape, dtype=dpooled.dtype), dpooled)
 
 
 def first_subtoken_labels(word_ids, word_labels, ignore_index=-100):
