@@ -199,3 +199,13 @@ def test_maximum_likelihood_perplexity_is_infinite_on_unseen_events():
     assert result["perplexity"] == math.inf  # the OOV zz has probability 0
     # a | <s>: 4/11; </s> | a: 4/4; </s> | <unk>: context unseen, so the unigram 11/23
     assert result["perplexity_without_oov"] == pytest.approx((4 / 11 * 1 * 11 / 23) ** (-1 / 3))
+
+
+def test_arpa_keeps_words_with_unicode_spaces(tmp_path):
+    lines = ["climax)\u0085though it ends", "it\u00a0ends"]  # lmplz splits on ASCII blanks only
+    model = train_ngram(lines, 2)
+    assert "climax)\u0085though" in model.vocab.index
+    write_arpa(model, tmp_path / "u.arpa")
+    assert read_arpa(tmp_path / "u.arpa").vocab.words == model.vocab.words
+    with pytest.raises(ValueError, match="the word ' ' cannot be written in ARPA"):
+        write_arpa(train_ngram([list("a b")], 2), tmp_path / "chars.arpa")
