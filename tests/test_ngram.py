@@ -169,9 +169,10 @@ def test_add_k_has_no_arpa_form(tmp_path):
 
 
 def test_degenerate_corpora_and_bad_arguments():
-    model = train_ngram(["", ""], 3)  # only <s> </s>: no trigrams at all
-    assert model.evaluate(["", "a"])["tokens"] == 3
-    assert abs((10.0 ** model.next_log10_probs(["a", "b"])).sum() - 1) < 1e-12
+    for smoothing in SMOOTHINGS:
+        model = train_ngram(["", ""], 3, smoothing)  # only <s> </s>: no trigrams at all
+        assert model.evaluate(["", "a"])["tokens"] == 3
+        assert abs((10.0 ** model.next_log10_probs(["a", "b"])).sum() - 1) < 1e-12
     with pytest.raises(ValueError, match="unknown smoothing 'kn'"):
         train_ngram(HAND, 2, "kn")
     with pytest.raises(ValueError, match="order must be a positive integer"):
