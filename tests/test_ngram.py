@@ -169,9 +169,10 @@ def test_add_k_has_no_arpa_form(tmp_path):
 
 
 def test_degenerate_corpora_and_bad_arguments():
-    model = train_ngram(["", ""], 3)  # only <s> </s>: no trigrams at all
-    assert model.evaluate(["", "a"])["tokens"] == 3
-    assert abs((10.0 ** model.next_log10_probs(["a", "b"])).sum() - 1) < 1e-12
+    for smoothing in SMOOTHINGS:
+        model = train_ngram(["", ""], 3, smoothing)  # only <s> </s>: no trigrams at all
+        assert model.evaluate(["", "a"])["tokens"] == 3
+        assert abs((10.0 ** model.next_log10_probs(["a", "b"])).sum() - 1) < 1e-12
     with pytest.raises(ValueError, match="unknown smoothing 'kn'"):
         train_ngram(HAND, 2, "kn")
     with pytest.raises(ValueError, match="order must be a positive integer"):
@@ -199,3 +200,13 @@ def test_maximum_likelihood_perplexity_is_infinite_on_unseen_events():
     assert result["perplexity"] == math.inf  # the OOV zz has probability 0
     # a | <s>: 4/11; </s> | a: 4/4; </s> | <unk>: context unseen, so the unigram 11/23
     assert result["perplexity_without_oov"] == pytest.approx((4 / 11 * 1 * 11 / 23) ** (-1 / 3))
+
+
+def test_arpa_keeps_words_with_unicode_spaces(tmp_path):
+    lines = ["climax)\u0085though it ends", "it\u00a0ends"]  # lmplz splits on ASCII blanks only
+    model = train_ngram(lines, 2)
+    assert "climax)\u0085though" in model.vocab.index
+    write_arpa(model, tmp_path / "u.arpa")
+    assert read_arpa(tmp_path / "u.arpa").vocab.words == model.vocab.words
+    with pytest.raises(ValueError, match="the word ' ' cannot be written in ARPA"):
+        write_arpa(train_ngram([list("a b")], 2), tmp_path / "chars.arpa")

@@ -24,7 +24,7 @@ import itertools
 
 from minillm.backend import np
 from minillm.models.ngram import BackoffModel
-from minillm.models.ngram_counts import BOS, EOS, SPECIALS, Vocabulary
+from minillm.models.ngram_counts import BOS, EOS, SPECIALS, Vocabulary, tokens_of
 
 LOG10_MISSING_UNK = -100.0  # what KenLM gives <unk> when an ARPA file lacks it
 
@@ -43,6 +43,10 @@ def write_arpa(model, path):
     if not isinstance(model, BackoffModel):
         raise TypeError(f"only backoff models have an ARPA form; {type(model).__name__} "
                         f"({model.smoothing}) does not (its add-k mass covers every unseen n-gram)")
+    blank = next((w for w in model.vocab.words if tokens_of(w) != [w]), None)
+    if blank is not None:
+        raise ValueError(f"the word {blank!r} cannot be written in ARPA, whose words are separated by blanks "
+                         "(character models with a space token have no ARPA form)")
     names = np.array(model.vocab.words, dtype=object)
     with open(path, "w", encoding="utf-8") as f:
         f.write("\\data\\\n")
@@ -62,7 +66,7 @@ def write_arpa(model, path):
 
 def _section(path, n, lines, first):
     """The lines of the n-grams section (file line `first` + 1 onwards) -> (line numbers, words, p, backoff)."""
-    fields = [line.split() for line in lines]
+    fields = list(map(tokens_of, lines))  # split on ASCII blanks only: words may hold other spaces (U+0085)
     sizes = np.fromiter(map(len, fields), dtype=np.int64, count=len(fields))
     bad = np.flatnonzero((sizes != 0) & (sizes != n + 1) & (sizes != n + 2))
     if len(bad):
@@ -80,7 +84,7 @@ def _section(path, n, lines, first):
 
 def _parse(path):
     """ARPA file -> {n: (line numbers, words, log10 p, log10 backoff)} with the counts checked."""
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", newline="") as f:  # lines end at \n only, as KenLM reads them
         lines = f.read().split("\n")
     marks = [i for i, line in enumerate(lines) if line.startswith("\\")]  # \data\, \n-grams:, \end\
     if not marks or lines[marks[0]].strip() != "\\data\\":  # text before \data\ is a free-form header

@@ -183,16 +183,24 @@ class CountModel(NGramModel):
         done = np.zeros(len(words), dtype=bool)
         for k in range(self.order - 1, -1, -1):
             context = contexts[k - 1] if k else np.zeros(len(words), dtype=np.int64)
-            total = np.where(context >= 0, self.context_totals[k][np.maximum(context, 0)], 0.0)
+            total = _take(self.context_totals[k], context)
             use = ~done & (available >= k)
             if self.k == 0:
                 use &= total > 0
             rows = self.find(k + 1, context, words)
-            count = np.where(rows >= 0, self.counts[k][np.maximum(rows, 0)], 0)
+            count = _take(self.counts[k], rows)
             with np.errstate(divide="ignore"):
                 result[use] = np.log10((count[use] + self.k) / (total[use] + self.k * predicted))
             done |= use
         return result
+
+
+def _take(values, rows):
+    """values[rows] as floats, 0 where a row is -1 (absent); `values` may be empty."""
+    out = np.zeros(len(rows))
+    found = rows >= 0
+    out[found] = values[rows[found]]
+    return out
 
 
 def train_ngram(train_lines, order=3, smoothing="modified-kneser-ney", k=1.0, special_tokens="skip",

@@ -56,7 +56,12 @@ def main(argv=None):
     parser.add_argument("--kenlm", help="folder with KenLM's lmplz and query binaries, to compare with")
     parser.add_argument("--arpa", action="store_true", help="with --kenlm: check the ARPA interchange both ways")
     args = parser.parse_args(argv)
-    folder = tempfile.mkdtemp(prefix="ngram_bench_")
+    with tempfile.TemporaryDirectory(prefix="ngram_bench_") as folder:  # text and ARPA files for KenLM
+        run(args, folder)
+
+
+def run(args, folder):
+    """Print one markdown row per dataset and order; KenLM's files go to `folder`."""
     print("| data | order | train tokens | build s | test tokens | queries/s | ppl | ppl w/o OOV |"
           + (" lmplz ppl | lmplz w/o OOV | rel. diff |" if args.kenlm else ""))
     print("|---|---|---|---|---|---|---|---|" + ("---|---|---|" if args.kenlm else ""))
