@@ -110,10 +110,10 @@ class TruncatedBPTTTask:
         return float(loss)
 
     def evaluate(self):
-        """Val loss over the whole validation text, read in order with the state carried."""
+        """Loss over the first eval_iters windows of the train and validation streams, state carried."""
         self.model.eval()
-        out = {"train_loss": self.stream_loss(self.train_streams, self.eval_iters)}
-        out["val_loss"] = self.full_val_loss()
+        out = {f"{split}_loss": self.stream_loss(streams, self.eval_iters)
+               for split, streams in (("train", self.train_streams), ("val", self.val_streams))}
         out["val_perplexity"] = math.exp(out["val_loss"])
         return out
 
