@@ -90,10 +90,11 @@ def test_layernorm_normalises():
 
 @given(seeds, dims, dims, st.floats(0.1, 5.0))
 def test_gelu_tanh_and_erf(seed, n, c, scale):
+    """Inputs within [-4, 4]: further left, 1 + tanh(u) cancels and the function itself is rounding noise."""
     rng = xp.random.default_rng(seed)
     for forward, backward in ((F.gelu_forward, F.gelu_backward), (F.gelu_erf_forward, F.gelu_erf_backward)):
         fwd, bwd = backward_of(forward, backward)
-        assert_small(gradcheck(fwd, bwd, (randn(rng, n, c, scale=scale),)))
+        assert_small(gradcheck(fwd, bwd, (xp.clip(randn(rng, n, c, scale=scale), -4.0, 4.0),)))
 
 
 def test_gelu_values():
