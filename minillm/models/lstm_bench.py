@@ -7,10 +7,10 @@ random: the cost of a step does not depend on which characters it sees.
 """
 
 import argparse
-import time
 
 from minillm import backend
-from minillm.backend import host_rng, synchronize, to_device
+from minillm.backend import host_rng, to_device
+from minillm.bench import time_steps
 from minillm.models.lstm_lm import LSTMConfig, LSTMLM
 from minillm.nn.loss import cross_entropy_backward, cross_entropy_forward
 
@@ -38,14 +38,7 @@ def train_step_fn(model, batch_size, bptt, lr=1.0, seed=0):
 def measure(cfg, batch_size, bptt, warmup, steps, seed=0):
     """(seconds per step, training tokens per second)."""
     step = train_step_fn(LSTMLM(cfg, seed=seed), batch_size, bptt, seed=seed)
-    for _ in range(warmup):
-        step()
-    synchronize()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    synchronize()
-    seconds = (time.perf_counter() - t0) / steps
+    seconds = time_steps(step, warmup, steps)
     return seconds, batch_size * bptt / seconds
 
 
