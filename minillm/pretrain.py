@@ -45,7 +45,7 @@ MODEL_DEFAULTS = {  # what differs from DEFAULTS for each --model
     "lstm": dict(n_layer=2, n_embd=128, hidden_size=256, batch_size=32, learning_rate=2e-3, min_lr=2e-4,
                  weight_decay=0.0, dropout=0.0),
     "xlnet": dict(data="imdb", tokenizer="wordpiece", vocab_size=8192, n_layer=2, n_head=2, n_embd=128,
-                  block_size=64, batch_size=32, dropout=0.1, max_iters=1000, lr_decay_iters=1000,
+                  block_size=64, batch_size=16, dropout=0.1, max_iters=1000, lr_decay_iters=1000,
                   warmup_iters=100, learning_rate=1e-3, min_lr=1e-4, beta2=0.999, weight_decay=0.01,
                   eval_interval=250, eval_iters=20, sample_tokens=0, out_dir="out/xlnet-imdb"),
 }
