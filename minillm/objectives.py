@@ -20,6 +20,18 @@ another document. From the pooled [CLS] vector:
 
     L_NSP = -(1 / N) sum_n log p(is_next_n | A_n, B_n),    L = L_MLM + L_NSP
 
+Permutation language modelling (XLNet). Sample a factorization order z, a
+permutation of the T real (non-padding) positions, and predict tokens
+autoregressively in that order; only the last T / K of the order are
+predicted (partial prediction: they have the most context):
+
+    L_PLM = -(1 / |P|) sum_{t in P} log p(x_{z_t} | x_{z_1} .. x_{z_{t-1}}),   P = the last T / K ranks
+
+Two masks come from the ranks r(i) (the step of z at which position i comes):
+the content stream at i sees j iff r(j) <= r(i) (itself included); the
+query stream at i sees j iff r(j) < r(i), never itself, so it knows where
+its target is (its position) but not what it is.
+
 Data-side functions run on the host (`np`) with a generator the caller seeds.
 """
 
@@ -238,3 +250,65 @@ def mlm_nsp_loss(model, batch, backward=True, scale=1.0):
             dnsp = cross_entropy_backward(scale, nsp_cache)
         model.backward(cross_entropy_backward(scale, mlm_cache), dnsp)
     return float(loss), metrics
+
+
+# ---------------------------------------------------------------- permutation language modelling
+def plm_masks(ranks, real):
+    """XLNet's two attention masks from the factorization ranks: -> (content, query), each (B, T, T).
+
+    ranks: (B, T) ints, the step of the order at which each position comes;
+    real: (B, T) bools, False on padding, which no position ever sees.
+    content[b, i, j] = r(j) <= r(i); query[b, i, j] = r(j) < r(i).
+    """
+    before = ranks[:, None, :] < ranks[:, :, None]  # (B, T, T): [b, i, j] = r(j) < r(i)
+    visible = real[:, None, :]  # (B, 1, T): keys that are real tokens
+    content = (before | np.eye(ranks.shape[1], dtype=bool)) & visible
+    return content, before & visible
+
+
+def permutation_lm_batch(input_ids, rng, num_predict=None, predict_ratio=1 / 6, pad_id=None):
+    """One factorization order per sequence, its masks and its targets (host arrays).
+
+    input_ids: (B, T) ints; positions holding pad_id are left out of the order.
+    Each sequence predicts its last num_predict ranks (default
+    round(predict_ratio * n), n its real length), at most n - 1 so that every
+    predicted position has at least one token to see. Returns a dict:
+    input_ids, content_mask and query_mask (B, T, T) bools, labels (B, T)
+    (the token where predicted, IGNORE_INDEX elsewhere) and perm_ranks (B, T).
+    """
+    input_ids = np.asarray(input_ids)
+    B, T = input_ids.shape
+    real = np.ones((B, T), dtype=bool) if pad_id is None else input_ids != pad_id
+    ranks = np.full((B, T), T, dtype=np.int64)  # padding ranks after every real token
+    labels = np.full((B, T), IGNORE_INDEX, dtype=np.int64)
+    for b in range(B):
+        positions = np.flatnonzero(real[b])
+        n = len(positions)
+        if n < 2:
+            raise ValueError(f"sequence {b} has {n} real tokens; permutation LM needs at least 2")
+        order = positions[rng.permutation(n)]  # z: order[t] is the position predicted at step t
+        ranks[b, order] = np.arange(n)
+        k = num_predict if num_predict is not None else int(round(predict_ratio * n))
+        predicted = order[n - min(max(k, 1), n - 1):]
+        labels[b, predicted] = input_ids[b, predicted]
+    content, query = plm_masks(ranks, real)
+    return {"input_ids": input_ids.astype(np.int64), "content_mask": content, "query_mask": query,
+            "labels": labels, "perm_ranks": ranks}
+
+
+def plm_loss(model, batch, backward=True, scale=1.0):
+    """L_PLM over the predicted positions, and (with backward) every parameter's gradient.
+
+    batch: a permutation_lm_batch (host or device arrays). Only the predicted
+    positions go through the LM head. Returns (loss, metrics).
+    """
+    labels = np.asarray(to_host(batch["labels"])).reshape(-1)
+    positions = np.flatnonzero(labels != IGNORE_INDEX)
+    targets = xp.asarray(labels[positions])
+    logits = model(xp.asarray(batch["input_ids"]), xp.asarray(batch["content_mask"]),
+                   xp.asarray(batch["query_mask"]), target_positions=positions)  # (N, V)
+    loss, cache = cross_entropy_forward(logits, targets)
+    if backward:
+        model.backward(cross_entropy_backward(scale, cache))
+    return float(loss), {"plm_loss": float(loss), "plm_count": len(positions),
+                         "plm_correct": int((logits.argmax(-1) == targets).sum())}

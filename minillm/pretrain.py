@@ -26,7 +26,8 @@ from minillm.models.arpa import write_arpa
 from minillm.models.gpt import GPT, GPTConfig
 from minillm.models.lstm_lm import LSTMConfig, LSTMLM
 from minillm.models.ngram import SMOOTHINGS, train_ngram
-from minillm.tasks import CausalLMTask, MaskedLMTask, TruncatedBPTTTask
+from minillm.models.xlnet import XLNetConfig, XLNetLMHeadModel
+from minillm.tasks import CausalLMTask, MaskedLMTask, PermutationLMTask, TruncatedBPTTTask
 from minillm.trainer import NonFiniteLoss, Trainer, TrainConfig
 
 DEFAULTS = dict(  # nanoGPT's shakespeare_char on the CPU
@@ -43,6 +44,10 @@ MODEL_DEFAULTS = {  # what differs from DEFAULTS for each --model
                  eval_interval=250, eval_iters=20, sample_tokens=0, out_dir="out/bert-imdb"),
     "lstm": dict(n_layer=2, n_embd=128, hidden_size=256, batch_size=32, learning_rate=2e-3, min_lr=2e-4,
                  weight_decay=0.0, dropout=0.0),
+    "xlnet": dict(data="imdb", tokenizer="wordpiece", vocab_size=8192, n_layer=2, n_head=2, n_embd=128,
+                  block_size=64, batch_size=16, dropout=0.1, max_iters=1000, lr_decay_iters=1000,
+                  warmup_iters=100, learning_rate=1e-3, min_lr=1e-4, beta2=0.999, weight_decay=0.01,
+                  eval_interval=250, eval_iters=20, sample_tokens=0, out_dir="out/xlnet-imdb"),
 }
 
 
@@ -58,7 +63,8 @@ def build_parser():
     run = p.add_argument_group("run")
     run.add_argument("--model", choices=sorted(MODEL_DEFAULTS), default="gpt",
                      help="gpt (GPT-2 architecture), lstm (embedding, LSTM, linear), ngram (counts, smoothed) "
-                          "or bert (masked LM + next-sentence prediction, on IMDB with WordPiece by default)")
+                          "bert (masked LM + next-sentence prediction, on IMDB with WordPiece by default) "
+                          "or xlnet (permutation LM, two-stream attention, on IMDB with WordPiece by default)")
     run.add_argument("--objective", choices=["mlm+nsp", "mlm"], default="mlm+nsp", help="bert's objective")
     run.add_argument("--data", choices=CORPORA, default="tinyshakespeare")
     run.add_argument("--data-dir", help="dataset directory (default: $MINILLM_DATA, else ./data)")
@@ -184,6 +190,12 @@ def run_bert(args):
 
 
 def build_model_and_task(args, vocab_size, train_ids, val_ids):
+    if args.model == "xlnet":
+        cfg = XLNetConfig(vocab_size=vocab_size, d_model=args.n_embd, n_layer=args.n_layer, n_head=args.n_head,
+                          d_inner=4 * args.n_embd, dropout=args.dropout, max_position_embeddings=args.block_size)
+        model = XLNetLMHeadModel(cfg, seed=args.seed, dtype=args.dtype)
+        return model, PermutationLMTask(model, train_ids, val_ids, args.batch_size, args.block_size,
+                                        eval_iters=args.eval_iters, seed=args.seed)
     if args.model == "lstm":
         cfg = LSTMConfig(vocab_size=vocab_size, n_embd=args.n_embd, hidden_size=args.hidden_size,
                          num_layers=args.n_layer, dropout=args.dropout, tie_weights=args.tie_weights)

@@ -15,7 +15,7 @@ from minillm import metrics
 from minillm.backend import host_rng, np, to_device, to_host
 from minillm.nn.functional import softmax_forward
 from minillm.nn.loss import cross_entropy_backward, cross_entropy_forward
-from minillm.objectives import ar_blocks, ar_loss, ar_loss_backward, mlm_nsp_loss
+from minillm.objectives import ar_blocks, ar_loss, ar_loss_backward, mlm_nsp_loss, permutation_lm_batch, plm_loss
 from minillm.pretraining_data import pretraining_batches
 
 
@@ -274,3 +274,54 @@ class MaskedLMTask:
     def full_val_loss(self, max_tokens=None):
         """The held-out loss of evaluate() (MLM + NSP over the fixed validation batches)."""
         return self.evaluate()["val_loss"]
+
+
+class PermutationLMTask:
+    """XLNet pretraining: permutation LM on random windows of a token stream.
+
+    Each window gets its own factorization order and predicts its last
+    num_predict (default round(predict_ratio * T)) tokens; window and order
+    come from one generator seeded by (seed, 0, it, micro), so resume is exact.
+    """
+
+    def __init__(self, model, train_ids, val_ids, batch_size, block_size, num_predict=None, predict_ratio=1 / 6,
+                 eval_iters=20, seed=1337):
+        self.model, self.train_ids, self.val_ids = model, np.asarray(train_ids), np.asarray(val_ids)
+        self.batch_size, self.block_size, self.eval_iters, self.seed = batch_size, block_size, eval_iters, seed
+        self.predict = dict(num_predict=num_predict, predict_ratio=predict_ratio)
+        self.tokens_per_step = batch_size * block_size
+
+    def batch(self, split, *key):
+        ids = self.train_ids if split == "train" else self.val_ids
+        rng = host_rng([self.seed, *key])
+        x, _ = ar_blocks(ids, self.batch_size, self.block_size, rng)  # the window; its shifted twin is unused
+        return permutation_lm_batch(to_host(x), rng, **self.predict)
+
+    def train_step(self, it, micro, scale):
+        loss, _ = plm_loss(self.model, self.batch("train", 0, it, micro), backward=True, scale=scale)
+        return loss
+
+    def evaluate(self):
+        """Held-out PLM loss (nats per predicted token) and accuracy over the same eval_iters batches every time."""
+        self.model.eval()
+        nll = correct = count = 0
+        for k in range(self.eval_iters):
+            loss, m = plm_loss(self.model, self.batch("val", 1, k), backward=False)
+            nll, correct, count = nll + loss * m["plm_count"], correct + m["plm_correct"], count + m["plm_count"]
+        return {"plm_loss": nll / count, "val_loss": nll / count, "plm_perplexity": math.exp(nll / count),
+                "plm_accuracy": correct / count}
+
+    def full_val_loss(self, max_tokens=1_000_000):
+        """Mean PLM loss over consecutive windows of the validation tokens (the first max_tokens), fixed orders."""
+        self.model.eval()
+        ids = self.val_ids[:max_tokens]
+        n = len(ids) // self.block_size
+        windows = ids[:n * self.block_size].reshape(n, self.block_size)
+        nll = count = 0
+        rows = max(self.batch_size, 256)  # no backward here, so larger batches fit
+        for start in range(0, n, rows):
+            batch = permutation_lm_batch(windows[start:start + rows], host_rng([self.seed, 2, start]),
+                                         **self.predict)
+            loss, m = plm_loss(self.model, batch, backward=False)
+            nll, count = nll + loss * m["plm_count"], count + m["plm_count"]
+        return nll / count

@@ -123,3 +123,22 @@ def test_bert_pretraining_through_train_py(tmp_path):
     assert losses(resumed) == losses(whole)[3:]
     config = json.loads((tmp_path / "whole" / "checkpoint" / "config.json").read_text())
     assert config["model_type"] == "bert" and (tmp_path / "whole" / "checkpoint" / "vocab.txt").exists()
+
+
+def test_xlnet_pretraining_through_train_py(tmp_path):
+    """Permutation LM on WikiText-2 with a small WordPiece vocabulary; resume is exact."""
+    xlnet = ["--model", "xlnet", "--data", "wikitext-2", "--vocab-size", "400", "--n-layer", "1", "--n-embd", "16",
+             "--block-size", "16", "--batch-size", "4", "--eval-iters", "2", "--eval-interval", "3", "--log-interval",
+             "1", "--warmup-iters", "1", "--no-progress"]
+    whole = train.main(xlnet + ["--out-dir", str(tmp_path / "whole"), "--max-iters", "6"])
+    evals = [r for r in whole if "plm_loss" in r]
+    assert len(evals) == 3 and evals[-1]["val_loss"] == evals[-1]["plm_loss"]
+    assert 0 < evals[-1]["plm_loss"] < 2 * math.log(400)
+    assert evals[-1]["plm_perplexity"] == pytest.approx(math.exp(evals[-1]["plm_loss"]))
+    train.main(xlnet + ["--out-dir", str(tmp_path / "split"), "--max-iters", "3"])
+    resumed = train.main(["--resume", "--out-dir", str(tmp_path / "split"), "--max-iters", "6", "--no-progress"])
+    assert losses(resumed) == losses(whole)[3:]
+    config = json.loads((tmp_path / "whole" / "checkpoint" / "config.json").read_text())
+    assert config["model_type"] == "minillm-xlnet"
+    full = [r["full_val_loss"] for r in whole if "full_val_loss" in r]
+    assert len(full) == 1 and 0 < full[0] < 2 * math.log(400)

@@ -1,0 +1,254 @@
+"""XLNet's two-stream Transformer for permutation language modelling (Yang et al., 2019), small.
+
+Two streams run through the same layers. The content stream h_i encodes the
+token at i (and what the order lets it see); the query stream g_i knows only
+its position, so it can predict the token at i without seeing it:
+
+    h_0 = W_word[x_i] + W_pos[i]          g_0 = w + W_pos[i]        (w: one learned vector, mask_emb)
+    K = h W_K,  V = h W_V                 keys and values: from the CONTENT stream only
+    a^h_i = attn(h_i W_Q, K, V; content mask: r(j) <= r(i))
+    a^g_i = attn(g_i W_Q, K, V; query mask:   r(j) <  r(i))
+    s'  = LN(s + a^s W_O)                 for s in {h, g}: post-LN, as XLNet
+    s'' = LN(s' + gelu(s' W_1 + b_1) W_2 + b_2)
+    logits_i = g_L,i W_word^T + b         at the predicted positions, decoder tied to W_word
+
+The two streams share every weight, so a layer stacks them on a leading axis
+of 2 ((2, B, T, C): [0] = h, [1] = g) and runs each module once on both: one
+cache per module, and the shared weights' gradients add up by themselves.
+
+Positions are absolute learned embeddings added to both streams. XLNet itself
+uses relative positional encodings (with r_w / r_r biases) and segment
+recurrence (a memory of the previous segment), both left out here: absolute
+positions already give the query stream its target's position, which is all
+the two-stream idea needs, and they keep the backward pass short and
+checkable; with one segment at a time there is nothing to recur over.
+Names follow Hugging Face's XLNetLMHeadModel where a part exists there
+(`transformer.word_embedding`, `transformer.mask_emb`, `transformer.layer.{i}.ff...`,
+`lm_loss.bias`); the attention is `attn` (not `rel_attn`) since it is not relative.
+"""
+
+import dataclasses
+import os
+
+from minillm.backend import xp
+from minillm.checkpoint import load_safetensors, read_json, save_model_directory
+from minillm.nn import functional as F
+from minillm.nn.layers import (GELU, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, Parameter,
+                               RandomSource, normal_init)
+
+MODEL_TYPE = "minillm-xlnet"
+
+
+@dataclasses.dataclass
+class XLNetConfig:
+    """Hyperparameters, named as in Hugging Face's XLNetConfig where they exist there."""
+
+    vocab_size: int = 32000
+    d_model: int = 128
+    n_layer: int = 2
+    n_head: int = 2
+    d_inner: int = 512
+    dropout: float = 0.1
+    layer_norm_eps: float = 1e-12
+    initializer_range: float = 0.02
+    max_position_embeddings: int = 128
+
+    def __post_init__(self):
+        if self.d_model % self.n_head:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_head ({self.n_head})")
+
+    def to_dict(self):
+        return {**dataclasses.asdict(self), "model_type": MODEL_TYPE, "ff_activation": "gelu",
+                "architectures": ["XLNetLMHeadModel"]}
+
+    @classmethod
+    def from_dict(cls, d, source="config.json"):
+        if d.get("model_type") != MODEL_TYPE:
+            raise ValueError(f"{source}: model_type is {d.get('model_type')!r}, expected {MODEL_TYPE!r}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+class TwoStreamAttention(Module):
+    """Both streams' attention, keys and values from the content stream: x (2, B, T, C) -> (2, B, T, C).
+
+    mask: bool (2, B, 1, T, T), [0] the content mask, [1] the query mask.
+    Returns LN(x + dropout(a W_O)).
+    """
+
+    def __init__(self, cfg, rng, dropout_source, dtype):
+        C, std = cfg.d_model, cfg.initializer_range
+        self.n_head = cfg.n_head
+        self.q = Linear(C, C, rng, std=std, bias=False, dtype=dtype)  # XLNet's projections have no bias
+        self.k = Linear(C, C, rng, std=std, bias=False, dtype=dtype)
+        self.v = Linear(C, C, rng, std=std, bias=False, dtype=dtype)
+        self.o = Linear(C, C, rng, std=std, bias=False, dtype=dtype)
+        self.layer_norm = LayerNorm(C, cfg.layer_norm_eps, dtype=dtype)
+        self.dropout = Dropout(cfg.dropout, dropout_source)
+        self.attn_pdrop, self.dropout_source = cfg.dropout, dropout_source
+
+    def _split_heads(self, a):  # (..., T, C) -> (..., H, T, D)
+        *lead, T, C = a.shape
+        return a.reshape(*lead, T, self.n_head, C // self.n_head).swapaxes(-2, -3)
+
+    @staticmethod
+    def _merge_heads(a):  # (..., H, T, D) -> (..., T, C)
+        *lead, H, T, D = a.shape
+        return a.swapaxes(-2, -3).reshape(*lead, T, H * D)
+
+    def forward(self, x, mask):
+        q = self._split_heads(self.q(x))  # (2, B, H, T, D): h W_Q and g W_Q
+        k = self._split_heads(self.k(x[0]))[None]  # (1, B, H, T, D), broadcast over the two streams
+        v = self._split_heads(self.v(x[0]))[None]
+        a, self.cache = F.attention_forward(q, k, v, mask, self.attn_pdrop, self.dropout_source.rng, self.training)
+        return self.layer_norm(x + self.dropout(self.o(self._merge_heads(a))))
+
+    def backward(self, dy):
+        dsum = self.layer_norm.backward(dy)
+        dq, dk, dv = F.attention_backward(self._split_heads(self.o.backward(self.dropout.backward(dsum))), self.cache)
+        dx = dsum + self.q.backward(self._merge_heads(dq))  # the residual, and both streams' queries
+        # k and v were broadcast over the streams: their gradients are summed over them, and reach h only
+        dx[0] += self.k.backward(self._merge_heads(dk.sum(axis=0)))
+        dx[0] += self.v.backward(self._merge_heads(dv.sum(axis=0)))
+        return dx
+
+
+class PositionwiseFF(Module):
+    """`ff`: LN(x + dropout(gelu(x W_1 + b_1) W_2 + b_2)) on both streams."""
+
+    def __init__(self, cfg, rng, dropout_source, dtype):
+        self.layer_1 = Linear(cfg.d_model, cfg.d_inner, rng, std=cfg.initializer_range, dtype=dtype)
+        self.activation_function = GELU("erf")
+        self.layer_2 = Linear(cfg.d_inner, cfg.d_model, rng, std=cfg.initializer_range, dtype=dtype)
+        self.layer_norm = LayerNorm(cfg.d_model, cfg.layer_norm_eps, dtype=dtype)
+        self.dropout = Dropout(cfg.dropout, dropout_source)
+
+    def forward(self, x):
+        return self.layer_norm(x + self.dropout(self.layer_2(self.activation_function(self.layer_1(x)))))
+
+    def backward(self, dy):
+        dsum = self.layer_norm.backward(dy)
+        return dsum + self.layer_1.backward(self.activation_function.backward(
+            self.layer_2.backward(self.dropout.backward(dsum))))
+
+
+class XLNetLayer(Module):
+    """One post-LN block on both streams: x (2, B, T, C) -> (2, B, T, C)."""
+
+    def __init__(self, cfg, rng, dropout_source, dtype):
+        self.attn = TwoStreamAttention(cfg, rng, dropout_source, dtype)
+        self.ff = PositionwiseFF(cfg, rng, dropout_source, dtype)
+
+    def forward(self, x, mask):
+        return self.ff(self.attn(x, mask))
+
+    def backward(self, dy):
+        return self.attn.backward(self.ff.backward(dy))
+
+
+class XLNetModel(Module):
+    """`transformer`: embeddings of both streams and the layers; returns both streams' last states."""
+
+    def __init__(self, cfg, rng, dropout_source, dtype):
+        std = cfg.initializer_range
+        self.word_embedding = Embedding(cfg.vocab_size, cfg.d_model, rng, std=std, dtype=dtype)
+        self.position_embedding = Embedding(cfg.max_position_embeddings, cfg.d_model, rng, std=std, dtype=dtype)
+        self.mask_emb = Parameter(normal_init((1, 1, cfg.d_model), std, rng, dtype))
+        self.dropout = Dropout(cfg.dropout, dropout_source)
+        self.layer = ModuleList([XLNetLayer(cfg, rng, dropout_source, dtype) for _ in range(cfg.n_layer)])
+        self.max_positions = cfg.max_position_embeddings
+
+    def forward(self, input_ids, content_mask, query_mask):
+        """ids (B, T), masks (B, T, T) bools -> x (2, B, T, C): [0] content stream, [1] query stream."""
+        B, T = input_ids.shape
+        if T > self.max_positions:
+            raise ValueError(f"sequence of {T} tokens is longer than max_position_embeddings={self.max_positions}")
+        pos = self.position_embedding(xp.arange(T)[None, :])  # (1, T, C)
+        h = self.word_embedding(input_ids) + pos  # (B, T, C)
+        g = xp.broadcast_to(self.mask_emb.data + pos, h.shape)  # (B, T, C): the same w at every position
+        x = self.dropout(xp.stack([h, g]))  # (2, B, T, C)
+        # The first position of the order has nothing to look at in the query stream. It is never predicted,
+        # so it may attend to every key: attention_backward needs each row to allow some key (a masked key
+        # must have weight 0), and its state never reaches another position (queries read only h).
+        query_mask = query_mask | ~query_mask.any(axis=-1, keepdims=True)
+        mask = xp.stack([content_mask, query_mask])[:, :, None]  # (2, B, 1, T, T): one mask for all heads
+        for layer in self.layer:
+            x = layer(x, mask)
+        return x
+
+    def backward(self, dx):
+        for layer in reversed(list(self.layer)):
+            dx = layer.backward(dx)
+        dx = self.dropout.backward(dx)  # (2, B, T, C)
+        self.word_embedding.backward(dx[0])
+        self.position_embedding.backward(dx.sum(axis=(0, 1))[None])  # both streams, every row
+        self.mask_emb.accumulate(dx[1].sum(axis=(0, 1)).reshape(self.mask_emb.shape))
+
+
+class XLNetLMHeadModel(Module):
+    """The two-stream Transformer and its LM head on the query stream (Hugging Face's XLNetLMHeadModel)."""
+
+    def __init__(self, cfg, seed=0, dtype="float32"):
+        self.config = cfg
+        self.dropout_rng = RandomSource(seed)
+        init_rng = xp.random.default_rng(seed)
+        self.transformer = XLNetModel(cfg, init_rng, self.dropout_rng, dtype)
+        self.lm_loss = XLNetLMHead(cfg.vocab_size, dtype)
+
+    def forward(self, input_ids, content_mask, query_mask, target_positions=None):
+        """-> logits: (B, T, V) for every position, or (N, V) for the N flat positions (into B*T) given.
+
+        Only the query stream is scored: its state at i never saw the token at i.
+        """
+        x = self.transformer(xp.asarray(input_ids), xp.asarray(content_mask), xp.asarray(query_mask))
+        self.x_shape = x.shape
+        self.target_positions = None if target_positions is None else xp.asarray(target_positions)
+        g = x[1] if self.target_positions is None else x[1].reshape(-1, x.shape[-1])[self.target_positions]
+        return self.lm_loss(g, self.transformer.word_embedding)
+
+    def backward(self, dlogits):
+        """Fills every parameter's gradient; the content stream's last state gets none (it is not scored)."""
+        dg = self.lm_loss.backward(dlogits)
+        dx = xp.zeros(self.x_shape, dtype=dg.dtype)  # (2, B, T, C)
+        if self.target_positions is None:
+            dx[1] = dg
+        else:
+            dx[1].reshape(-1, self.x_shape[-1])[self.target_positions] = dg  # distinct rows: assignment is a sum
+        self.transformer.backward(dx)
+
+    def save_pretrained(self, directory, extra_files=None):
+        """config.json + model.safetensors (the tied decoder is the word embedding, stored once)."""
+        save_model_directory(directory, self.config.to_dict(), self.state_dict(), extra_files)
+
+    def load_pretrained_state(self, tensors):
+        self.load_state_dict(tensors)
+
+    @classmethod
+    def from_pretrained(cls, directory, dtype="float32"):
+        config_path = os.path.join(directory, "config.json")
+        model = cls(XLNetConfig.from_dict(read_json(config_path), config_path), dtype=dtype)
+        path = os.path.join(directory, "model.safetensors")
+        try:
+            model.load_pretrained_state(load_safetensors(path))
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
+        return model
+
+
+class XLNetLMHead(Module):
+    """`lm_loss`: logits = g W_word^T + b, the decoder tied to the word embedding (passed in, not owned)."""
+
+    def __init__(self, vocab_size, dtype):
+        self.bias = Parameter(xp.zeros(vocab_size, dtype=dtype))
+
+    def forward(self, g, word_embedding):  # (..., C) -> (..., V)
+        logits, cache = F.linear_forward(g, word_embedding.weight.data.T, self.bias.data)
+        self.cache = (cache, word_embedding.weight)
+        return logits
+
+    def backward(self, dlogits):
+        cache, decoder = self.cache
+        dg, dw, db = F.linear_backward(dlogits, cache)
+        decoder.accumulate(dw.T)  # the decoder's share of W_word's gradient
+        self.bias.accumulate(db)
+        return dg
