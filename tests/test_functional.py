@@ -160,10 +160,16 @@ def test_attention_matches_the_equation():
         assert float(abs(out[0, 0, i] - expected).max()) < 1e-12
 
 
-def test_attention_row_without_keys_is_finite():
-    q = k = v = xp.ones((1, 1, 2, 2))
-    out, _ = F.attention_forward(q, k, v, xp.zeros((2, 2), dtype=bool))
-    assert bool(xp.isfinite(out).all())
+@given(seeds)
+def test_attention_row_without_keys_is_finite_and_its_gradient_right(seed):
+    """A fully masked row averages v uniformly; q and k get no gradient through it."""
+    rng = xp.random.default_rng(seed)
+    q, k, v = randn(rng, 1, 2, 3, 2), randn(rng, 1, 2, 3, 2), randn(rng, 1, 2, 3, 2)
+    mask = xp.tril(xp.ones((3, 3), dtype=bool), k=-1)  # row 0 sees nothing
+    out, _ = F.attention_forward(q, k, v, mask)
+    assert bool(xp.isfinite(out).all()) and float(abs(out[:, :, 0] - v.mean(axis=2)).max()) < 1e-12
+    fwd, bwd = backward_of(lambda q, k, v: F.attention_forward(q, k, v, mask), F.attention_backward)
+    assert_small(gradcheck(fwd, bwd, (q, k, v)))
 
 
 @given(seeds, st.integers(1, 6), st.integers(2, 7), st.floats(0.0, 0.7))

@@ -166,15 +166,17 @@ def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None, training=Fals
     alpha, _ = softmax_forward(e)
     alpha_used, drop_mask = dropout_forward(alpha, dropout_p, rng, training)
     out = alpha_used @ v  # (B, H, Tq, D)
-    return out, (q, k, v, alpha, alpha_used, drop_mask, scale)
+    return out, (q, k, v, mask, alpha, alpha_used, drop_mask, scale)
 
 
 def attention_backward(dout, cache):
     """Back through out = alpha v, the dropout, the softmax and e = q k^T / sqrt(D)."""
-    q, k, v, alpha, alpha_used, drop_mask, scale = cache
+    q, k, v, mask, alpha, alpha_used, drop_mask, scale = cache
     dv = alpha_used.swapaxes(-1, -2) @ dout  # (B, H, Tk, D)
     dalpha = dropout_backward(dout @ v.swapaxes(-1, -2), drop_mask)  # (B, H, Tq, Tk)
-    de = softmax_backward(dalpha, alpha)  # masked entries have alpha = 0, so de = 0
+    de = softmax_backward(dalpha, alpha)
+    if mask is not None:  # masked scores are a constant fill: no gradient reaches q or k through them
+        de = xp.where(mask, de, 0.0)  # (needed only for a row with no allowed key: elsewhere alpha = 0 there)
     de *= scale
     dq = de @ k
     dk = de.swapaxes(-1, -2) @ q
