@@ -159,27 +159,30 @@ def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None, training=Fals
     allowed key gets uniform weights (the finite fill never makes NaN).
     """
     scale = 1.0 / math.sqrt(q.shape[-1])
-    e = q @ k.swapaxes(-1, -2)  # (B, H, Tq, Tk)
-    e *= scale
+    qs = q * scale  # scale q (Tq x D), not the larger score matrix (Tq x Tk)
+    e = qs @ k.swapaxes(-1, -2)  # (B, H, Tq, Tk)
+    keyless_rows = False
     if mask is not None:
-        e = xp.where(mask, e, xp.finfo(e.dtype).min)
+        mask = xp.asarray(mask, dtype=bool)
+        # adding the most negative float sends a masked score to that value exactly: exp(it - max) = 0
+        e += xp.where(mask, 0.0, xp.finfo(e.dtype).min).astype(e.dtype)  # in place, the bias broadcasts
+        keyless_rows = bool((~mask.any(axis=-1)).any())
     alpha, _ = softmax_forward(e)
     alpha_used, drop_mask = dropout_forward(alpha, dropout_p, rng, training)
     out = alpha_used @ v  # (B, H, Tq, D)
-    return out, (q, k, v, mask, alpha, alpha_used, drop_mask, scale)
+    return out, (qs, k, v, mask if keyless_rows else None, alpha, alpha_used, drop_mask, scale)
 
 
 def attention_backward(dout, cache):
-    """Back through out = alpha v, the dropout, the softmax and e = q k^T / sqrt(D)."""
-    q, k, v, mask, alpha, alpha_used, drop_mask, scale = cache
+    """Back through out = alpha v, the dropout, the softmax and e = (q / sqrt(D)) k^T."""
+    qs, k, v, keyless_mask, alpha, alpha_used, drop_mask, scale = cache
     dv = alpha_used.swapaxes(-1, -2) @ dout  # (B, H, Tk, D)
     dalpha = dropout_backward(dout @ v.swapaxes(-1, -2), drop_mask)  # (B, H, Tq, Tk)
-    de = softmax_backward(dalpha, alpha)
-    if mask is not None:  # masked scores are a constant fill: no gradient reaches q or k through them
-        de = xp.where(mask, de, 0.0)  # (needed only for a row with no allowed key: elsewhere alpha = 0 there)
-    de *= scale
-    dq = de @ k
-    dk = de.swapaxes(-1, -2) @ q
+    de = softmax_backward(dalpha, alpha)  # masked entries have alpha = 0, so de = 0 there...
+    if keyless_mask is not None:  # ...except in a row with no allowed key, whose scores are all the fill
+        de = xp.where(keyless_mask, de, 0.0)
+    dq = (de @ k) * scale
+    dk = de.swapaxes(-1, -2) @ qs
     return dq, dk, dv
 
 
