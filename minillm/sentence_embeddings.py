@@ -1,0 +1,79 @@
+"""Sentence embeddings from a BERT encoder, as sentence-transformers makes all-MiniLM-L6-v2's.
+
+    u = sum_t m_t h_t / sum_t m_t        mean of the last layer over real tokens (m: attention mask)
+    e = u / max(||u||_2, 1e-12)          unit length, so cos(a, b) = e_a . e_b
+
+`python -m minillm.sentence_embeddings` times it on SST-2 dev: sentences/s for
+embedding, and for prediction with a sequence classifier on the same encoder.
+"""
+
+import argparse
+import os
+import time
+
+from minillm import backend
+from minillm.backend import xp
+from minillm.datasets import sst2
+from minillm.models.heads import BertForSequenceClassification
+from minillm.nn.functional import masked_mean_forward
+from minillm.pretrained import load_bert_model, resolve_init
+from minillm.tasks import map_by_length, predict_probabilities
+from minillm.tokenizers import load_tokenizer
+
+NORM_EPS = 1e-12  # torch.nn.functional.normalize's floor, which sentence-transformers uses
+
+
+def sentence_embeddings(model, tokenizer, texts, batch_size=32, max_length=256):
+    """Mean-pooled, L2-normalised embeddings (N, C) on the host of a BertModel, in the order given.
+
+    `[CLS] text [SEP]` is cut to max_length tokens (all-MiniLM-L6-v2 was trained
+    with 256); texts are batched by length so padding stays small, and padding
+    is masked out of both the attention and the mean.
+    """
+    model.eval()
+    encoded = [tokenizer.encode_plus(t, max_length=max_length, truncation=True).input_ids for t in texts]
+
+    def embed(ids, mask):  # (B, T), (B, T) -> (B, C)
+        seq, _ = model(ids, attention_mask=mask)
+        mean, _ = masked_mean_forward(seq, mask)
+        return mean / xp.maximum(xp.sqrt((mean * mean).sum(axis=1, keepdims=True)), NORM_EPS)
+
+    return map_by_length(embed, encoded, batch_size, tokenizer.pad_id)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--init", default="minilm", help="'minilm' or a Hugging Face BERT directory")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--limit", type=int, default=0, help="time the first N dev sentences (0: all 872)")
+    p.add_argument("--data-dir", help="dataset directory (default: $MINILLM_DATA, else ./data)")
+    p.add_argument("--device", choices=["cpu", "gpu"], default=os.environ.get("MINILLM_DEVICE", "cpu"))
+    args = p.parse_args(argv)
+    backend.use(args.device)
+    directory = resolve_init(args.init)
+    tokenizer = load_tokenizer(directory)
+    texts = [t for t, _ in sst2("dev", args.data_dir)][:args.limit or None]
+    tokens = sum(len(tokenizer.encode_plus(t, max_length=args.max_length, truncation=True).input_ids) for t in texts)
+
+    encoder = load_bert_model(directory)
+    start = time.perf_counter()
+    sentence_embeddings(encoder, tokenizer, texts, args.batch_size, args.max_length)
+    backend.synchronize()
+    embed_s = time.perf_counter() - start
+
+    classifier = BertForSequenceClassification(encoder.config, ["negative", "positive"], tokenizer.pad_id)
+    classifier.bert = encoder  # a fresh head on the same weights: prediction costs what a fine-tuned model's does
+    encoded = [tokenizer.encode_plus(t, max_length=args.max_length, truncation=True).input_ids for t in texts]
+    start = time.perf_counter()
+    predict_probabilities(classifier, encoded, args.batch_size, tokenizer.pad_id)
+    backend.synchronize()
+    predict_s = time.perf_counter() - start
+    print(f"{len(texts)} SST-2 dev sentences ({tokens} tokens), batch {args.batch_size} by length, {args.device}: "
+          f"embedding {len(texts) / embed_s:.1f} sentences/s ({embed_s:.2f} s), "
+          f"prediction {len(texts) / predict_s:.1f} sentences/s ({predict_s:.2f} s)")
+
+
+
+if __name__ == "__main__":
+    main()
