@@ -9,6 +9,7 @@ PyTorch is never a requirement of minillm.
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import time
@@ -131,11 +132,8 @@ def main(argv=None):
     p.add_argument("--json", help="also append the results to this JSON-lines file")
     args = p.parse_args(argv)
     backend.use(args.device)
-    try:
-        import torch  # noqa: F401  (optional: only to time the reference)
-        have_torch = not args.no_torch and args.device == "cpu"
-    except ImportError:
-        have_torch = False
+    # PyTorch is optional: imported only inside torch_step, after minillm's own timing
+    have_torch = not args.no_torch and args.device == "cpu" and importlib.util.find_spec("torch") is not None
     results = []
     for name in args.sizes:
         size = SIZES[name]
