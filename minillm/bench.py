@@ -135,25 +135,25 @@ def main(argv=None):
     # PyTorch is optional: imported only inside torch_step, after minillm's own timing
     have_torch = not args.no_torch and args.device == "cpu" and importlib.util.find_spec("torch") is not None
     results = []
-    for name in args.sizes:
+    for name in args.sizes:  # every minillm timing first: PyTorch's thread pool must not compete with it
         size = SIZES[name]
         tokens = size["batch_size"] * size["block_size"]
         step = minillm_step(size)
         seconds = time_steps(step, 3, args.iters)
-        row = {"size": name, **size, "device": args.device, "ms_per_step": 1000 * seconds,
-               "tokens_per_s": tokens / seconds, "peak_memory_mb": peak_step_memory(step) / 2**20}
-        line = (f"{name:8s} minillm  {row['ms_per_step']:8.1f} ms/step {row['tokens_per_s']:9.0f} tokens/s"
-                f"   peak memory {row['peak_memory_mb']:.0f} MB")
-        if have_torch:
-            reference, version, threads = torch_step(size)
-            torch_seconds = time_steps(reference, 3, args.iters)
-            row.update(torch_version=version, torch_threads=threads, torch_ms_per_step=1000 * torch_seconds,
-                       torch_tokens_per_s=tokens / torch_seconds, speed_ratio=torch_seconds / seconds)
-            line += (f"\n{name:8s} pytorch  {row['torch_ms_per_step']:8.1f} ms/step "
-                     f"{row['torch_tokens_per_s']:9.0f} tokens/s   (torch {version}, {threads} threads)"
-                     f"\n{name:8s} minillm/pytorch throughput ratio {row['speed_ratio']:.2f}")
-        print(line, flush=True)
-        results.append(row)
+        results.append({"size": name, **size, "device": args.device, "ms_per_step": 1000 * seconds,
+                        "tokens_per_s": tokens / seconds, "peak_memory_mb": peak_step_memory(step) / 2**20})
+        print(f"{name:8s} minillm  {1000 * seconds:8.1f} ms/step {tokens / seconds:9.0f} tokens/s"
+              f"   peak memory {results[-1]['peak_memory_mb']:.0f} MB", flush=True)
+    for row in results if have_torch else ():
+        size = SIZES[row["size"]]
+        tokens = size["batch_size"] * size["block_size"]
+        reference, version, threads = torch_step(size)
+        torch_seconds = time_steps(reference, 3, args.iters)
+        row.update(torch_version=version, torch_threads=threads, torch_ms_per_step=1000 * torch_seconds,
+                   torch_tokens_per_s=tokens / torch_seconds, speed_ratio=torch_seconds / (row["ms_per_step"] / 1000))
+        print(f"{row['size']:8s} pytorch  {1000 * torch_seconds:8.1f} ms/step {tokens / torch_seconds:9.0f} tokens/s"
+              f"   (torch {version}, {threads} threads)\n"
+              f"{row['size']:8s} minillm/pytorch throughput ratio {row['speed_ratio']:.2f}", flush=True)
     if args.json:
         with open(args.json, "a", encoding="utf-8") as f:
             for row in results:
