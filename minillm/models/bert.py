@@ -401,7 +401,8 @@ def hf_bert_state(tensors):
     for name, a in tensors.items():
         if name.endswith(("embeddings.position_ids", "embeddings.token_type_ids")):
             continue
-        state[name if name.startswith(("bert.", "cls.")) else "bert." + name] = a
+        heads = ("bert.", "cls.", "classifier.", "qa_outputs.")  # task heads keep their own names
+        state[name if name.startswith(heads) else "bert." + name] = a
     for tied, owner in (("cls.predictions.decoder.weight", "bert.embeddings.word_embeddings.weight"),
                         ("cls.predictions.decoder.bias", "cls.predictions.bias")):
         if tied in state:
