@@ -68,17 +68,17 @@ def checkpoint_dir(path):
 CLASSIFIERS = {"gpt2": GPTForSequenceClassification, "bert": BertForSequenceClassification}
 
 
-def build_classifier(config, label_names, pad_token_id, dropout, seed):
-    """A sequence classifier of the architecture that a pretrained config.json describes."""
+def build_model(classes, config, label_names, pad_token_id, dropout, seed):
+    """The task model, from `classes` ({model_type: class}), of the architecture a config.json describes."""
     kind = config.get("model_type")
-    if kind not in CLASSIFIERS:
-        raise ValueError(f"config.json model_type {kind!r}: fine-tuning supports {', '.join(CLASSIFIERS)}")
-    cfg = CLASSIFIERS[kind].config_class.from_hf_dict(config)
+    if kind not in classes:
+        raise ValueError(f"config.json model_type {kind!r}: this task supports {', '.join(classes)}")
+    cfg = classes[kind].config_class.from_hf_dict(config)
     if kind == "gpt2":
         cfg.resid_pdrop = cfg.embd_pdrop = cfg.attn_pdrop = dropout
     else:
         cfg.hidden_dropout_prob = cfg.attention_probs_dropout_prob = dropout
-    return CLASSIFIERS[kind](cfg, label_names, pad_token_id, seed=seed)
+    return classes[kind](cfg, label_names, pad_token_id, seed=seed)
 
 
 def tokenizer_pad_id(tokenizer):
@@ -135,13 +135,9 @@ def predict(args):
                           "probabilities": {n: round(float(x), 4) for n, x in zip(names, p)}}))
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    backend.use(args.device)
+def load_source(args):
+    """(checkpoint directory, its tokenizer, its config.json) that --init (or --arch-from) names."""
     scratch = args.init == "none"
-    args.out_dir = args.out_dir or f"out/finetune-{args.task}" + ("-scratch" if scratch else "")
-    if args.predict or args.predict_file:
-        return predict(args)
     try:
         source = checkpoint_dir(resolve_init(args.arch_from if scratch else args.init))
     except (ModuleNotFoundError, FileNotFoundError) as err:
@@ -151,35 +147,31 @@ def main(argv=None):
                  f"(it saves to {DEFAULT_INIT}), or pass --init DIR (or --init none --arch-from DIR).")
     if source == checkpoint_dir(DEFAULT_INIT):
         print(f"starting from {source}, the checkpoint `python train.py --model bert` writes")
-    tokenizer = load_tokenizer(source)
-    splits, names, note = classification_data(args.task, args.dataset, args.data_dir)
-    if args.max_train_examples:
-        splits["train"] = tuple(part[:args.max_train_examples] for part in splits["train"])
-    model = build_classifier(read_json(os.path.join(source, "config.json")), names, tokenizer_pad_id(tokenizer),
-                             args.dropout, args.seed)
+    return source, load_tokenizer(source), read_json(os.path.join(source, "config.json"))
+
+
+def start_from(model, source, scratch):
+    """Load the pretrained backbone into a fresh task model (unless --init none), saying what was new."""
     if scratch:
         print(f"random initialisation; architecture and tokenizer from {source}")
-    else:
-        weights = os.path.join(source, "model.safetensors")
-        try:
-            fresh, unused = model.load_backbone(load_safetensors(weights))
-        except ValueError as err:
-            sys.exit(f"error: {weights}: {err}")
-        print(f"backbone from {source}; initialised fresh: {', '.join(fresh)}"
-              + (f"; pretraining heads not used: {', '.join(unused)}" if unused else ""))
-    max_length = min(args.max_length, max_positions(model.config))
-    encoded = {s: encode_all(tokenizer, texts, max_length) for s, (texts, _) in splits.items()}
-    labels = {s: list(y) for s, (_, y) in splits.items()}
-    print(f"{args.task}: {note}; " + ", ".join(f"{s} {len(v)}" for s, v in encoded.items()))
+        return
+    weights = os.path.join(source, "model.safetensors")
+    try:
+        fresh, unused = model.load_backbone(load_safetensors(weights))
+    except ValueError as err:
+        sys.exit(f"error: {weights}: {err}")
+    print(f"backbone from {source}; initialised fresh: {', '.join(fresh)}"
+          + (f"; pretraining heads not used: {', '.join(unused)}" if unused else ""))
 
-    task = SequenceClassificationTask(model, encoded, labels, args.batch_size, tokenizer_pad_id(tokenizer),
-                                      seed=args.seed)
+
+def train(model, task, args, tokenizer, metric_for_best):
+    """Fine-tune with linear warmup and decay, evaluating on dev; leaves the best dev weights in `model`."""
     steps = max(1, math.ceil(args.epochs * task.steps_per_epoch))
     cfg = TrainConfig(max_iters=steps, eval_interval=max(1, task.steps_per_epoch // args.evals_per_epoch),
                       log_interval=10, learning_rate=args.learning_rate, min_lr=0.0,
                       warmup_iters=int(args.warmup_ratio * steps), lr_decay_iters=steps,
                       weight_decay=args.weight_decay, beta1=0.9, beta2=0.999, seed=args.seed, schedule="linear",
-                      metric_for_best="val_accuracy", greater_is_better=True,
+                      metric_for_best=metric_for_best, greater_is_better=True,
                       early_stopping_patience=args.patience)
     trainer = Trainer(model, task, cfg, args.out_dir, extra_files=tokenizer.save, run_config=vars(args),
                       progress=not args.no_progress)
@@ -187,9 +179,24 @@ def main(argv=None):
         trainer.run()
     except NonFiniteLoss as err:
         sys.exit(f"error: {err}")
+    model.load_state_dict(load_safetensors(os.path.join(args.out_dir, "best", "model.safetensors")))
 
-    best = os.path.join(args.out_dir, "best")
-    model.load_state_dict(load_safetensors(os.path.join(best, "model.safetensors")))
+
+def finetune_classification(args, source, tokenizer, config):
+    """sentiment, news, intent: one label per text."""
+    splits, names, note = classification_data(args.task, args.dataset, args.data_dir)
+    if args.max_train_examples:
+        splits["train"] = tuple(part[:args.max_train_examples] for part in splits["train"])
+    model = build_model(CLASSIFIERS, config, names, tokenizer_pad_id(tokenizer), args.dropout, args.seed)
+    start_from(model, source, args.init == "none")
+    max_length = min(args.max_length, max_positions(model.config))
+    encoded = {s: encode_all(tokenizer, texts, max_length) for s, (texts, _) in splits.items()}
+    labels = {s: list(y) for s, (_, y) in splits.items()}
+    print(f"{args.task}: {note}; " + ", ".join(f"{s} {len(v)}" for s, v in encoded.items()))
+
+    task = SequenceClassificationTask(model, encoded, labels, args.batch_size, tokenizer_pad_id(tokenizer),
+                                      seed=args.seed)
+    train(model, task, args, tokenizer, "val_accuracy")
     results = {}
     for split in [s for s in ("dev", "test") if s in encoded]:
         report = write_report(os.path.join(args.out_dir, f"report-{split}"), args.task, split, names,
@@ -198,6 +205,15 @@ def main(argv=None):
         print(f"best checkpoint, {split}: accuracy {report['scores']['accuracy']:.4f}, "
               f"macro-F1 {report['scores']['macro_f1']:.4f} (report: {args.out_dir}/report-{split}.md)")
     return results
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    backend.use(args.device)
+    args.out_dir = args.out_dir or f"out/finetune-{args.task}" + ("-scratch" if args.init == "none" else "")
+    if args.predict or args.predict_file:
+        return predict(args)
+    return finetune_classification(args, *load_source(args))
 
 
 if __name__ == "__main__":

@@ -19,12 +19,13 @@ from minillm.nn import functional as F
 from minillm.nn.layers import Dropout, Linear, Module, RandomSource
 
 
-class SequenceClassifier(Module):
-    """What every sequence classifier shares: labels in config.json, Hugging Face save/load, backbones.
+class TaskModel(Module):
+    """What every fine-tuned model shares: labels in config.json, Hugging Face save/load, backbones.
 
     A subclass names its Hugging Face architecture, config class, the function
     mapping checkpoint names to ours, and the prefixes of pretraining-head
-    tensors that a backbone checkpoint may carry and the classifier does not use.
+    tensors that a backbone checkpoint may carry and the task model does not use.
+    Its constructor takes (config, label_names, pad_token_id, seed=, dtype=).
     """
 
     architecture = config_class = None
@@ -35,7 +36,7 @@ class SequenceClassifier(Module):
         return tensors
 
     def save_pretrained(self, directory, extra_files=None):
-        """config.json (with id2label) + model.safetensors, as transformers' *ForSequenceClassification."""
+        """config.json (with id2label) + model.safetensors, as transformers' class of the same name."""
         config = self.config.to_hf_dict()
         config.update(architectures=[self.architecture], num_labels=len(self.label_names),
                       id2label={str(i): n for i, n in enumerate(self.label_names)},
@@ -47,7 +48,7 @@ class SequenceClassifier(Module):
         config_path = os.path.join(directory, "config.json")
         config = read_json(config_path)
         if "id2label" not in config:
-            raise ValueError(f"{config_path}: no id2label, so not a sequence classifier")
+            raise ValueError(f"{config_path}: no id2label, so not a fine-tuned task model")
         names = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
         model = cls(cls.config_class.from_hf_dict(config, config_path), names, config.get("pad_token_id") or 0,
                     dtype=dtype)
@@ -59,7 +60,7 @@ class SequenceClassifier(Module):
 
         The head starts fresh; a pretraining checkpoint's own heads are not used
         (as transformers reports "weights not used"). Any other tensor the
-        classifier has no place for, or a shape that differs, is an error.
+        model has no place for, or a shape that differs, is an error.
         """
         state = self.hf_state(tensors)
         unused = sorted(n for n in state if n.startswith(self.unused_prefixes))
@@ -67,13 +68,13 @@ class SequenceClassifier(Module):
         own = dict(self.named_parameters())
         unexpected = sorted(set(state) - set(own))
         if unexpected:
-            raise ValueError(f"tensors the classifier has no place for: {unexpected}")
+            raise ValueError(f"tensors the {type(self).__name__} has no place for: {unexpected}")
         fresh = sorted(set(own) - set(state))
         self.load_state_dict({**state, **{n: own[n].data for n in fresh}})
         return fresh, unused
 
 
-class GPTForSequenceClassification(SequenceClassifier):
+class GPTForSequenceClassification(TaskModel):
     """GPT2ForSequenceClassification: the hidden state of each sequence's last real token, then `score`.
 
     With right padding, the last real token is at attention_mask.sum() - 1; it
@@ -103,7 +104,7 @@ class GPTForSequenceClassification(SequenceClassifier):
         self.transformer.backward(F.gather_positions_backward(dpooled, self.pool_cache))
 
 
-class BertForSequenceClassification(SequenceClassifier):
+class BertForSequenceClassification(TaskModel):
     """BertForSequenceClassification: logits = classifier(dropout(pooled [CLS]))."""
 
     architecture, config_class = "BertForSequenceClassification", BertConfig
