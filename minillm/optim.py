@@ -43,6 +43,7 @@ class AdamW:
         self.t = 0
         self.m = {n: xp.zeros_like(p.data) for n, p in self.named.items()}
         self.v = {n: xp.zeros_like(p.data) for n, p in self.named.items()}
+        self.buffers = {}
 
     def step(self, lr=None):
         lr = self.lr if lr is None else lr
@@ -54,15 +55,29 @@ class AdamW:
             if p.grad is None:
                 continue
             g, m, v = p.grad, self.m[name], self.v[name]
+            tmp = self.scratch(g)  # every step below writes in place: no 22M-float temporaries per step
             if self.weight_decay and name in self.decayed:
                 p.data *= 1 - lr * self.weight_decay
             m *= b1
-            m += (1 - b1) * g
+            m += xp.multiply(g, 1 - b1, out=tmp)
             v *= b2
-            v += (1 - b2) * (g * g)
-            denom = xp.sqrt(v / bias2)
-            denom += self.eps
-            p.data -= step_size * (m / denom)
+            xp.multiply(g, g, out=tmp)
+            tmp *= 1 - b2
+            v += tmp
+            xp.divide(v, bias2, out=tmp)  # denominator: sqrt(v / (1 - b2^t)) + eps
+            xp.sqrt(tmp, out=tmp)
+            tmp += self.eps
+            xp.divide(m, tmp, out=tmp)
+            tmp *= step_size
+            p.data -= tmp
+
+    def scratch(self, like):
+        """A reusable work array shaped and typed like `like` (a view into one buffer per dtype)."""
+        buffer = self.buffers.get(like.dtype)
+        if buffer is None:
+            size = max(p.data.size for p in self.named.values())
+            buffer = self.buffers[like.dtype] = xp.empty(size, dtype=like.dtype)
+        return buffer[:like.size].reshape(like.shape)
 
     def zero_grad(self):
         for p in self.named.values():

@@ -175,26 +175,54 @@ def pad_batch(sequences, pad_id):
     return to_device(ids), to_device(mask)
 
 
+def epoch_batches(lengths, batch_size, seed, epoch, group_by_length=True, batches_per_group=50):
+    """The batches (arrays of example indices) of one epoch, in an order fixed by (seed, epoch).
+
+    With group_by_length (as Hugging Face's Trainer offers), the shuffled
+    examples are cut into groups of `batches_per_group` batches, each group is
+    sorted by length and cut into batches, and the batches are shuffled: a
+    batch holds texts of similar length, so padding to its longest wastes
+    little compute, while every epoch still mixes the data differently.
+    """
+    rng = host_rng([seed, 2, epoch])
+    order = rng.permutation(len(lengths))
+    if not group_by_length:
+        return [order[k:k + batch_size] for k in range(0, len(order), batch_size)]
+    lengths = np.asarray(lengths)
+    group = batch_size * batches_per_group
+    batches = []
+    for g in range(0, len(order), group):
+        members = order[g:g + group]
+        members = members[np.argsort(lengths[members], kind="stable")]  # (<= group,) short to long
+        batches += [members[k:k + batch_size] for k in range(0, len(members), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
 class SequenceClassificationTask:
     """One label per text: cross-entropy on the model's (B, K) logits, accuracy and macro-F1 on dev.
 
-    Training walks the examples epoch by epoch in an order shuffled by
-    (seed, epoch); each batch is padded only to its own longest text (dynamic
+    Training walks the examples epoch by epoch in batches of similar length
+    (epoch_batches), each padded only to its own longest text (dynamic
     padding). Evaluation sorts by length so batches carry little padding.
     """
 
-    def __init__(self, model, encoded, labels, batch_size, pad_id, eval_split="dev", seed=1337, grad_accum=1):
+    def __init__(self, model, encoded, labels, batch_size, pad_id, eval_split="dev", seed=1337, grad_accum=1,
+                 group_by_length=True):
         self.model, self.encoded, self.labels = model, encoded, labels  # {split: [ids]}, {split: [int]}
-        self.grad_accum = grad_accum
+        self.grad_accum, self.group_by_length = grad_accum, group_by_length
         self.batch_size, self.pad_id, self.eval_split, self.seed = batch_size, pad_id, eval_split, seed
         self.steps_per_epoch = -(-len(encoded["train"]) // batch_size)
         self.tokens_per_step = batch_size * sum(map(len, encoded["train"])) // len(encoded["train"])
         self.last_predictions = None
+        self.epoch = self.batches = None
 
     def batch_indices(self, it):
         epoch, k = divmod(it, self.steps_per_epoch)
-        order = host_rng([self.seed, 2, epoch]).permutation(len(self.encoded["train"]))
-        return order[k * self.batch_size:(k + 1) * self.batch_size]
+        if epoch != self.epoch:
+            lengths = [len(ids) for ids in self.encoded["train"]]
+            self.epoch = epoch
+            self.batches = epoch_batches(lengths, self.batch_size, self.seed, epoch, self.group_by_length)
+        return self.batches[k]
 
     def train_step(self, it, micro, scale):
         rows = self.batch_indices(it * self.grad_accum + micro)
