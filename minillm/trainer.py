@@ -63,6 +63,7 @@ class Trainer:
         self.evals_since_best = 0
         self.progress = progress
         self.history = []  # every metrics record of this process, also written to metrics.jsonl
+        self.train_seconds = 0.0  # time spent in training steps (not evaluation) by this process
         os.makedirs(run_dir, exist_ok=True)
 
     @property
@@ -108,7 +109,7 @@ class Trainer:
         """Task metrics, logged; a new best (cfg.metric_for_best) is also saved to run_dir/best."""
         metrics = self.task.evaluate()
         self.model.train()
-        record = {"iter": self.iter, **metrics}
+        record = {"iter": self.iter, "train_seconds": round(self.train_seconds, 1), **metrics}
         self.log(record)
         value = metrics.get(self.cfg.metric_for_best)
         if value is None:
@@ -137,7 +138,6 @@ class Trainer:
         bar = tqdm(range(self.iter, cfg.max_iters + 1), initial=self.iter, total=cfg.max_iters + 1,
                    disable=not self.progress, desc="train", dynamic_ncols=True)
         tokens, t0 = 0, time.perf_counter()
-        self.train_seconds = 0.0  # time spent in training steps (not evaluation) by this process
         for it in bar:
             self.iter = it
             over_budget = 0 < cfg.max_seconds <= self.train_seconds
