@@ -4,11 +4,14 @@
     e = u / max(||u||_2, 1e-12)          unit length, so cos(a, b) = e_a . e_b
 
 `python -m minillm.sentence_embeddings` times it on SST-2 dev: sentences/s for
-embedding, and for prediction with a sequence classifier on the same encoder.
+embedding, and for prediction with a sequence classifier on the same encoder;
+then tokens/s and ms/step of fine-tuning that classifier on SST-2 train
+batches (forward, backward, clipping, AdamW), as finetune.py runs it.
 """
 
 import argparse
 import os
+import tempfile
 import time
 
 from minillm import backend
@@ -17,7 +20,8 @@ from minillm.datasets import sst2
 from minillm.models.heads import BertForSequenceClassification
 from minillm.nn.functional import masked_mean_forward
 from minillm.pretrained import load_bert_model, resolve_init
-from minillm.tasks import map_by_length, predict_probabilities
+from minillm.tasks import SequenceClassificationTask, map_by_length, predict_probabilities
+from minillm.trainer import Trainer, TrainConfig
 from minillm.tokenizers import load_tokenizer
 
 NORM_EPS = 1e-12  # torch.nn.functional.normalize's floor, which sentence-transformers uses
@@ -47,6 +51,7 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--limit", type=int, default=0, help="time the first N dev sentences (0: all 872)")
+    p.add_argument("--train-steps", type=int, default=20, help="fine-tuning steps timed (after one warm-up step)")
     p.add_argument("--data-dir", help="dataset directory (default: $MINILLM_DATA, else ./data)")
     p.add_argument("--device", choices=["cpu", "gpu"], default=os.environ.get("MINILLM_DEVICE", "cpu"))
     args = p.parse_args(argv)
@@ -72,6 +77,30 @@ def main(argv=None):
     print(f"{len(texts)} SST-2 dev sentences ({tokens} tokens), batch {args.batch_size} by length, {args.device}: "
           f"embedding {len(texts) / embed_s:.1f} sentences/s ({embed_s:.2f} s), "
           f"prediction {len(texts) / predict_s:.1f} sentences/s ({predict_s:.2f} s)")
+    if args.train_steps:
+        tokens_per_s, ms_per_step = time_fine_tuning(classifier, tokenizer, args)
+        print(f"fine-tuning, batch {args.batch_size} of SST-2 train grouped by length: "
+              f"{tokens_per_s:.0f} tokens/s, {ms_per_step:.0f} ms/step")
+
+
+def time_fine_tuning(classifier, tokenizer, args):
+    """(tokens/s, ms/step) of the trainer's step on SST-2 train batches, averaged over args.train_steps."""
+    pairs = sst2("train", args.data_dir)[:args.batch_size * 200]  # (text, label); 200 batches to group by length
+    encoded = [tokenizer.encode_plus(t, max_length=args.max_length, truncation=True).input_ids for t, _ in pairs]
+    task = SequenceClassificationTask(classifier, {"train": encoded}, {"train": [y for _, y in pairs]},
+                                      args.batch_size, tokenizer.pad_id)
+    classifier.train()
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer = Trainer(classifier, task, TrainConfig(), run_dir, progress=False)
+        trainer.step(0, 1e-5)  # warm-up: first allocations of gradients and optimizer moments
+        backend.synchronize()
+        start, tokens = time.perf_counter(), 0
+        for it in range(1, args.train_steps + 1):
+            tokens += sum(len(encoded[i]) for i in task.batch_indices(it))
+            trainer.step(it, 1e-5)
+        backend.synchronize()
+    seconds = time.perf_counter() - start
+    return tokens / seconds, 1000 * seconds / args.train_steps
 
 
 
