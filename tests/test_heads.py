@@ -87,3 +87,55 @@ def test_bert_sequence_classifier_gradients(seed, b, t):
     errors = gradcheck(lambda: model(idx, mask), model.backward, (), list(model.named_parameters()), eps=1e-5)
     # softmax ignores a shift shared by every key, so the key bias has no gradient: 0 analytic, 0 numeric
     assert max(errors.values()) <= 1e-6, errors
+
+
+def tiny_token_classifiers(seed):
+    """A GPT and a BERT token classifier (3 labels, float64, no dropout) with every weight drawn at random."""
+    from minillm.models.bert import BertConfig
+    from minillm.models.heads import BertForTokenClassification, GPTForTokenClassification
+
+    gpt = GPTForTokenClassification(GPTConfig(vocab_size=7, n_positions=6, n_embd=4, n_layer=1, n_head=2,
+                                              resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0),
+                                    ["O", "B-X", "I-X"], seed=seed, dtype="float64")
+    bert = BertForTokenClassification(BertConfig(vocab_size=7, hidden_size=4, num_hidden_layers=1,
+                                                 num_attention_heads=2, intermediate_size=8, max_position_embeddings=6,
+                                                 hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
+                                      ["O", "B-X", "I-X"], seed=seed, dtype="float64")
+    rng = xp.random.default_rng(seed)
+    for model in (gpt, bert):
+        for name, p in model.named_parameters():
+            p.data = (1.0 if name.endswith(("LayerNorm.weight", "ln_1.weight", "ln_2.weight", "ln_f.weight"))
+                      else 0.0) + rng.standard_normal(p.shape) * 0.5
+    return gpt, bert
+
+
+@given(seeds, st.integers(1, 3), st.integers(1, 5))
+def test_token_classifier_gradients_and_padding(seed, b, t):
+    rng = xp.random.default_rng(seed + 1)
+    idx = rng.integers(1, 7, (b, t))
+    lengths = rng.integers(1, t + 1, b)
+    mask = (xp.arange(t)[None, :] < lengths[:, None]).astype(xp.int64)  # right padding
+    for model in tiny_token_classifiers(seed):
+        logits = model(idx, mask)
+        assert logits.shape == (b, t, 3)
+        errors = gradcheck(lambda: model(idx, mask), model.backward, (), list(model.named_parameters()), eps=1e-5)
+        assert max(errors.values()) <= 1e-6, (type(model).__name__, errors)
+        # a padded sequence's real positions get the logits of the same sequence alone
+        n = int(lengths[0])
+        assert float(abs(model(idx[:1, :n], mask[:1, :n]) - logits[:1, :n]).max()) < 1e-12
+
+
+def test_bert_token_classifier_has_no_pooler_and_leaves_a_checkpoints_unused():
+    from minillm.models.bert import BertConfig, BertForPreTraining
+    from minillm.models.heads import BertForTokenClassification
+
+    cfg = BertConfig(vocab_size=9, hidden_size=4, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8,
+                     max_position_embeddings=6)
+    model = BertForTokenClassification(cfg, ["O", "B-PER"])
+    assert not any(n.startswith("bert.pooler.") for n, _ in model.named_parameters())
+    pretrained = BertForPreTraining(cfg, seed=3)
+    fresh, unused = model.load_backbone(pretrained.state_dict())
+    assert fresh == ["classifier.bias", "classifier.weight"]
+    assert "bert.pooler.dense.weight" in unused and all(n.startswith(("cls.", "bert.pooler.")) for n in unused)
+    assert (model.bert.encoder.layer[0].output.dense.weight.data
+            == pretrained.bert.encoder.layer[0].output.dense.weight.data).all()

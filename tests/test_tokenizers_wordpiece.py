@@ -135,6 +135,26 @@ def test_truncation_longest_first_and_padding():
         tok.encode_plus("hello", "world", max_length=2, truncation=True)
 
 
+def test_encode_words_marks_each_tokens_word():
+    tok = hand_built()
+    ids, word_ids = tok.encode_words(["Hello", "cartoons,", "[MASK]", "\x00"])
+    assert ids == [2, 8, 22, 23, 14, 10, 4, 3]  # car ##toon ##s , all from word 1; word 3 gives no token
+    assert word_ids == [None, 0, 1, 1, 1, 1, 2, None]
+    assert tok.encode_words(["Hello", "cartoons,"], max_length=4) == ([2, 8, 22, 3], [None, 0, 1, None])
+    assert tok.encode_words([]) == ([2, 3], [None, None])
+    with pytest.raises(ValueError, match="no room for \\[CLS\\] and \\[SEP\\]"):
+        tok.encode_words(["hello"], max_length=1)
+
+
+def test_encode_words_on_conll_agrees_with_the_joined_text():
+    tok = trained(False)
+    for words, _ in datasets.conll2003("dev")[:50]:
+        ids, word_ids = tok.encode_words(words)
+        assert ids == tok.encode_plus(" ".join(words)).input_ids
+        inner = word_ids[1:-1]
+        assert inner == sorted(inner) and set(inner) == set(range(len(words)))  # every word, in order
+
+
 def test_batch_pads_to_the_longest():
     encs = hand_built().encode_batch(["hello", "hello world !"])
     assert [e.input_ids for e in encs] == [[2, 8, 3, 0, 0], [2, 8, 9, 11, 3]]

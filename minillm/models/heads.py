@@ -1,12 +1,12 @@
 """Task heads on top of a pretrained backbone, for fine-tuning.
 
     sequence classification   logits = W pool(h) (+ b)     pool: a chosen position or the mean
-    token classification      logits_t = W h_t + b         one label per (first) sub-token
+    token classification      logits_t = W h_t + b         one label per word, read at its first sub-token
     span extraction (QA)      [start_t, end_t] = W h_t + b answer = argmax_{s <= e < s + L} start_s + end_e
 
 Each model class keeps its architecture's Hugging Face names (GPT-2's `score`
-has no bias; BERT's `classifier` and `qa_outputs` do), so checkpoints load in
-transformers as the matching *For... class.
+has no bias; the token classifiers' `classifier` and BERT's `qa_outputs` do),
+so checkpoints load in transformers as the matching *For... class.
 """
 
 import os
@@ -128,6 +128,62 @@ class BertForSequenceClassification(TaskModel):
     def backward(self, dlogits):
         dpooled = self.dropout.backward(self.classifier.backward(dlogits))
         self.bert.backward(xp.zeros(self.seq_shape, dtype=dpooled.dtype), dpooled)
+
+
+class GPTForTokenClassification(TaskModel):
+    """GPT2ForTokenClassification: logits_t = classifier(dropout(h_t)) at every position.
+
+    Causal attention: a token's label is read from the text up to and including
+    it, never from the words after. The head's dropout is resid_pdrop (Hugging
+    Face's classifier_dropout, 0.1 unless set).
+    """
+
+    architecture, config_class = "GPT2ForTokenClassification", GPTConfig
+    hf_state = staticmethod(hf_gpt2_state)
+
+    def __init__(self, cfg, label_names, pad_token_id=0, seed=0, dtype="float32"):
+        self.config, self.label_names, self.pad_token_id = cfg, list(label_names), pad_token_id
+        self.dropout_rng = RandomSource(seed)
+        rng = xp.random.default_rng(seed)
+        self.transformer = GPTTransformer(cfg, rng, self.dropout_rng, dtype)
+        self.dropout = Dropout(cfg.resid_pdrop, self.dropout_rng)
+        self.classifier = Linear(cfg.n_embd, len(self.label_names), rng, std=cfg.initializer_range, dtype=dtype)
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        """input_ids, attention_mask: (B, T), right-padded -> logits (B, T, num_labels)."""
+        h = self.transformer(input_ids, attention_mask=attention_mask)  # (B, T, C)
+        return self.classifier(self.dropout(h))
+
+    def backward(self, dlogits):
+        self.transformer.backward(self.dropout.backward(self.classifier.backward(dlogits)))
+
+
+class BertForTokenClassification(TaskModel):
+    """BertForTokenClassification: logits_t = classifier(dropout(h_t)) at every position.
+
+    Built without the pooler (add_pooling_layer=False, as Hugging Face), so a
+    pretraining checkpoint's `bert.pooler.*` is not used, like its `cls.*` heads.
+    """
+
+    architecture, config_class = "BertForTokenClassification", BertConfig
+    hf_state = staticmethod(hf_bert_state)
+    unused_prefixes = ("cls.", "bert.pooler.")
+
+    def __init__(self, cfg, label_names, pad_token_id=0, seed=0, dtype="float32"):
+        self.config, self.label_names, self.pad_token_id = cfg, list(label_names), pad_token_id
+        self.dropout_rng = RandomSource(seed)
+        rng = xp.random.default_rng(seed)
+        self.bert = BertModel(cfg, rng, self.dropout_rng, dtype, add_pooling_layer=False)
+        self.dropout = Dropout(cfg.hidden_dropout_prob, self.dropout_rng)
+        self.classifier = Linear(cfg.hidden_size, len(self.label_names), rng, std=cfg.initializer_range, dtype=dtype)
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        """input_ids, attention_mask: (B, T) -> logits (B, T, num_labels)."""
+        seq, _ = self.bert(input_ids, token_type_ids, attention_mask)  # (B, T, C)
+        return self.classifier(self.dropout(seq))
+
+    def backward(self, dlogits):
+        self.bert.backward(self.dropout.backward(self.classifier.backward(dlogits)))
 
 
 def first_subtoken_labels(word_ids, word_labels, ignore_index=-100):

@@ -287,6 +287,26 @@ class WordPieceTokenizer:
             raise ValueError(f"padding must be False or 'max_length' here, got {padding!r}")
         return enc
 
+    def encode_words(self, words, max_length=None):
+        """`[CLS] pieces of each word [SEP]` for text already split into words, as (input_ids, word_ids).
+
+        Each word is tokenized on its own (BertTokenizerFast's is_split_into_words=True),
+        so no token spans two words; word_ids[t] is the index of the word token t came
+        from, None for [CLS] and [SEP]. A word may give several tokens ("U.S." gives
+        u . s .) or none (only control characters). With max_length, the tokens after
+        the first max_length - 2 are dropped, cutting the last words short or off.
+        """
+        if max_length is not None and max_length < 2:
+            raise ValueError(f"max_length {max_length} leaves no room for [CLS] and [SEP]")
+        ids, word_ids = [self.cls_id], [None]
+        for w, word in enumerate(words):
+            for piece_id, _, _ in self.tokenize_with_offsets(word):
+                ids.append(piece_id)
+                word_ids.append(w)
+        if max_length is not None:
+            del ids[max_length - 1:], word_ids[max_length - 1:]
+        return ids + [self.sep_id], word_ids + [None]
+
     def encode_batch(self, texts, pairs=None, max_length=None, truncation=False, padding="longest"):
         """Encodings of several texts (and pairs), padded to the longest ("longest"),
         to max_length ("max_length") or not at all (False)."""
