@@ -39,13 +39,12 @@ def build_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", choices=sorted(CLASSIFICATION_TASKS), default="sentiment")
     p.add_argument("--dataset", help="sentiment: sst2 (default) or chnsenticorp")
-    p.add_argument("--init",
+    p.add_argument("--init", default=DEFAULT_INIT,
                    help="pretrained run or checkpoint directory, a Hugging Face BERT/GPT-2 directory, 'minilm' "
                         "(all-MiniLM-L6-v2), or 'none' for random weights "
-                        f"(the architecture and tokenizer then come from --arch-from); default {DEFAULT_INIT}, "
-                        "or none with --model")
+                        "(the architecture and tokenizer then come from --arch-from)")
     p.add_argument("--arch-from", default=DEFAULT_INIT, help="with --init none: whose config and tokenizer to use")
-    p.add_argument("--out-dir", help="default: out/finetune-<task>[-scratch]")
+    p.add_argument("--out-dir", help="default: out/finetune-<task>[-scratch or -lstm]")
     p.add_argument("--data-dir", help="dataset directory (default: $MINILLM_DATA, else ./data)")
     p.add_argument("--epochs", type=float, default=3.0)
     p.add_argument("--batch-size", type=int, default=32)
@@ -66,12 +65,16 @@ def build_parser():
     return p
 
 
+MODEL_DEFAULTS = {"lstm": dict(init="none", learning_rate=2e-3)}  # an LSTM from scratch learns best with larger steps
+
+
 def add_lstm_arguments(p):
     """--model lstm and the LSTM classifier's settings."""
     lstm = p.add_argument_group("LSTM classifier")
-    lstm.add_argument("--model", choices=["lstm"],
+    lstm.add_argument("--model", choices=sorted(MODEL_DEFAULTS),
                       help="lstm: an LSTM from random weights with a tokenizer learned from the task's training "
-                           "texts, no pretrained run needed (sizes, tokenizer: the flags below)")
+                           "texts, no pretrained run needed (sizes, tokenizer: the flags below; default "
+                           "--learning-rate 2e-3)")
     lstm.add_argument("--pooling", choices=sorted(POOLINGS), default="last",
                       help="the LSTM's summary of a text: its state after the last real token, or the mean state")
     lstm.add_argument("--tokenizer", choices=["wordpiece", "bpe"], default="wordpiece", help="with --model lstm")
@@ -79,6 +82,13 @@ def add_lstm_arguments(p):
     lstm.add_argument("--n-embd", type=int, default=128, help="with --model lstm: embedding size")
     lstm.add_argument("--hidden-size", type=int, default=256, help="with --model lstm: LSTM state size")
     lstm.add_argument("--n-layer", type=int, default=1, help="with --model lstm: LSTM layers")
+
+
+def parse_args(argv=None):
+    """Flags over --model's defaults."""
+    parser = build_parser()
+    parser.set_defaults(**MODEL_DEFAULTS.get(parser.parse_args(argv).model, {}))
+    return parser.parse_args(argv)
 
 
 def checkpoint_dir(path):
@@ -257,9 +267,8 @@ def finetune_classification(args, source, tokenizer, config):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     backend.use(args.device)
-    args.init = args.init or ("none" if args.model else DEFAULT_INIT)
     args.out_dir = args.out_dir or f"out/finetune-{args.task}" + (
         f"-{args.model}" if args.model else "-scratch" if args.init == "none" else "")
     if args.predict or args.predict_file:

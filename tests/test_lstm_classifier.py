@@ -141,3 +141,10 @@ def test_finetune_model_lstm_from_scratch_then_predict(tmp_path, capsys):
     assert len(line["probabilities"]) == 7 and sum(line["probabilities"].values()) == pytest.approx(1, abs=1e-3)
     with pytest.raises(SystemExit, match="--model lstm starts from random weights"):
         finetune.main(common + ["--init", str(tmp_path)])
+
+
+def test_model_lstm_defaults_yield_to_flags():
+    args = finetune.parse_args(["--model", "lstm"])
+    assert (args.init, args.learning_rate) == ("none", 2e-3)
+    assert finetune.parse_args(["--model", "lstm", "--learning-rate", "1e-3"]).learning_rate == 1e-3
+    assert (finetune.parse_args([]).init, finetune.parse_args([]).learning_rate) == (finetune.DEFAULT_INIT, 3e-4)
