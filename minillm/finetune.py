@@ -75,8 +75,9 @@ def add_lstm_arguments(p):
                       help="lstm: an LSTM from random weights with a tokenizer learned from the task's training "
                            "texts, no pretrained run needed (sizes, tokenizer: the flags below; default "
                            "--learning-rate 2e-3)")
-    lstm.add_argument("--pooling", choices=sorted(POOLINGS), default="last",
-                      help="the LSTM's summary of a text: its state after the last real token, or the mean state")
+    lstm.add_argument("--pooling", choices=sorted(POOLINGS), default="mean",
+                      help="the LSTM's summary of a text: the mean of its states over the real tokens, or its "
+                           "state after the last one (mean did better on SST-2 and AG News)")
     lstm.add_argument("--tokenizer", choices=["wordpiece", "bpe"], default="wordpiece", help="with --model lstm")
     lstm.add_argument("--vocab-size", type=int, default=8192, help="with --model lstm")
     lstm.add_argument("--n-embd", type=int, default=128, help="with --model lstm: embedding size")
@@ -101,10 +102,10 @@ CLASSIFIERS = {"gpt2": GPTForSequenceClassification, "bert": BertForSequenceClas
                "lstm_lm": LSTMForSequenceClassification}
 
 
-def build_model(classes, config, label_names, pad_token_id, dropout, seed, pooling="last"):
+def build_model(classes, config, label_names, pad_token_id, dropout, seed, pooling="mean"):
     """The task model, from `classes` ({model_type: class}), of the architecture a config.json describes.
 
-    pooling: the LSTM's ("last" or "mean"); GPT reads its last token, BERT its [CLS].
+    pooling: the LSTM's ("mean" or "last"); GPT reads its last token, BERT its [CLS].
     """
     kind = config.get("model_type")
     if kind not in classes:
@@ -249,7 +250,10 @@ def finetune_classification(args, source, tokenizer, config):
                         args.pooling)
     start_from(model, source, args.init == "none")
     max_length = min(args.max_length, max_positions(model.config))
-    encoded = {s: encode_all(tokenizer, texts, max_length) for s, (texts, _) in splits.items()}
+    try:
+        encoded = {s: encode_all(tokenizer, texts, max_length) for s, (texts, _) in splits.items()}
+    except ValueError as err:  # a character-level tokenizer meets a character its corpus lacked
+        sys.exit(f"error: the tokenizer of {source} cannot encode the {args.task} texts: {err}")
     labels = {s: list(y) for s, (_, y) in splits.items()}
     print(f"{args.task}: {note}; " + ", ".join(f"{s} {len(v)}" for s, v in encoded.items()))
 

@@ -114,7 +114,7 @@ def lstm_lm_run(tmp_path_factory):
 
 def test_finetune_from_an_lstm_lm_run(lstm_lm_run, tmp_path, capsys):
     out = tmp_path / "ft"
-    results = finetune.main(["--task", "sentiment", "--init", str(lstm_lm_run), "--pooling", "mean",
+    results = finetune.main(["--task", "sentiment", "--init", str(lstm_lm_run), "--pooling", "last",
                              "--max-train-examples", "64", "--batch-size", "16", "--epochs", "1", "--no-progress",
                              "--out-dir", str(out)])
     printed = capsys.readouterr().out
@@ -122,7 +122,7 @@ def test_finetune_from_an_lstm_lm_run(lstm_lm_run, tmp_path, capsys):
             "pretraining heads not used: decoder.bias, decoder.weight") in printed
     assert set(results) == {"dev"} and 0.0 <= results["dev"]["accuracy"] <= 1.0
     config = json.loads((out / "best" / "config.json").read_text())
-    assert config["architectures"] == ["LSTMForSequenceClassification"] and config["pooling"] == "mean"
+    assert config["architectures"] == ["LSTMForSequenceClassification"] and config["pooling"] == "last"
     assert (out / "best" / "merges.txt").exists()  # the LM's BPE tokenizer travels with the classifier
 
 
@@ -148,3 +148,12 @@ def test_model_lstm_defaults_yield_to_flags():
     assert (args.init, args.learning_rate) == ("none", 2e-3)
     assert finetune.parse_args(["--model", "lstm", "--learning-rate", "1e-3"]).learning_rate == 1e-3
     assert (finetune.parse_args([]).init, finetune.parse_args([]).learning_rate) == (finetune.DEFAULT_INIT, 3e-4)
+
+
+def test_a_character_lm_that_cannot_encode_the_task_is_a_clear_error(tmp_path):
+    pre = tmp_path / "char"
+    pretrain.main(["--model", "lstm", "--n-layer", "1", "--n-embd", "4", "--hidden-size", "4", "--block-size", "8",
+                   "--batch-size", "2", "--max-iters", "1", "--eval-iters", "1", "--sample-tokens", "0",
+                   "--no-progress", "--out-dir", str(pre)])
+    with pytest.raises(SystemExit, match=r"cannot encode the sentiment texts: character .* not in the vocabulary"):
+        finetune.main(["--task", "sentiment", "--init", str(pre), "--no-progress", "--out-dir", str(tmp_path / "ft")])

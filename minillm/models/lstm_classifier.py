@@ -40,9 +40,9 @@ TASK_MODEL_FIELDS = ("architectures", "num_labels", "id2label", "label2id", "pad
 
 @dataclasses.dataclass
 class LSTMClassifierConfig(LSTMConfig):
-    """The LSTM LM's hyperparameters and the classifier's pooling, "last" or "mean"."""
+    """The LSTM LM's hyperparameters and the classifier's pooling, "mean" or "last"."""
 
-    pooling: str = "last"
+    pooling: str = "mean"
 
     def __post_init__(self):
         if self.pooling not in POOLINGS:
