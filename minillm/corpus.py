@@ -48,16 +48,20 @@ def build_tokenizer(kind, name, vocab_size, directory=None, progress=True):
     if os.path.exists(path):
         return load_tokenizer(path)
     train, val = lm_corpus(name, directory)
-    if kind == "char":
-        tokenizer = CharTokenizer.train("".join(train + val))
-    elif kind == "bpe":
-        tokenizer = BPETokenizer.train(train, vocab_size, progress=progress)
-    elif kind == "wordpiece":
-        tokenizer = WordPieceTokenizer.train(train, vocab_size, progress=progress)
-    else:
-        raise ValueError(f"unknown tokenizer kind {kind!r}: expected char, bpe or wordpiece")
+    tokenizer = train_tokenizer(kind, train + val if kind == "char" else train, vocab_size, progress)
     tokenizer.save(path)
     return tokenizer
+
+
+def train_tokenizer(kind, texts, vocab_size, progress=True):
+    """A char, bpe or wordpiece tokenizer learned from texts (characters: every one that occurs)."""
+    if kind == "char":
+        return CharTokenizer.train("".join(texts))
+    if kind == "bpe":
+        return BPETokenizer.train(texts, vocab_size, progress=progress)
+    if kind == "wordpiece":
+        return WordPieceTokenizer.train(texts, vocab_size, progress=progress)
+    raise ValueError(f"unknown tokenizer kind {kind!r}: expected char, bpe or wordpiece")
 
 
 def document_separator(tokenizer):

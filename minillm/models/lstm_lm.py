@@ -54,11 +54,26 @@ class LSTMConfig:
         unknown = sorted(set(d) - names - {"model_type"})
         if unknown:
             raise ValueError(f"{source}: unknown fields {', '.join(unknown)}")
-        return cls(**{k: v for k, v in d.items() if k in names})
+        try:
+            return cls(**{k: v for k, v in d.items() if k in names})
+        except ValueError as err:  # a value that a subclass's __post_init__ rejects
+            raise ValueError(f"{source}: {err}") from None
 
 
 def _uniform(shape, bound, rng, dtype):
     return ((rng.random(shape, dtype="float64") * 2.0 - 1.0) * bound).astype(dtype)
+
+
+def embedding_and_lstm(cfg, rng, dropout_source, dtype):
+    """(encoder, drop_in, rnn): the embedding ~ U(-init_range, init_range), its dropout and the LSTM.
+
+    The body that the LM and the sequence classifier share, under the same
+    names, so a classifier starts from an LM's checkpoint.
+    """
+    encoder = Embedding(cfg.vocab_size, cfg.n_embd, rng, dtype=dtype)
+    encoder.weight.data = _uniform((cfg.vocab_size, cfg.n_embd), cfg.init_range, rng, dtype)
+    rnn = LSTM(cfg.n_embd, cfg.hidden_size, cfg.num_layers, cfg.dropout, rng, dropout_source, dtype)
+    return encoder, Dropout(cfg.dropout, dropout_source), rnn
 
 
 class LSTMLM(Module):
@@ -70,10 +85,7 @@ class LSTMLM(Module):
         self.config = cfg
         self.dropout_rng = RandomSource(seed)
         rng = xp.random.default_rng(seed)
-        self.encoder = Embedding(cfg.vocab_size, cfg.n_embd, rng, dtype=dtype)
-        self.encoder.weight.data = _uniform((cfg.vocab_size, cfg.n_embd), cfg.init_range, rng, dtype)
-        self.drop_in = Dropout(cfg.dropout, self.dropout_rng)
-        self.rnn = LSTM(cfg.n_embd, cfg.hidden_size, cfg.num_layers, cfg.dropout, rng, self.dropout_rng, dtype)
+        self.encoder, self.drop_in, self.rnn = embedding_and_lstm(cfg, rng, self.dropout_rng, dtype)
         self.drop_out = Dropout(cfg.dropout, self.dropout_rng)
         self.decoder = Linear(cfg.hidden_size, cfg.vocab_size, rng, dtype=dtype)  # bias starts at zero
         if cfg.tie_weights:
