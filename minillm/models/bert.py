@@ -238,16 +238,20 @@ class BertPooler(Module):
 
 # ---------------------------------------------------------------- the encoder model
 class BertModel(Module):
-    """Embeddings + encoder + pooler: Hugging Face's BertModel, the body every BERT head reuses."""
+    """Embeddings + encoder + pooler: Hugging Face's BertModel, the body every BERT head reuses.
 
-    def __init__(self, cfg, rng, dropout_source, dtype):
+    add_pooling_layer=False leaves the pooler out (pooled output None), as
+    Hugging Face builds it for heads that read every position (question answering).
+    """
+
+    def __init__(self, cfg, rng, dropout_source, dtype, add_pooling_layer=True):
         self.embeddings = BertEmbeddings(cfg, rng, dropout_source, dtype)
         self.encoder = BertEncoder(cfg, rng, dropout_source, dtype)
-        self.pooler = BertPooler(cfg, rng, dtype)
+        self.pooler = BertPooler(cfg, rng, dtype) if add_pooling_layer else None
         self.max_positions = cfg.max_position_embeddings
 
     def forward(self, input_ids=None, token_type_ids=None, attention_mask=None, inputs_embeds=None):
-        """-> (sequence output (B, T, C), pooled [CLS] (B, C)).
+        """-> (sequence output (B, T, C), pooled [CLS] (B, C), or None without a pooler).
 
         attention_mask: (B, T), 1 for real tokens and 0 for padding, which no
         query attends to. token_type_ids: (B, T) segment of each token (0 = A, 1 = B).
@@ -261,7 +265,7 @@ class BertModel(Module):
         mask = combine_masks(T, T, padding_mask=attention_mask)  # (B, 1, 1, T) or None
         h = self.embeddings(input_ids, token_type_ids, inputs_embeds)
         h = self.encoder(h, mask)
-        return h, self.pooler(h)
+        return h, None if self.pooler is None else self.pooler(h)
 
     def backward(self, dseq, dpooled=None):
         """From the gradients of both outputs to the embedding tables; returns d(inputs_embeds) or None."""

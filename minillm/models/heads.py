@@ -130,6 +130,38 @@ class BertForSequenceClassification(TaskModel):
         self.bert.backward(xp.zeros(self.seq_shape, dtype=dpooled.dtype), dpooled)
 
 
+class BertForQuestionAnswering(TaskModel):
+    """BertForQuestionAnswering: [start_t, end_t] = qa_outputs(h_t) at every position, no pooler.
+
+    P(answer starts at s) = softmax_t(start)_s, and likewise for its end; the
+    answer is the best span (see best_spans). Hugging Face builds the body
+    without its pooler (add_pooling_layer=False), so a checkpoint's
+    `bert.pooler.*` is not used, like the pretraining heads `cls.*`.
+    Its two "labels" are Hugging Face's defaults, LABEL_0 and LABEL_1.
+    """
+
+    architecture, config_class = "BertForQuestionAnswering", BertConfig
+    hf_state = staticmethod(hf_bert_state)
+    unused_prefixes = ("cls.", "bert.pooler.")
+
+    def __init__(self, cfg, label_names=("LABEL_0", "LABEL_1"), pad_token_id=0, seed=0, dtype="float32"):
+        self.config, self.label_names, self.pad_token_id = cfg, list(label_names), pad_token_id
+        self.dropout_rng = RandomSource(seed)
+        rng = xp.random.default_rng(seed)
+        self.bert = BertModel(cfg, rng, self.dropout_rng, dtype, add_pooling_layer=False)
+        self.qa_outputs = Linear(cfg.hidden_size, 2, rng, std=cfg.initializer_range, dtype=dtype)
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        """input_ids, attention_mask, token_type_ids: (B, T) -> (start_logits, end_logits), each (B, T)."""
+        seq, _ = self.bert(input_ids, token_type_ids, attention_mask)  # (B, T, C)
+        logits = self.qa_outputs(seq)  # (B, T, 2)
+        return logits[..., 0], logits[..., 1]
+
+    def backward(self, dstart, dend):
+        dlogits = xp.stack([dstart, dend], axis=-1)  # (B, T, 2)
+        self.bert.backward(self.qa_outputs.backward(dlogits))
+
+
 def first_subtoken_labels(word_ids, word_labels, ignore_index=-100):
     """Token-classification targets: each word's label on its first sub-token, ignore_index elsewhere.
 
