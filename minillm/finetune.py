@@ -10,6 +10,11 @@ pretraining buys.
 The best dev checkpoint is kept in <out-dir>/best with a report of its dev
 (and test) metrics, confusion matrix and most confident mistakes;
 `--predict TEXT` or `--predict-file FILE` then labels new text with it.
+
+`--task qa` is extractive question answering on SQuAD v1.1 (see minillm/qa.py):
+a BERT learns where in the context each answer starts and ends; its report
+gives exact match and F1 and the most confident wrong answers, and
+`--predict QUESTION --context TEXT` answers new questions.
 """
 
 import argparse
@@ -18,21 +23,23 @@ import math
 import os
 import sys
 
-from minillm import backend, metrics
+from minillm import backend, datasets, metrics, qa
 from minillm.checkpoint import load_safetensors, read_json, write_json
 from minillm.datasets import CLASSIFICATION_TASKS, classification_data
-from minillm.models.heads import BertForSequenceClassification, GPTForSequenceClassification
+from minillm.models.heads import (QA_LABELS, BertForQuestionAnswering, BertForSequenceClassification,
+                                  GPTForSequenceClassification)
 from minillm.pretrained import resolve_init
 from minillm.tasks import SequenceClassificationTask, predict_probabilities
 from minillm.tokenizers import WordPieceTokenizer, load_tokenizer
 from minillm.trainer import NonFiniteLoss, Trainer, TrainConfig
 
 DEFAULT_INIT = "out/bert-imdb"  # where `python train.py --model bert` saves
+QA_MAX_LENGTH = 256  # tokens per QA window by default: most SQuAD contexts fit in one
 
 
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--task", choices=sorted(CLASSIFICATION_TASKS), default="sentiment")
+    p.add_argument("--task", choices=sorted([*CLASSIFICATION_TASKS, "qa"]), default="sentiment")
     p.add_argument("--dataset", help="sentiment: sst2 (default) or chnsenticorp")
     p.add_argument("--init", default=DEFAULT_INIT,
                    help="pretrained run or checkpoint directory, a Hugging Face BERT/GPT-2 directory, 'minilm' "
@@ -47,15 +54,29 @@ def build_parser():
     p.add_argument("--warmup-ratio", type=float, default=0.1)
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--dropout", type=float, default=0.1)
-    p.add_argument("--max-length", type=int, default=128, help="tokens kept per text (and at most n_positions)")
+    p.add_argument("--max-length", type=int,
+                   help="tokens kept per text (and at most n_positions); default 128, and for --task qa "
+                        f"{QA_MAX_LENGTH} per question + context window (BERT's 384 is standard, but slow on "
+                        "2 CPU cores)")
     p.add_argument("--max-train-examples", type=int, default=0, help="train on the first N examples (0: all)")
     p.add_argument("--evals-per-epoch", type=int, default=2)
-    p.add_argument("--patience", type=int, default=3, help="evaluations without a better dev accuracy before stopping")
+    p.add_argument("--patience", type=int, default=3,
+                   help="evaluations without a better dev accuracy (F1 for qa) before stopping")
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--device", choices=["cpu", "gpu"], default=os.environ.get("MINILLM_DEVICE", "cpu"))
-    p.add_argument("--predict", metavar="TEXT", help="label TEXT with the fine-tuned model in --out-dir/best")
-    p.add_argument("--predict-file", metavar="FILE", help="label every line of FILE (JSON lines out)")
+    p.add_argument("--predict", metavar="TEXT", help="label TEXT with the fine-tuned model in --out-dir/best "
+                   "(a QA model answers the question TEXT from --context)")
+    p.add_argument("--predict-file", metavar="FILE", help="label every line of FILE (JSON lines out); for a QA "
+                   'model, FILE holds JSON lines {"question": ..., "context": ...}')
     p.add_argument("--no-progress", action="store_true")
+    g = p.add_argument_group("question answering (--task qa)")
+    g.add_argument("--doc-stride", type=int, default=128,
+                   help="tokens between the starts of a long context's overlapping windows (default 128)")
+    g.add_argument("--max-query-length", type=int, default=64, help="question tokens kept (default 64)")
+    g.add_argument("--max-answer-length", type=int, default=30, help="longest answer span, in tokens (default 30)")
+    g.add_argument("--max-eval-examples", type=int, default=0,
+                   help="evaluate on the first N dev questions (0: all)")
+    g.add_argument("--context", metavar="TEXT", help="with --predict QUESTION: the text to find the answer in")
     return p
 
 
@@ -124,15 +145,46 @@ def write_report(path, task, split, names, texts, gold, probs, note):
 
 
 def predict(args):
+    """Label (or answer) --predict / --predict-file with the model in --out-dir/best, as its architecture does."""
     directory = os.path.join(args.out_dir, "best")
-    kind = read_json(os.path.join(directory, "config.json")).get("model_type")
-    model, tokenizer = CLASSIFIERS[kind].from_pretrained(directory), load_tokenizer(directory)
+    architecture = (read_json(os.path.join(directory, "config.json")).get("architectures") or [None])[0]
+    if architecture not in PREDICTORS:
+        sys.exit(f"error: {directory}/config.json: architecture {architecture!r}; "
+                 f"--predict knows {', '.join(PREDICTORS)}")
+    model_class, predict_with = PREDICTORS[architecture]
+    predict_with(args, model_class.from_pretrained(directory), load_tokenizer(directory))
+
+
+def predict_labels(args, model, tokenizer):
+    """A sequence classifier's label and probabilities for --predict TEXT or each line of --predict-file."""
     names = model.label_names
     texts = [args.predict] if args.predict else open(args.predict_file, encoding="utf-8").read().splitlines()
     encoded = encode_all(tokenizer, texts, min(args.max_length, max_positions(model.config)))
     for text, p in zip(texts, predict_probabilities(model, encoded, args.batch_size, model.pad_token_id)):
         print(json.dumps({"text": text, "label": names[int(p.argmax())],
                           "probabilities": {n: round(float(x), 4) for n, x in zip(names, p)}}))
+
+
+def predict_spans(args, model, tokenizer):
+    """A QA model's answer to --predict QUESTION in --context TEXT, or to each question of --predict-file."""
+    if args.predict and not args.context:
+        sys.exit("error: a question answering model answers --predict QUESTION from --context TEXT")
+    try:
+        examples = ([{"id": "0", "question": args.predict, "context": args.context}] if args.predict
+                    else qa.read_questions(args.predict_file))
+        windows = qa.build_windows(tokenizer, examples, min(args.max_length, max_positions(model.config)),
+                                   args.doc_stride, args.max_query_length)
+    except ValueError as err:
+        sys.exit(f"error: {err}")
+    answers, _ = qa.predict_answers(model, windows, examples, args.batch_size, model.pad_token_id,
+                                    args.max_answer_length)
+    for e in examples:
+        print(json.dumps({"question": e["question"], "answer": answers[e["id"]]["text"],
+                          "score": round(answers[e["id"]]["score"], 4)}))
+
+
+PREDICTORS = {**{c.architecture: (c, predict_labels) for c in CLASSIFIERS.values()},
+              BertForQuestionAnswering.architecture: (BertForQuestionAnswering, predict_spans)}
 
 
 def load_source(args):
@@ -207,13 +259,44 @@ def finetune_classification(args, source, tokenizer, config):
     return results
 
 
+def finetune_qa(args, source, tokenizer, config):
+    """qa: extractive question answering on SQuAD v1.1; the answer is a span of the context."""
+    note = qa.split_note(args.data_dir)
+    examples = {s: datasets.squad(s, args.data_dir) for s in ("train", "dev")}
+    for split, limit in (("train", args.max_train_examples), ("dev", args.max_eval_examples)):
+        examples[split] = examples[split][:limit or None]
+    model = build_model({"bert": BertForQuestionAnswering}, config, QA_LABELS, tokenizer_pad_id(tokenizer),
+                        args.dropout, args.seed)
+    start_from(model, source, args.init == "none")
+    max_length = min(args.max_length, max_positions(model.config))
+    try:
+        windows = {s: qa.build_windows(tokenizer, ex, max_length, args.doc_stride, args.max_query_length)
+                   for s, ex in examples.items()}
+    except ValueError as err:
+        sys.exit(f"error: {err}")
+    print(f"qa: {note}; " + ", ".join(f"{s} {len(examples[s])} questions in {len(w)} windows"
+                                      for s, w in windows.items()) + f" of at most {max_length} tokens")
+
+    task = qa.SpanExtractionTask(model, windows, examples, args.batch_size, tokenizer_pad_id(tokenizer),
+                                 args.max_answer_length, seed=args.seed)
+    train(model, task, args, tokenizer, "val_f1")
+    report = qa.write_report(os.path.join(args.out_dir, "report-dev"), "dev", examples["dev"],
+                             task.answers("dev")[0], note)
+    scores = report["scores"]
+    print(f"best checkpoint, dev: exact match {scores['exact_match']:.2f}, F1 {scores['f1']:.2f} over "
+          f"{scores['count']} questions (report: {args.out_dir}/report-dev.md)\n{note}")
+    return {"dev": scores}
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     backend.use(args.device)
     args.out_dir = args.out_dir or f"out/finetune-{args.task}" + ("-scratch" if args.init == "none" else "")
+    args.max_length = args.max_length or (QA_MAX_LENGTH if args.task == "qa" else 128)
     if args.predict or args.predict_file:
         return predict(args)
-    return finetune_classification(args, *load_source(args))
+    finetune = finetune_qa if args.task == "qa" else finetune_classification
+    return finetune(args, *load_source(args))
 
 
 if __name__ == "__main__":

@@ -155,13 +155,17 @@ def map_by_length(fn, sequences, batch_size, pad_id):
 
     Sequences are batched by length, so each batch is padded only a little.
     """
-    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     rows_out = [None] * len(sequences)
-    for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
+    for rows in length_batches(sequences, batch_size):
         for i, row in zip(rows, to_host(fn(*pad_batch([sequences[i] for i in rows], pad_id)))):
             rows_out[i] = row
     return np.stack(rows_out)
+
+
+def length_batches(sequences, batch_size):
+    """Lists of row indices, batch_size at a time in order of length, so each batch pads little."""
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
 
 
 def pad_batch(sequences, pad_id):
@@ -173,6 +177,14 @@ def pad_batch(sequences, pad_id):
         ids[i, :len(s)] = s
         mask[i, :len(s)] = 1
     return to_device(ids), to_device(mask)
+
+
+def shuffled_batch(count, batch_size, seed, index):
+    """Row indices of batch number `index` when `count` rows are walked epoch after epoch, each
+    epoch in an order shuffled by (seed, epoch): every run draws the same batches."""
+    epoch, k = divmod(index, -(-count // batch_size))
+    order = host_rng([seed, 2, epoch]).permutation(count)
+    return order[k * batch_size:(k + 1) * batch_size]
 
 
 class SequenceClassificationTask:
@@ -192,9 +204,7 @@ class SequenceClassificationTask:
         self.last_predictions = None
 
     def batch_indices(self, it):
-        epoch, k = divmod(it, self.steps_per_epoch)
-        order = host_rng([self.seed, 2, epoch]).permutation(len(self.encoded["train"]))
-        return order[k * self.batch_size:(k + 1) * self.batch_size]
+        return shuffled_batch(len(self.encoded["train"]), self.batch_size, self.seed, it)
 
     def train_step(self, it, micro, scale):
         rows = self.batch_indices(it * self.grad_accum + micro)

@@ -130,6 +130,9 @@ class BertForSequenceClassification(TaskModel):
         self.bert.backward(xp.zeros(self.seq_shape, dtype=dpooled.dtype), dpooled)
 
 
+QA_LABELS = ("LABEL_0", "LABEL_1")  # Hugging Face's default id2label, which its QA models keep
+
+
 class BertForQuestionAnswering(TaskModel):
     """BertForQuestionAnswering: [start_t, end_t] = qa_outputs(h_t) at every position, no pooler.
 
@@ -137,14 +140,13 @@ class BertForQuestionAnswering(TaskModel):
     answer is the best span (see best_spans). Hugging Face builds the body
     without its pooler (add_pooling_layer=False), so a checkpoint's
     `bert.pooler.*` is not used, like the pretraining heads `cls.*`.
-    Its two "labels" are Hugging Face's defaults, LABEL_0 and LABEL_1.
     """
 
     architecture, config_class = "BertForQuestionAnswering", BertConfig
     hf_state = staticmethod(hf_bert_state)
     unused_prefixes = ("cls.", "bert.pooler.")
 
-    def __init__(self, cfg, label_names=("LABEL_0", "LABEL_1"), pad_token_id=0, seed=0, dtype="float32"):
+    def __init__(self, cfg, label_names=QA_LABELS, pad_token_id=0, seed=0, dtype="float32"):
         self.config, self.label_names, self.pad_token_id = cfg, list(label_names), pad_token_id
         self.dropout_rng = RandomSource(seed)
         rng = xp.random.default_rng(seed)
