@@ -198,6 +198,7 @@ class SpanExtractionTask:
                                self.pad_id, self.max_answer_length)
 
     def evaluate(self, split=None):
+        """val_exact_match and val_f1 in percent; val_loss, the span loss of the windows' targets."""
         split = split or self.eval_split
         answers, loss = self.answers(split)
         scores = metrics.squad_scores({q: a["text"] for q, a in answers.items()}, self.examples[split])
