@@ -193,6 +193,13 @@ def test_saved_model_loads_with_identical_logits(tmp_path):
     types = (xp.arange(9)[None, :] >= 4).astype(xp.int64).repeat(2, axis=0)
     for a, b in zip(model.eval()(ids, mask, types), loaded.eval()(ids, mask, types)):
         assert (a == b).all()
+    # transformers writes no id2label when it is its default; such a directory loads too
+    for key in ("id2label", "label2id", "num_labels"):
+        del config[key]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    from_hf = BertForQuestionAnswering.from_pretrained(str(tmp_path))
+    assert from_hf.label_names == ["LABEL_0", "LABEL_1"]
+    assert (from_hf.eval()(ids, mask, types)[1] == model(ids, mask, types)[1]).all()
 
 
 @pytest.fixture(scope="module")

@@ -26,10 +26,13 @@ class TaskModel(Module):
     mapping checkpoint names to ours, and the prefixes of pretraining-head
     tensors that a backbone checkpoint may carry and the task model does not use.
     Its constructor takes (config, label_names, pad_token_id, seed=, dtype=).
+    `default_labels`, where set, stands in for a config.json without id2label
+    (transformers leaves its default LABEL_0, LABEL_1 out of the files it saves).
     """
 
     architecture = config_class = None
     unused_prefixes = ()
+    default_labels = None
 
     @staticmethod
     def hf_state(tensors):
@@ -47,9 +50,12 @@ class TaskModel(Module):
     def from_pretrained(cls, directory, dtype="float32"):
         config_path = os.path.join(directory, "config.json")
         config = read_json(config_path)
-        if "id2label" not in config:
+        if "id2label" in config:
+            names = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
+        elif cls.default_labels:
+            names = list(cls.default_labels)
+        else:
             raise ValueError(f"{config_path}: no id2label, so not a fine-tuned task model")
-        names = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
         model = cls(cls.config_class.from_hf_dict(config, config_path), names, config.get("pad_token_id") or 0,
                     dtype=dtype)
         model.load_state_dict(load_safetensors(os.path.join(directory, "model.safetensors")))
@@ -145,6 +151,7 @@ class BertForQuestionAnswering(TaskModel):
     architecture, config_class = "BertForQuestionAnswering", BertConfig
     hf_state = staticmethod(hf_bert_state)
     unused_prefixes = ("cls.", "bert.pooler.")
+    default_labels = QA_LABELS
 
     def __init__(self, cfg, label_names=QA_LABELS, pad_token_id=0, seed=0, dtype="float32"):
         self.config, self.label_names, self.pad_token_id = cfg, list(label_names), pad_token_id
