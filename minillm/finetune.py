@@ -16,6 +16,11 @@ the same classifier from that LSTM LM instead).
 The best dev checkpoint is kept in <out-dir>/best with a report of its dev
 (and test) metrics, confusion matrix and most confident mistakes;
 `--predict TEXT` or `--predict-file FILE` then labels new text with it.
+
+`--task qa` is extractive question answering on SQuAD v1.1 (see minillm/qa.py):
+a BERT learns where in the context each answer starts and ends; its report
+gives exact match and F1 and the most confident wrong answers, and
+`--predict QUESTION --context TEXT` answers new questions.
 """
 
 import argparse
@@ -24,12 +29,13 @@ import math
 import os
 import sys
 
-from minillm import backend, metrics, ner
+from minillm import backend, datasets, metrics, ner, qa
 from minillm.checkpoint import load_safetensors, read_json, write_json
 from minillm.corpus import train_tokenizer
 from minillm.datasets import CLASSIFICATION_TASKS, classification_data
-from minillm.models.heads import (BertForSequenceClassification, BertForTokenClassification,
-                                  GPTForSequenceClassification, GPTForTokenClassification)
+from minillm.models.heads import (QA_LABELS, BertForQuestionAnswering, BertForSequenceClassification,
+                                  BertForTokenClassification, GPTForSequenceClassification,
+                                  GPTForTokenClassification)
 from minillm.models.lstm_classifier import POOLINGS, LSTMClassifierConfig, LSTMForSequenceClassification
 from minillm.pretrained import resolve_init
 from minillm.tasks import SequenceClassificationTask, predict_probabilities
@@ -37,11 +43,12 @@ from minillm.tokenizers import WordPieceTokenizer, load_tokenizer
 from minillm.trainer import NonFiniteLoss, Trainer, TrainConfig
 
 DEFAULT_INIT = "out/bert-imdb"  # where `python train.py --model bert` saves
+QA_MAX_LENGTH = 256  # tokens per QA window by default: most SQuAD contexts fit in one
 
 
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--task", choices=sorted(CLASSIFICATION_TASKS) + ["ner"], default="sentiment")
+    p.add_argument("--task", choices=sorted([*CLASSIFICATION_TASKS, "ner", "qa"]), default="sentiment")
     p.add_argument("--dataset", help="sentiment: sst2 (default) or chnsenticorp")
     p.add_argument("--init", default=DEFAULT_INIT,
                    help="pretrained run or checkpoint directory, a Hugging Face BERT/GPT-2 directory, 'minilm' "
@@ -56,16 +63,31 @@ def build_parser():
     p.add_argument("--warmup-ratio", type=float, default=0.1)
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--dropout", type=float, default=0.1)
-    p.add_argument("--max-length", type=int, default=128, help="tokens kept per text (and at most n_positions)")
+    p.add_argument("--max-length", type=int,
+                   help="tokens kept per text (and at most n_positions); default 128, and for --task qa "
+                        f"{QA_MAX_LENGTH} per question + context window (BERT's 384 is standard, but slow on "
+                        "2 CPU cores)")
     p.add_argument("--max-train-examples", type=int, default=0, help="train on the first N examples (0: all)")
     p.add_argument("--evals-per-epoch", type=int, default=2)
-    p.add_argument("--patience", type=int, default=3, help="evaluations without a better dev score before stopping")
+    p.add_argument("--patience", type=int, default=3,
+                   help="evaluations without a better dev score (accuracy; entity F1 for ner, F1 for qa) "
+                        "before stopping")
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--device", choices=["cpu", "gpu"], default=os.environ.get("MINILLM_DEVICE", "cpu"))
-    p.add_argument("--predict", metavar="TEXT", help="label TEXT with the fine-tuned model in --out-dir/best")
-    p.add_argument("--predict-file", metavar="FILE", help="label every line of FILE (JSON lines out)")
+    p.add_argument("--predict", metavar="TEXT", help="label TEXT with the fine-tuned model in --out-dir/best "
+                   "(a QA model answers the question TEXT from --context)")
+    p.add_argument("--predict-file", metavar="FILE", help="label every line of FILE (JSON lines out); for a QA "
+                   'model, FILE holds JSON lines {"question": ..., "context": ...}')
     p.add_argument("--no-progress", action="store_true")
     add_lstm_arguments(p)
+    g = p.add_argument_group("question answering (--task qa)")
+    g.add_argument("--doc-stride", type=int, default=128,
+                   help="tokens between the starts of a long context's overlapping windows (default 128)")
+    g.add_argument("--max-query-length", type=int, default=64, help="question tokens kept (default 64)")
+    g.add_argument("--max-answer-length", type=int, default=30, help="longest answer span, in tokens (default 30)")
+    g.add_argument("--max-eval-examples", type=int, default=0,
+                   help="evaluate on the first N dev questions (0: all)")
+    g.add_argument("--context", metavar="TEXT", help="with --predict QUESTION: the text to find the answer in")
     return p
 
 
@@ -168,22 +190,29 @@ def write_report(path, task, split, names, texts, gold, probs, note):
     return report
 
 
-def predict_labels(model, tokenizer, texts, max_length, batch_size):
-    """For each text: the most probable label and every label's probability."""
+def input_texts(args):
+    """--predict's text, or every line of --predict-file."""
+    return [args.predict] if args.predict else open(args.predict_file, encoding="utf-8").read().splitlines()
+
+
+def predict_labels(args, model, tokenizer):
+    """A sequence classifier's label and probabilities for each input text."""
     names = model.label_names
-    encoded = encode_all(tokenizer, texts, max_length)
-    for text, p in zip(texts, predict_probabilities(model, encoded, batch_size, model.pad_token_id)):
+    texts = input_texts(args)
+    encoded = encode_all(tokenizer, texts, min(args.max_length, max_positions(model.config)))
+    for text, p in zip(texts, predict_probabilities(model, encoded, args.batch_size, model.pad_token_id)):
         yield {"text": text, "label": names[int(p.argmax())],
                "probabilities": {n: round(float(x), 4) for n, x in zip(names, p)}}
 
 
-# architecture in a saved config.json -> (task model class, what labels texts with it)
-PREDICTORS = {**{c.architecture: (c, predict_labels) for c in CLASSIFIERS.values()},
-              **{c.architecture: (c, ner.predict_entities) for c in TOKEN_CLASSIFIERS.values()}}
+def predict_tags(args, model, tokenizer):
+    """A token classifier's tag per word, and the entities, of each input text."""
+    return ner.predict_entities(model, tokenizer, input_texts(args),
+                                min(args.max_length, max_positions(model.config)), args.batch_size)
 
 
 def predict(args):
-    """Label --predict's text or each line of --predict-file with <out-dir>/best, as JSON lines."""
+    """Label (or answer) --predict / --predict-file with <out-dir>/best as its architecture does: JSON lines."""
     directory = os.path.join(args.out_dir, "best")
     config_path = os.path.join(directory, "config.json")
     if not os.path.exists(config_path):
@@ -193,11 +222,32 @@ def predict(args):
         sys.exit(f"error: {config_path}: architecture {architecture!r} is not a fine-tuned model this can run "
                  f"({', '.join(PREDICTORS)})")
     model_class, predictor = PREDICTORS[architecture]
-    model, tokenizer = model_class.from_pretrained(directory), load_tokenizer(directory)
-    texts = [args.predict] if args.predict else open(args.predict_file, encoding="utf-8").read().splitlines()
-    max_length = min(args.max_length, max_positions(model.config))
-    for line in predictor(model, tokenizer, texts, max_length, args.batch_size):
+    for line in predictor(args, model_class.from_pretrained(directory), load_tokenizer(directory)):
         print(json.dumps(line))
+
+
+def predict_spans(args, model, tokenizer):
+    """A QA model's answer to --predict QUESTION in --context TEXT, or to each question of --predict-file."""
+    if args.predict and not args.context:
+        sys.exit("error: a question answering model answers --predict QUESTION from --context TEXT")
+    try:
+        examples = ([{"id": "0", "question": args.predict, "context": args.context}] if args.predict
+                    else qa.read_questions(args.predict_file))
+        windows = qa.build_windows(tokenizer, examples, min(args.max_length, max_positions(model.config)),
+                                   args.doc_stride, args.max_query_length)
+    except ValueError as err:
+        sys.exit(f"error: {err}")
+    answers, _ = qa.predict_answers(model, windows, examples, args.batch_size, model.pad_token_id,
+                                    args.max_answer_length)
+    for e in examples:
+        yield {"question": e["question"], "answer": answers[e["id"]]["text"],
+               "score": round(answers[e["id"]]["score"], 4)}
+
+
+# architecture in a saved config.json -> (its task model class, what answers --predict with it)
+PREDICTORS = {**{c.architecture: (c, predict_labels) for c in CLASSIFIERS.values()},
+              **{c.architecture: (c, predict_tags) for c in TOKEN_CLASSIFIERS.values()},
+              BertForQuestionAnswering.architecture: (BertForQuestionAnswering, predict_spans)}
 
 
 def load_source(args):
@@ -317,16 +367,45 @@ def finetune_ner(args, source, tokenizer, config):
     return results
 
 
+def finetune_qa(args, source, tokenizer, config):
+    """qa: extractive question answering on SQuAD v1.1; the answer is a span of the context."""
+    note = qa.split_note(args.data_dir)
+    examples = {s: datasets.squad(s, args.data_dir) for s in ("train", "dev")}
+    for split, limit in (("train", args.max_train_examples), ("dev", args.max_eval_examples)):
+        examples[split] = examples[split][:limit or None]
+    model = build_model({"bert": BertForQuestionAnswering}, config, QA_LABELS, tokenizer_pad_id(tokenizer),
+                        args.dropout, args.seed)
+    start_from(model, source, args.init == "none")
+    max_length = min(args.max_length, max_positions(model.config))
+    try:
+        windows = {s: qa.build_windows(tokenizer, ex, max_length, args.doc_stride, args.max_query_length)
+                   for s, ex in examples.items()}
+    except ValueError as err:
+        sys.exit(f"error: {err}")
+    print(f"qa: {note}; " + ", ".join(f"{s} {len(examples[s])} questions in {len(w)} windows"
+                                      for s, w in windows.items()) + f" of at most {max_length} tokens")
+
+    task = qa.SpanExtractionTask(model, windows, examples, args.batch_size, tokenizer_pad_id(tokenizer),
+                                 args.max_answer_length, seed=args.seed)
+    train(model, task, args, tokenizer, "val_f1")
+    report = qa.write_report(os.path.join(args.out_dir, "report-dev"), "dev", examples["dev"],
+                             task.answers("dev")[0], note)
+    scores = report["scores"]
+    print(f"best checkpoint, dev: exact match {scores['exact_match']:.2f}, F1 {scores['f1']:.2f} over "
+          f"{scores['count']} questions (report: {args.out_dir}/report-dev.md)\n{note}")
+    return {"dev": scores}
+
+
 def main(argv=None):
     args = parse_args(argv)
     backend.use(args.device)
     args.out_dir = args.out_dir or f"out/finetune-{args.task}" + (
         f"-{args.model}" if args.model else "-scratch" if args.init == "none" else "")
+    args.max_length = args.max_length or (QA_MAX_LENGTH if args.task == "qa" else 128)
     if args.predict or args.predict_file:
         return predict(args)
-    if args.task == "ner":
-        return finetune_ner(args, *load_source(args))
-    return finetune_classification(args, *load_source(args))
+    finetune = {"ner": finetune_ner, "qa": finetune_qa}.get(args.task, finetune_classification)
+    return finetune(args, *load_source(args))
 
 
 if __name__ == "__main__":

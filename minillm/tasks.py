@@ -159,13 +159,17 @@ def map_by_length(fn, sequences, batch_size, pad_id, per_token=False):
     per_token: fn gives one row per position, (B, T, ...); each sequence's
     rows are cut to its own length and a list of (T_i, ...) arrays returned.
     """
-    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     rows_out = [None] * len(sequences)
-    for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
+    for rows in length_batches(sequences, batch_size):
         for i, row in zip(rows, to_host(fn(*pad_batch([sequences[i] for i in rows], pad_id)))):
             rows_out[i] = row[:len(sequences[i])] if per_token else row
     return rows_out if per_token else np.stack(rows_out)
+
+
+def length_batches(sequences, batch_size):
+    """Lists of row indices, batch_size at a time in order of length, so each batch pads little."""
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
 
 
 def pad_batch(sequences, pad_id):
@@ -202,6 +206,23 @@ def epoch_batches(lengths, batch_size, seed, epoch, group_by_length=True, batche
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+class EpochBatches:
+    """batches(index) -> the example indices of training batch number `index`, walking the
+    examples epoch after epoch, each epoch cut by epoch_batches (computed once per epoch)."""
+
+    def __init__(self, lengths, batch_size, seed, group_by_length=True):
+        self.lengths, self.batch_size, self.seed, self.group_by_length = list(lengths), batch_size, seed, group_by_length
+        self.steps_per_epoch = -(-len(self.lengths) // batch_size)
+        self.epoch = self.batches = None
+
+    def __call__(self, index):
+        epoch, k = divmod(index, self.steps_per_epoch)
+        if epoch != self.epoch:
+            self.epoch = epoch
+            self.batches = epoch_batches(self.lengths, self.batch_size, self.seed, epoch, self.group_by_length)
+        return self.batches[k]
+
+
 class SequenceClassificationTask:
     """One label per text: cross-entropy on the model's (B, K) logits, accuracy and macro-F1 on dev.
 
@@ -213,20 +234,12 @@ class SequenceClassificationTask:
     def __init__(self, model, encoded, labels, batch_size, pad_id, eval_split="dev", seed=1337, grad_accum=1,
                  group_by_length=True):
         self.model, self.encoded, self.labels = model, encoded, labels  # {split: [ids]}, {split: [int]}
-        self.grad_accum, self.group_by_length = grad_accum, group_by_length
+        self.grad_accum = grad_accum
         self.batch_size, self.pad_id, self.eval_split, self.seed = batch_size, pad_id, eval_split, seed
-        self.steps_per_epoch = -(-len(encoded["train"]) // batch_size)
+        self.batch_indices = EpochBatches(map(len, encoded["train"]), batch_size, seed, group_by_length)
+        self.steps_per_epoch = self.batch_indices.steps_per_epoch
         self.tokens_per_step = batch_size * sum(map(len, encoded["train"])) // len(encoded["train"])
         self.last_predictions = None
-        self.epoch = self.batches = None
-
-    def batch_indices(self, it):
-        epoch, k = divmod(it, self.steps_per_epoch)
-        if epoch != self.epoch:
-            lengths = [len(ids) for ids in self.encoded["train"]]
-            self.epoch = epoch
-            self.batches = epoch_batches(lengths, self.batch_size, self.seed, epoch, self.group_by_length)
-        return self.batches[k]
 
     def train_step(self, it, micro, scale):
         rows = self.batch_indices(it * self.grad_accum + micro)

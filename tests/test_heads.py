@@ -139,3 +139,36 @@ def test_bert_token_classifier_has_no_pooler_and_leaves_a_checkpoints_unused():
     assert "bert.pooler.dense.weight" in unused and all(n.startswith(("cls.", "bert.pooler.")) for n in unused)
     assert (model.bert.encoder.layer[0].output.dense.weight.data
             == pretrained.bert.encoder.layer[0].output.dense.weight.data).all()
+
+
+@given(seeds, st.integers(1, 3), st.integers(2, 5))
+def test_bert_question_answering_gradients_and_padding(seed, b, t):
+    from minillm.models.bert import BertConfig
+    from minillm.models.heads import BertForQuestionAnswering
+
+    cfg = BertConfig(vocab_size=9, hidden_size=4, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8,
+                     max_position_embeddings=6, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    model = BertForQuestionAnswering(cfg, seed=seed, dtype="float64")
+    assert model.bert.pooler is None and {n for n, _ in model.named_parameters() if "pooler" in n} == set()
+    rng = xp.random.default_rng(seed)
+    for name, p in model.named_parameters():
+        p.data = (1.0 if name.endswith("LayerNorm.weight") else 0.0) + rng.standard_normal(p.shape) * 0.5
+    idx = rng.integers(1, 9, (b, t))
+    types = rng.integers(0, 2, (b, t))
+    lengths = rng.integers(1, t + 1, b)
+    mask = (xp.arange(t)[None, :] < lengths[:, None]).astype(xp.int64)
+
+    def both():  # (B, T, 2): start and end logits side by side, so gradcheck sees one output
+        return xp.stack(model(idx, mask, types), axis=-1)
+
+    # softmax ignores a shift shared by every key, so the key bias has no gradient: its finite differences
+    # are rounding noise alone, which a relative error would compare with the analytic zero
+    key_bias = "bert.encoder.layer.0.attention.self.key.bias"
+    params = [(n, p) for n, p in model.named_parameters() if n != key_bias]
+    errors = gradcheck(both, lambda d: model.backward(d[..., 0], d[..., 1]), (), params, eps=1e-5)
+    assert max(errors.values()) <= 1e-6, errors
+    assert float(abs(model.bert.encoder.layer[0].attention.self.key.bias.grad).max()) < 1e-12
+    # a padded row's logits at its real positions equal those of the same row alone
+    n = int(lengths[0])
+    alone = xp.stack(model(idx[:1, :n], mask[:1, :n], types[:1, :n]), axis=-1)
+    assert float(abs(alone - both()[:1, :n]).max()) < 1e-12

@@ -118,6 +118,17 @@ def test_pair_encoding():
     assert enc.sequence_ids == [None, 0, 0, None, 1, 1, 1, None]
 
 
+def test_encode_tokens_builds_a_pair_from_cut_token_lists():
+    tok = hand_built()
+    question, context = "hello world", "the movies, the movie"
+    whole = tok.encode_tokens(tok.tokenize_with_offsets(question), tok.tokenize_with_offsets(context))
+    assert whole == tok.encode_plus(question, context)
+    window = tok.encode_tokens(tok.tokenize_with_offsets(question), tok.tokenize_with_offsets(context)[4:6])
+    assert window.input_ids == [2, 8, 9, 3, 12, 13, 3] and window.token_type_ids == [0, 0, 0, 0, 1, 1, 1]
+    assert window.offsets[4:6] == [(12, 15), (16, 21)]  # offsets stay those of the whole context
+    assert context[12:15] == "the" and context[16:21] == "movie"
+
+
 def test_truncation_longest_first_and_padding():
     tok = hand_built()
     # 4 + 2 tokens, room for 4: the longer first text loses two.

@@ -241,7 +241,7 @@ class BertModel(Module):
     """Embeddings + encoder + pooler: Hugging Face's BertModel, the body every BERT head reuses.
 
     add_pooling_layer=False leaves the pooler out (pooled output None), as
-    Hugging Face does for heads that read every position (token classification).
+    Hugging Face does for heads that read every position (token classification, question answering).
     """
 
     def __init__(self, cfg, rng, dropout_source, dtype, add_pooling_layer=True):

@@ -26,10 +26,13 @@ class TaskModel(Module):
     mapping checkpoint names to ours, and the prefixes of pretraining-head
     tensors that a backbone checkpoint may carry and the task model does not use.
     Its constructor takes (config, label_names, pad_token_id, seed=, dtype=).
+    `default_labels`, where set, stands in for a config.json without id2label
+    (transformers leaves its default LABEL_0, LABEL_1 out of the files it saves).
     """
 
     architecture = config_class = None
     unused_prefixes = ()
+    default_labels = None
 
     @staticmethod
     def hf_state(tensors):
@@ -47,9 +50,12 @@ class TaskModel(Module):
     def from_pretrained(cls, directory, dtype="float32"):
         config_path = os.path.join(directory, "config.json")
         config = read_json(config_path)
-        if "id2label" not in config:
+        if "id2label" in config:
+            names = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
+        elif cls.default_labels:
+            names = list(cls.default_labels)
+        else:
             raise ValueError(f"{config_path}: no id2label, so not a fine-tuned task model")
-        names = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
         model = cls(cls.config_class.from_hf_dict(config, config_path), names, config.get("pad_token_id") or 0,
                     dtype=dtype)
         model.load_state_dict(load_safetensors(os.path.join(directory, "model.safetensors")))
@@ -184,6 +190,41 @@ class BertForTokenClassification(TaskModel):
 
     def backward(self, dlogits):
         self.bert.backward(self.dropout.backward(self.classifier.backward(dlogits)))
+
+
+QA_LABELS = ("LABEL_0", "LABEL_1")  # Hugging Face's default id2label, which its QA models keep
+
+
+class BertForQuestionAnswering(TaskModel):
+    """BertForQuestionAnswering: [start_t, end_t] = qa_outputs(h_t) at every position, no pooler.
+
+    P(answer starts at s) = softmax_t(start)_s, and likewise for its end; the
+    answer is the best span (see best_spans). Hugging Face builds the body
+    without its pooler (add_pooling_layer=False), so a checkpoint's
+    `bert.pooler.*` is not used, like the pretraining heads `cls.*`.
+    """
+
+    architecture, config_class = "BertForQuestionAnswering", BertConfig
+    hf_state = staticmethod(hf_bert_state)
+    unused_prefixes = ("cls.", "bert.pooler.")
+    default_labels = QA_LABELS
+
+    def __init__(self, cfg, label_names=QA_LABELS, pad_token_id=0, seed=0, dtype="float32"):
+        self.config, self.label_names, self.pad_token_id = cfg, list(label_names), pad_token_id
+        self.dropout_rng = RandomSource(seed)
+        rng = xp.random.default_rng(seed)
+        self.bert = BertModel(cfg, rng, self.dropout_rng, dtype, add_pooling_layer=False)
+        self.qa_outputs = Linear(cfg.hidden_size, 2, rng, std=cfg.initializer_range, dtype=dtype)
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        """input_ids, attention_mask, token_type_ids: (B, T) -> (start_logits, end_logits), each (B, T)."""
+        seq, _ = self.bert(input_ids, token_type_ids, attention_mask)  # (B, T, C)
+        logits = self.qa_outputs(seq)  # (B, T, 2)
+        return logits[..., 0], logits[..., 1]
+
+    def backward(self, dstart, dend):
+        dlogits = xp.stack([dstart, dend], axis=-1)  # (B, T, 2)
+        self.bert.backward(self.qa_outputs.backward(dlogits))
 
 
 def first_subtoken_labels(word_ids, word_labels, ignore_index=-100):

@@ -266,6 +266,18 @@ class WordPieceTokenizer:
                     b.pop()
                 else:
                     a.pop()
+        enc = self.encode_tokens(a, b)
+        if padding == "max_length":
+            if max_length is None:
+                raise ValueError("padding='max_length' needs max_length")
+            self.pad(enc, max_length)
+        elif padding:
+            raise ValueError(f"padding must be False or 'max_length' here, got {padding!r}")
+        return enc
+
+    def encode_tokens(self, a, b=None):
+        """`[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]` as an Encoding, from the (id, start, end) lists
+        of tokenize_with_offsets: for callers that cut the texts themselves (QA's context windows)."""
         cls_tok, sep_tok = (self.cls_id, 0, 0), (self.sep_id, 0, 0)
         segments = [([cls_tok], 0, None), (a, 0, 0), ([sep_tok], 0, None)]
         if b is not None:
@@ -279,12 +291,6 @@ class WordPieceTokenizer:
                 enc.offsets.append((start, end))
                 enc.special_tokens_mask.append(int(seq is None))
                 enc.sequence_ids.append(seq)
-        if padding == "max_length":
-            if max_length is None:
-                raise ValueError("padding='max_length' needs max_length")
-            self.pad(enc, max_length)
-        elif padding:
-            raise ValueError(f"padding must be False or 'max_length' here, got {padding!r}")
         return enc
 
     def encode_words(self, words, max_length=None):
