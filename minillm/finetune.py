@@ -1,7 +1,9 @@
 """Fine-tune a pretrained model on a labelled task: `python finetune.py --task sentiment`.
 
 Tasks: sentiment, news and intent (one label per text), ner (one BIO2 tag per
-word of CoNLL-2003, see minillm/ner.py).
+word of CoNLL-2003, see minillm/ner.py) and qa (extractive question answering
+on SQuAD v1.1, see minillm/qa.py: where in the context the answer starts and
+ends).
 
 --init names a checkpoint directory written by train.py, or any Hugging Face
 BERT or GPT-2 directory (its config.json says which architecture it is, its
@@ -14,13 +16,10 @@ from random weights, with a --tokenizer learned from the task's training texts
 (the recurrent baseline; `--init DIR` of a `train.py --model lstm` run starts
 the same classifier from that LSTM LM instead).
 The best dev checkpoint is kept in <out-dir>/best with a report of its dev
-(and test) metrics, confusion matrix and most confident mistakes;
-`--predict TEXT` or `--predict-file FILE` then labels new text with it.
-
-`--task qa` is extractive question answering on SQuAD v1.1 (see minillm/qa.py):
-a BERT learns where in the context each answer starts and ends; its report
-gives exact match and F1 and the most confident wrong answers, and
-`--predict QUESTION --context TEXT` answers new questions.
+(and test) metrics: a confusion matrix for classification, per-entity-type
+scores for ner, exact match and F1 for qa, and the most confident mistakes.
+`--predict TEXT` or `--predict-file FILE` then labels new text with it
+(`--predict QUESTION --context TEXT` for qa).
 """
 
 import argparse
