@@ -25,6 +25,7 @@ def random_rows(rng, n_rows, n_columns, density=0.4):
 def test_ngrams_and_vectorizer_counts_by_hand():
     assert bow.ngrams("Not good, not BAD.") == ["not", "good", ",", "not", "bad", ".",
                                                  "not good", "good ,", ", not", "not bad", "bad ."]
+    assert bow.ngrams("房间很好, ok", n_max=1) == ["房", "间", "很", "好", ",", "ok"]  # one token per ideograph
     vectorizer = bow.NgramVectorizer(n_max=1).fit(["a a b", "b c"])
     assert vectorizer.vocabulary == {"a": 0, "b": 1, "c": 2}
     x = vectorizer.transform(["b a a unseen", ""])
@@ -79,6 +80,7 @@ def test_softmax_regression_loss_gradient(n_rows, n_columns, n_classes, seed):
 
 
 def test_naive_bayes_by_hand():
+    assert bow.ngrams("房间很好, ok", n_max=1) == ["房", "间", "很", "好", ",", "ok"]  # one token per ideograph
     vectorizer = bow.NgramVectorizer(n_max=1).fit(["a a b", "b c"])
     nb = bow.MultinomialNB(alpha=1.0).fit(vectorizer.transform(["a a b", "b c"]), [0, 1])
     # counts + 1: class 0 (a 3, b 2, c 1) / 6, class 1 (a 1, b 2, c 2) / 5; priors 1/2.

@@ -31,12 +31,13 @@ from minillm.nn.layers import Module, Parameter
 from minillm.nn.loss import cross_entropy_backward, cross_entropy_forward
 from minillm.optim import AdamW
 
-_TOKEN = re.compile(r"\w+|[^\w\s]")
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # ideographs: Chinese has no spaces, so each is a token
+_TOKEN = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|[^\w\s]")
 
 
 # ------------------------------------------------------------ features
 def ngrams(text, n_max=2):
-    """Lower-cased word and punctuation tokens, then every n-gram up to n_max joined by spaces."""
+    """Lower-cased word, punctuation and single-ideograph tokens, then every n-gram up to n_max joined by spaces."""
     tokens = _TOKEN.findall(text.lower())
     return [" ".join(tokens[i:i + n]) for n in range(1, n_max + 1) for i in range(len(tokens) - n + 1)]
 
@@ -235,9 +236,9 @@ class SoftmaxRegression(_LinearClassifier):
 
 
 # ------------------------------------------------------------ command
-def run(task, directory=None, min_count=1):
+def run(task, directory=None, min_count=1, dataset=None):
     """Fits naive Bayes (on counts) and softmax regression (on tf-idf); prints and returns the result rows."""
-    splits, names, note = datasets.classification_data(task, directory=directory)
+    splits, names, note = datasets.classification_data(task, dataset, directory)
     print(f"{task}: {note}; " + ", ".join(f"{s} {len(splits[s][0])}" for s in splits))
     results = []
     for name, classifier, use_tfidf in (("naive Bayes (alpha=1, counts)", MultinomialNB(), False),
@@ -262,10 +263,11 @@ def run(task, directory=None, min_count=1):
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Bag-of-n-grams baselines (naive Bayes, softmax regression)")
     parser.add_argument("--task", required=True, choices=["sentiment", "news", "intent"])
+    parser.add_argument("--dataset", help="sentiment: sst2 (default) or chnsenticorp")
     parser.add_argument("--data-dir", default=None, help="data directory (default $MINILLM_DATA or ./data)")
     parser.add_argument("--min-count", type=int, default=1, help="drop n-grams seen fewer times in train")
     args = parser.parse_args(argv)
-    run(args.task, args.data_dir, args.min_count)
+    run(args.task, args.data_dir, args.min_count, args.dataset)
 
 
 if __name__ == "__main__":
