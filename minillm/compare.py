@@ -1,7 +1,7 @@
 """Counting, recurrence, attention: `python -m minillm.compare --data tinyshakespeare`.
 
 Trains the three language models of train.py on the same data and tokenizer:
-n-gram models of orders 2 to 5 (modified Kneser-Ney; the best is kept), then
+n-gram models of orders 2 to --max-order (modified Kneser-Ney; the best is kept), then
 the LSTM and GPT, each under the same training-time budget (their step count
 is set from a few timed steps so that the learning-rate schedule ends with the
 budget). It writes a markdown table (parameters, train time, validation loss
@@ -73,9 +73,10 @@ def sample_text(model, out_dir, n_tokens):
 
 
 def run_ngrams(args):
-    """Orders 2 to 5; the one with the lowest validation loss is the n-gram row (parameters: n-grams stored)."""
+    """Orders 2 to args.max_order; the one with the lowest validation loss is the n-gram row
+    (parameters: n-grams stored)."""
     best = None
-    for order in range(2, 6):
+    for order in range(2, args.max_order + 1):
         out_dir = os.path.join(args.out_dir, f"ngram-{order}")
         flags = common_flags(args, "ngram", out_dir) + ["--order", str(order), "--sample-tokens",
                                                          str(args.sample_tokens)]
@@ -103,10 +104,13 @@ def main(argv=None):
     p.add_argument("--tokenizer", choices=["char", "bpe", "wordpiece"], default="char")
     p.add_argument("--vocab-size", type=int, default=4096)
     p.add_argument("--budget", type=float, default=300.0, help="training seconds for each neural model")
+    p.add_argument("--max-order", type=int,
+                   help="highest n-gram order tried (default 8 for characters, whose contexts are short, else 5)")
     p.add_argument("--sample-tokens", type=int, default=200)
     p.add_argument("--out-dir", default="out/compare")
     p.add_argument("--report", help="markdown file to write (default: <out-dir>/report.md)")
     args = p.parse_args(argv)
+    args.max_order = args.max_order or (8 if args.tokenizer == "char" else 5)
     rows = [run_ngrams(args), run_neural(args, "lstm"), run_neural(args, "gpt")]
     text = [f"# Language models on {args.data} ({args.tokenizer} tokens)", "",
             f"Neural models: {args.budget:.0f} s of training each. Validation loss over the same held-out "
