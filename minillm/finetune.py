@@ -294,7 +294,7 @@ def start_from(model, source, scratch):
     except ValueError as err:
         sys.exit(f"error: {weights}: {err}")
     print(f"backbone from {source}; initialised fresh: {', '.join(fresh)}"
-          + (f"; pretraining heads not used: {', '.join(unused)}" if unused else ""))
+          + (f"; checkpoint weights not used: {', '.join(unused)}" if unused else ""))
 
 
 def train(model, task, args, tokenizer, metric_for_best):

@@ -58,7 +58,7 @@ def test_finetune_from_a_bert_pretrained_by_train_py(tmp_path, capsys):
                              "16", "--epochs", "1", "--no-progress", "--out-dir", str(out)])
     printed = capsys.readouterr().out
     assert "initialised fresh: classifier.bias, classifier.weight" in printed
-    assert "pretraining heads not used: cls." in printed
+    assert "checkpoint weights not used: cls." in printed
     assert set(results) == {"dev", "test"} and results["test"]["accuracy"] >= 0
     config = json.loads((out / "best" / "config.json").read_text())
     assert config["architectures"] == ["BertForSequenceClassification"] and len(config["id2label"]) == 7

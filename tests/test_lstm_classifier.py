@@ -119,7 +119,7 @@ def test_finetune_from_an_lstm_lm_run(lstm_lm_run, tmp_path, capsys):
                              "--out-dir", str(out)])
     printed = capsys.readouterr().out
     assert ("initialised fresh: classifier.bias, classifier.weight; "
-            "pretraining heads not used: decoder.bias, decoder.weight") in printed
+            "checkpoint weights not used: decoder.bias, decoder.weight") in printed
     assert set(results) == {"dev"} and 0.0 <= results["dev"]["accuracy"] <= 1.0
     config = json.loads((out / "best" / "config.json").read_text())
     assert config["architectures"] == ["LSTMForSequenceClassification"] and config["pooling"] == "last"
