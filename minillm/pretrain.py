@@ -237,7 +237,7 @@ def main(argv=None):
     full = task.full_val_loss()
     trainer.log({"iter": trainer.iter, "full_val_loss": full, "train_seconds": trainer.train_seconds})
     bits = f", {full / math.log(2):.3f} bits/char" if args.tokenizer == "char" else ""
-    print(f"iter {trainer.iter}: validation loss over all (at most 1M) held-out tokens {full:.4f} nats/token, "
+    print(f"iter {trainer.iter}: validation loss over {task.full_val_scope} {full:.4f} nats/token, "
           f"perplexity {math.exp(full):.2f}{bits}")
     if args.sample_tokens and hasattr(model, "generate"):
         start = backend.to_device([document_separator(tokenizer) or tokenizer.encode("\n")])

@@ -49,6 +49,8 @@ class CausalLMTask:
         out["val_perplexity"] = math.exp(out["val_loss"])
         return out
 
+    full_val_scope = "all (at most 1M) held-out tokens"
+
     def full_val_loss(self, max_tokens=1_000_000):
         """Mean loss over the validation tokens (the first max_tokens), in consecutive windows of block_size.
 
@@ -116,6 +118,8 @@ class TruncatedBPTTTask:
                for split, streams in (("train", self.train_streams), ("val", self.val_streams))}
         out["val_perplexity"] = math.exp(out["val_loss"])
         return out
+
+    full_val_scope = "all (at most 1M) held-out tokens"
 
     def full_val_loss(self, max_tokens=1_000_000):
         """Mean loss over the validation tokens (about max_tokens of them), the state carried through each stream."""
@@ -319,9 +323,11 @@ class MaskedLMTask:
                        val_loss=mlm_loss + nsp_loss)
         return out
 
+    full_val_scope = "the masked tokens of the fixed held-out batches"
+
     def full_val_loss(self, max_tokens=None):
-        """The held-out loss of evaluate() (MLM + NSP over the fixed validation batches)."""
-        return self.evaluate()["val_loss"]
+        """L_MLM over the masked tokens of the fixed validation batches (exp of it: masked-token perplexity)."""
+        return self.evaluate()["mlm_loss"]
 
 
 class PermutationLMTask:
@@ -358,6 +364,8 @@ class PermutationLMTask:
             nll, correct, count = nll + loss * m["plm_count"], correct + m["plm_correct"], count + m["plm_count"]
         return {"plm_loss": nll / count, "val_loss": nll / count, "plm_perplexity": math.exp(nll / count),
                 "plm_accuracy": correct / count}
+
+    full_val_scope = "all (at most 1M) held-out tokens"
 
     def full_val_loss(self, max_tokens=1_000_000):
         """Mean PLM loss over consecutive windows of the validation tokens (the first max_tokens), fixed orders."""
