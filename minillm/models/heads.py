@@ -38,6 +38,12 @@ class TaskModel(Module):
     def hf_state(tensors):
         return tensors
 
+    def init_task_model(self, cfg, label_names, pad_token_id, seed):
+        """Set what every task model has; returns the generator its weights are drawn from."""
+        self.config, self.label_names, self.pad_token_id = cfg, list(label_names), pad_token_id
+        self.dropout_rng = RandomSource(seed)
+        return xp.random.default_rng(seed)
+
     def save_pretrained(self, directory, extra_files=None):
         """config.json (with id2label) + model.safetensors, as transformers' class of the same name."""
         config = self.config.to_hf_dict()
@@ -91,9 +97,7 @@ class GPTForSequenceClassification(TaskModel):
     hf_state = staticmethod(hf_gpt2_state)
 
     def __init__(self, cfg, label_names, pad_token_id=0, seed=0, dtype="float32"):
-        self.config, self.label_names, self.pad_token_id = cfg, list(label_names), pad_token_id
-        self.dropout_rng = RandomSource(seed)
-        rng = xp.random.default_rng(seed)
+        rng = self.init_task_model(cfg, label_names, pad_token_id, seed)
         self.transformer = GPTTransformer(cfg, rng, self.dropout_rng, dtype)
         self.score = Linear(cfg.n_embd, len(self.label_names), rng, std=cfg.initializer_range, bias=False,
                             dtype=dtype)
@@ -118,9 +122,7 @@ class BertForSequenceClassification(TaskModel):
     unused_prefixes = ("cls.",)  # BertForPreTraining's MLM and NSP heads
 
     def __init__(self, cfg, label_names, pad_token_id=0, seed=0, dtype="float32"):
-        self.config, self.label_names, self.pad_token_id = cfg, list(label_names), pad_token_id
-        self.dropout_rng = RandomSource(seed)
-        rng = xp.random.default_rng(seed)
+        rng = self.init_task_model(cfg, label_names, pad_token_id, seed)
         self.bert = BertModel(cfg, rng, self.dropout_rng, dtype)
         self.dropout = Dropout(cfg.hidden_dropout_prob, self.dropout_rng)
         self.classifier = Linear(cfg.hidden_size, len(self.label_names), rng, std=cfg.initializer_range, dtype=dtype)
@@ -148,9 +150,7 @@ class GPTForTokenClassification(TaskModel):
     hf_state = staticmethod(hf_gpt2_state)
 
     def __init__(self, cfg, label_names, pad_token_id=0, seed=0, dtype="float32"):
-        self.config, self.label_names, self.pad_token_id = cfg, list(label_names), pad_token_id
-        self.dropout_rng = RandomSource(seed)
-        rng = xp.random.default_rng(seed)
+        rng = self.init_task_model(cfg, label_names, pad_token_id, seed)
         self.transformer = GPTTransformer(cfg, rng, self.dropout_rng, dtype)
         self.dropout = Dropout(cfg.resid_pdrop, self.dropout_rng)
         self.classifier = Linear(cfg.n_embd, len(self.label_names), rng, std=cfg.initializer_range, dtype=dtype)
@@ -176,9 +176,7 @@ class BertForTokenClassification(TaskModel):
     unused_prefixes = ("cls.", "bert.pooler.")
 
     def __init__(self, cfg, label_names, pad_token_id=0, seed=0, dtype="float32"):
-        self.config, self.label_names, self.pad_token_id = cfg, list(label_names), pad_token_id
-        self.dropout_rng = RandomSource(seed)
-        rng = xp.random.default_rng(seed)
+        rng = self.init_task_model(cfg, label_names, pad_token_id, seed)
         self.bert = BertModel(cfg, rng, self.dropout_rng, dtype, add_pooling_layer=False)
         self.dropout = Dropout(cfg.hidden_dropout_prob, self.dropout_rng)
         self.classifier = Linear(cfg.hidden_size, len(self.label_names), rng, std=cfg.initializer_range, dtype=dtype)
@@ -210,9 +208,7 @@ class BertForQuestionAnswering(TaskModel):
     default_labels = QA_LABELS
 
     def __init__(self, cfg, label_names=QA_LABELS, pad_token_id=0, seed=0, dtype="float32"):
-        self.config, self.label_names, self.pad_token_id = cfg, list(label_names), pad_token_id
-        self.dropout_rng = RandomSource(seed)
-        rng = xp.random.default_rng(seed)
+        rng = self.init_task_model(cfg, label_names, pad_token_id, seed)
         self.bert = BertModel(cfg, rng, self.dropout_rng, dtype, add_pooling_layer=False)
         self.qa_outputs = Linear(cfg.hidden_size, 2, rng, std=cfg.initializer_range, dtype=dtype)
 

@@ -25,7 +25,7 @@ from minillm.backend import xp
 from minillm.models.heads import TaskModel
 from minillm.models.lstm_lm import LSTMConfig, embedding_and_lstm
 from minillm.nn import functional as F
-from minillm.nn.layers import Dropout, Linear, RandomSource
+from minillm.nn.layers import Dropout, Linear
 
 
 def last_token_forward(h, mask):
@@ -64,9 +64,7 @@ class LSTMForSequenceClassification(TaskModel):
     unused_prefixes = ("decoder.",)  # the LM's projection to the vocabulary
 
     def __init__(self, cfg, label_names, pad_token_id=0, seed=0, dtype="float32"):
-        self.config, self.label_names, self.pad_token_id = cfg, list(label_names), pad_token_id
-        self.dropout_rng = RandomSource(seed)
-        rng = xp.random.default_rng(seed)
+        rng = self.init_task_model(cfg, label_names, pad_token_id, seed)
         self.encoder, self.drop_in, self.rnn = embedding_and_lstm(cfg, rng, self.dropout_rng, dtype)
         self.dropout = Dropout(cfg.dropout, self.dropout_rng)
         self.classifier = Linear(cfg.hidden_size, len(self.label_names), rng, dtype=dtype)
