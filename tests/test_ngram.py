@@ -1,7 +1,6 @@
 """n-gram models: normalisation, hand-computed discounts and probabilities, ARPA round trips."""
 
 import math
-import os
 
 import pytest
 from hypothesis import given
@@ -11,7 +10,7 @@ from minillm.backend import host_rng, np
 from minillm.models import kneser_ney
 from minillm.models.arpa import read_arpa, write_arpa
 from minillm.models.ngram import SMOOTHINGS, train_ngram
-from minillm.models.ngram_counts import count_ngrams, encode_training, tokens_of
+from minillm.models.ngram_counts import UNK_ID, count_ngrams, encode_training, tokens_of
 
 # Bigram raw counts: <s> a 4, a </s> 4, <s> b 3, b </s> 3, <s> c 2, c </s> 2,
 # <s> d 1, d </s> 1, <s> e 1, e f 1, f </s> 1  ->  n1 = 5, n2 = 2, n3 = 2, n4 = 2.
@@ -179,20 +178,35 @@ def test_degenerate_corpora_and_bad_arguments():
         train_ngram(HAND, 0)
 
 
-# fixtures/lmplz_o3_tiny.arpa is the output of KenLM 0.3.0's
-# `lmplz -o 3 --discount_fallback < corpus` on these lines, one a line
-# (bigram discounts fall back to 0.5 1 1.5 in both: their n3 is 0).
+# KenLM 0.3.0's `lmplz -o 3 --discount_fallback` on LMPLZ_TINY, one sentence a
+# line (bigram discounts fall back to 0.5 1 1.5 in both: their n3 is 0), scored
+# word by word: log10 p of each word and of </s>, as KenLM's `query` prints
+# them. The model file itself stays out of git; these are its probabilities
+# (6 decimals; lmplz writes float32). The probes reach unseen bigrams, trigrams
+# and an OOV word.
 LMPLZ_TINY = HAND + ["a b a", "b a c", "e f a b", "g"]
+LMPLZ_LOG10 = {
+    "a b a": [-0.583719, -1.053273, -0.470781, -0.435438],
+    "b a c": [-0.674146, -0.936258, -0.615684, -0.144534],
+    "e f a b": [-0.975176, -0.095449, -0.470781, -0.354303, -0.393176],
+    "g": [-1.139368, -0.144534],
+    "a": [-0.583719, -0.071408],
+    "b": [-0.674146, -0.086264],
+    "c": [-0.951695, -0.078384],
+    "d": [-1.139368, -0.144534],
+    "e f": [-0.975176, -0.095449, -0.393176],
+    "zz a b c": [-1.561442, -1.163502, -0.591128, -1.373871, -0.205826],
+    "g f e d c b a": [-1.139368, -1.434569, -1.309630, -1.309630, -1.248932, -1.248932, -0.546202, -0.435438],
+    "c g b d": [-0.951695, -1.668652, -1.248932, -1.309630, -0.205826],
+}
 
 
 def test_modified_kneser_ney_matches_lmplz():
     ours = train_ngram(LMPLZ_TINY, 3, "modified-kneser-ney")
-    kenlm = read_arpa(os.path.join(os.path.dirname(__file__), "fixtures", "lmplz_o3_tiny.arpa"))
-    same_words = [kenlm.vocab.index[w] for w in ours.vocab.words]
-    for context in contexts_of(LMPLZ_TINY + ["zz a b c"]):
-        mine = np.delete(ours.next_log10_probs(context), 1)  # every word but <s>, <unk> and </s> included
-        theirs = np.delete(kenlm.next_log10_probs(context)[same_words], 1)
-        assert np.abs(mine - theirs).max() < 1e-6, context  # lmplz writes float32
+    for line, expected in LMPLZ_LOG10.items():
+        words = tokens_of(line) + ["</s>"]
+        mine = [ours.next_log10_probs(words[:i])[ours.vocab.index.get(w, UNK_ID)] for i, w in enumerate(words)]
+        assert np.abs(np.array(mine) - expected).max() < 2e-6, line
 
 
 def test_maximum_likelihood_perplexity_is_infinite_on_unseen_events():
