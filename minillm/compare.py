@@ -11,6 +11,7 @@ over the same held-out tokens, perplexity, tokens/s) and a sample from each.
 import argparse
 import json
 import math
+import multiprocessing
 import os
 import time
 
@@ -65,6 +66,18 @@ def run_neural(args, model_name):
             "sample": sample_text(model, out_dir, args.sample_tokens)}
 
 
+def neural_rows(args, names):
+    """run_neural for each model, one after the other, or with --parallel in fresh processes
+    started with one BLAS thread each (the thread count is read when NumPy loads, so the
+    limit goes in the environment the new interpreters start from)."""
+    if not args.parallel:
+        return [run_neural(args, name) for name in names]
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+    with multiprocessing.get_context("spawn").Pool(len(names)) as pool:
+        return pool.starmap(run_neural, [(args, name) for name in names])
+
+
 def sample_text(model, out_dir, n_tokens):
     tokenizer = load_tokenizer(os.path.join(out_dir, "checkpoint"))
     start = backend.to_device([document_separator(tokenizer) or tokenizer.encode("\n")])
@@ -107,11 +120,13 @@ def main(argv=None):
     p.add_argument("--max-order", type=int,
                    help="highest n-gram order tried (default 8 for characters, whose contexts are short, else 5)")
     p.add_argument("--sample-tokens", type=int, default=200)
+    p.add_argument("--parallel", action="store_true",
+                   help="train the LSTM and GPT at the same time, one BLAS thread each (a core each on two cores)")
     p.add_argument("--out-dir", default="out/compare")
     p.add_argument("--report", help="markdown file to write (default: <out-dir>/report.md)")
     args = p.parse_args(argv)
     args.max_order = args.max_order or (8 if args.tokenizer == "char" else 5)
-    rows = [run_ngrams(args), run_neural(args, "lstm"), run_neural(args, "gpt")]
+    rows = [run_ngrams(args)] + neural_rows(args, ["lstm", "gpt"])
     text = [f"# Language models on {args.data} ({args.tokenizer} tokens)", "",
             f"Neural models: {args.budget:.0f} s of training each. Validation loss over the same held-out "
             f"tokens (at most 1M); the n-gram order was chosen on them.", "", table(rows, args), ""]

@@ -68,6 +68,8 @@ def build_parser():
                           "bert (masked LM + next-sentence prediction, on IMDB with WordPiece by default) "
                           "or xlnet (permutation LM, two-stream attention, on IMDB with WordPiece by default)")
     run.add_argument("--objective", choices=["mlm+nsp", "mlm"], default="mlm+nsp", help="bert's objective")
+    run.add_argument("--whole-word-mask", type=parse_bool, default=True,
+                     help="bert: choose a word's WordPiece pieces together (false: each piece on its own)")
     run.add_argument("--data", choices=CORPORA, default="tinyshakespeare")
     run.add_argument("--data-dir", help="dataset directory (default: $MINILLM_DATA, else ./data)")
     run.add_argument("--tokenizer", choices=["char", "bpe", "wordpiece"], default="char")
@@ -184,7 +186,7 @@ def run_bert(args):
                      max_position_embeddings=args.block_size, pad_token_id=tokenizer.pad_id)
     model = BertForPreTraining(cfg, seed=args.seed, dtype=args.dtype)
     special = SpecialTokens(tokenizer.pad_id, tokenizer.unk_id, tokenizer.cls_id, tokenizer.sep_id, tokenizer.mask_id)
-    is_continuation = [t.startswith("##") for t in tokenizer.itos]
+    is_continuation = [t.startswith("##") for t in tokenizer.itos] if args.whole_word_mask else None
     task = MaskedLMTask(model, train_docs, val_docs, args.batch_size, args.block_size, special,
                         tokenizer.vocab_size, is_continuation, nsp=args.objective == "mlm+nsp",
                         eval_iters=args.eval_iters, seed=args.seed, grad_accum=args.grad_accum)

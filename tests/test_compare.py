@@ -2,13 +2,16 @@
 
 import math
 
+import pytest
+
 from minillm import compare
 
 
-def test_compare_trains_all_three_within_the_budget_and_reports_them(tmp_path, capsys):
+@pytest.mark.parametrize("parallel", [[], ["--parallel"]])
+def test_compare_trains_all_three_within_the_budget_and_reports_them(tmp_path, capsys, parallel):
     report = tmp_path / "report.md"
     rows = compare.main(["--data", "tinyshakespeare", "--budget", "1", "--max-order", "3", "--sample-tokens", "5",
-                         "--out-dir", str(tmp_path), "--report", str(report)])
+                         "--out-dir", str(tmp_path), "--report", str(report)] + parallel)
     ngram, lstm, gpt = rows
     assert ngram["model"].endswith("(modified Kneser-Ney)") and lstm["model"] == "LSTM" and gpt["model"] == "GPT"
     # the kept order is the better of 2 and 3 on the same validation characters

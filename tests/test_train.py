@@ -5,7 +5,9 @@ import math
 
 import pytest
 
+from minillm import backend
 from minillm import pretrain as train
+from minillm.backend import np
 from minillm.models.gpt import GPT
 from minillm.tokenizers import load_tokenizer
 from minillm.trainer import NonFiniteLoss, Trainer, TrainConfig
@@ -142,3 +144,20 @@ def test_xlnet_pretraining_through_train_py(tmp_path):
     assert config["model_type"] == "minillm-xlnet"
     full = [r["full_val_loss"] for r in whole if "full_val_loss" in r]
     assert len(full) == 1 and 0 < full[0] < 2 * math.log(400)
+
+
+@pytest.mark.parametrize("whole_words", [True, False])
+def test_bert_whole_word_masking_flag(tmp_path, whole_words):
+    """--whole-word-mask true chooses a word's pieces together; false chooses pieces on their own."""
+    args = train.parse_args(["--model", "bert", "--data", "wikitext-2", "--vocab-size", "400", "--n-layer", "1",
+                                "--n-embd", "16", "--block-size", "64", "--batch-size", "64", "--out-dir",
+                                str(tmp_path), "--whole-word-mask", str(whole_words).lower(), "--no-progress"])
+    tokenizer, _, task = train.run_bert(args)
+    continuation = np.array([t.startswith("##") for t in tokenizer.itos])
+    batch = {k: backend.to_host(v) for k, v in task.batch(0).items()}
+    chosen = batch["labels"] != -100  # (B, T)
+    original = np.where(chosen, batch["labels"], batch["input_ids"])
+    special = np.isin(original, [tokenizer.pad_id, tokenizer.unk_id, tokenizer.cls_id, tokenizer.sep_id])
+    piece_after = continuation[original[:, 1:]] & ~special[:, :-1]  # a ## piece after a piece of its word
+    split_words = (piece_after & (chosen[:, 1:] != chosen[:, :-1])).sum()
+    assert (split_words == 0) == whole_words and chosen.sum() > 0
