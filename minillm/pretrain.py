@@ -90,6 +90,9 @@ def build_parser():
     model.add_argument("--smoothing", choices=SMOOTHINGS, default="modified-kneser-ney", help="n-gram smoothing")
     model.add_argument("--add-k", type=float, default=1.0, help="k of --smoothing add-k")
     model.add_argument("--save-arpa", action="store_true", help="n-gram: also write <out-dir>/model.arpa")
+    model.add_argument("--relative-bias", type=parse_bool, default=True,
+                       help="xlnet: add a learned attention score per head and relative offset (false: absolute "
+                            "positions only)")
     model.add_argument("--dropout", type=float, default=DEFAULTS["dropout"])
     opt = p.add_argument_group("optimisation")
     for field in dataclasses.fields(TrainConfig):
@@ -196,7 +199,8 @@ def run_bert(args):
 def build_model_and_task(args, vocab_size, train_ids, val_ids):
     if args.model == "xlnet":
         cfg = XLNetConfig(vocab_size=vocab_size, d_model=args.n_embd, n_layer=args.n_layer, n_head=args.n_head,
-                          d_inner=4 * args.n_embd, dropout=args.dropout, max_position_embeddings=args.block_size)
+                          d_inner=4 * args.n_embd, dropout=args.dropout, max_position_embeddings=args.block_size,
+                          relative_bias=args.relative_bias)
         model = XLNetLMHeadModel(cfg, seed=args.seed, dtype=args.dtype)
         return model, PermutationLMTask(model, train_ids, val_ids, args.batch_size, args.block_size,
                                         eval_iters=args.eval_iters, seed=args.seed)

@@ -148,6 +148,22 @@ def test_attention_with_arbitrary_masks(case):
     assert_small(gradcheck(fwd, bwd, (q, k, v)))
 
 
+@given(attention_case(), st.sampled_from([(1, 1, 1), (2, 1, 1), (1, 1)]))
+def test_attention_with_an_additive_bias(case, bias_lead):
+    """e_ij = q_i . k_j / sqrt(D) + b_ij, b broadcast (per head, per batch row or shared): d(b) sums over
+    the axes it was broadcast along."""
+    q, k, v, mask = case
+    b, h, tq, tk = q.shape[0], q.shape[1], q.shape[2], k.shape[2]
+    shape = {(1, 1, 1): (1, h, tq, tk), (2, 1, 1): (b, 1, tq, tk), (1, 1): (h, tq, tk)}[bias_lead]
+    bias = randn(xp.random.default_rng(tq), *shape)
+    fwd, bwd = backward_of(lambda q, k, v, bias: F.attention_forward(q, k, v, mask, bias=bias),
+                           F.attention_backward)
+    assert_small(gradcheck(fwd, bwd, (q, k, v, bias)))
+    plain, _ = F.attention_forward(q, k, v, mask)
+    shifted, _ = F.attention_forward(q, k, v, mask, bias=xp.full(shape, 3.0))
+    assert float(abs(plain - shifted).max()) < 1e-12  # a constant added to every score changes nothing
+
+
 def test_attention_matches_the_equation():
     rng = xp.random.default_rng(0)
     q, k, v = randn(rng, 1, 1, 3, 4), randn(rng, 1, 1, 3, 4), randn(rng, 1, 1, 3, 4)

@@ -67,13 +67,14 @@ def test_two_stream_layer_gradients(seed, b, t):
     mask = xp.stack([xp.asarray(batch["content_mask"]), xp.asarray(query)])[:, :, None]
     x = xp.random.default_rng(seed).standard_normal((2, b, t, 4))
     errors = gradcheck_module(model.transformer.layer[0], x, mask)
-    assert set(errors) > {"input0", "attn.q.weight", "attn.k.weight", "attn.v.weight", "ff.layer_2.bias"}
+    assert set(errors) > {"input0", "attn.q.weight", "attn.k.weight", "attn.v.weight", "ff.layer_2.bias",
+                          "attn.relative_attention_bias"}
     assert max(errors.values()) <= 1e-6, errors
 
 
-@given(st.integers(0, 10_000), st.integers(1, 2), st.integers(3, 5), st.booleans())
-def test_whole_model_gradients(seed, b, t, scored_only):
-    model = tiny(seed)
+@given(st.integers(0, 10_000), st.integers(1, 2), st.integers(3, 5), st.booleans(), st.booleans())
+def test_whole_model_gradients(seed, b, t, scored_only, relative_bias):
+    model = tiny(seed, relative_bias=relative_bias)
     batch = plm(seed, b, t, predict_ratio=0.5)
     positions = np.flatnonzero(batch["labels"].reshape(-1) != IGNORE_INDEX) if scored_only else None
     errors = gradcheck(lambda: model(batch["input_ids"], batch["content_mask"], batch["query_mask"], positions),

@@ -147,20 +147,24 @@ def softmax_backward(dp, p):
 
 
 # ---------------------------------------------------------------- attention
-def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None, training=False):
+def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None, training=False, bias=None):
     """Scaled dot-product attention for every head at once.
 
-        e_ij = q_i . k_j / sqrt(D)        scores, masked to -inf where mask is False
-        alpha_ij = softmax_j(e_ij)        attention weights (then dropout, in training)
+        e_ij = q_i . k_j / sqrt(D) + b_ij   scores (b: an optional additive bias, e.g. by relative
+                                            position), masked to -inf where mask is False
+        alpha_ij = softmax_j(e_ij)          attention weights (then dropout, in training)
         out_i = sum_j alpha_ij v_j
 
     q: (B, H, Tq, D), k and v: (B, H, Tk, D), mask: bool broadcastable to
-    (B, H, Tq, Tk), True where query i may attend to key j. A row with no
-    allowed key gets uniform weights (the finite fill never makes NaN).
+    (B, H, Tq, Tk), True where query i may attend to key j; bias: floats
+    broadcastable to the same. A row with no allowed key gets uniform weights
+    (the finite fill never makes NaN).
     """
     scale = 1.0 / math.sqrt(q.shape[-1])
     qs = q * scale  # scale q (Tq x D), not the larger score matrix (Tq x Tk)
     e = qs @ k.swapaxes(-1, -2)  # (B, H, Tq, Tk)
+    if bias is not None:
+        e += bias
     keyless_rows = False
     if mask is not None:
         mask = xp.asarray(mask, dtype=bool)
@@ -170,12 +174,16 @@ def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None, training=Fals
     alpha, _ = softmax_forward(e)
     alpha_used, drop_mask = dropout_forward(alpha, dropout_p, rng, training)
     out = alpha_used @ v  # (B, H, Tq, D)
-    return out, (qs, k, v, mask if keyless_rows else None, alpha, alpha_used, drop_mask, scale)
+    bias_shape = None if bias is None else bias.shape
+    return out, (qs, k, v, mask if keyless_rows else None, alpha, alpha_used, drop_mask, scale, bias_shape)
 
 
 def attention_backward(dout, cache):
-    """Back through out = alpha v, the dropout, the softmax and e = (q / sqrt(D)) k^T."""
-    qs, k, v, keyless_mask, alpha, alpha_used, drop_mask, scale = cache
+    """Back through out = alpha v, the dropout, the softmax and e = (q / sqrt(D)) k^T + b.
+
+    Returns (dq, dk, dv), and d(bias) in the bias's own shape when the forward had one.
+    """
+    qs, k, v, keyless_mask, alpha, alpha_used, drop_mask, scale, bias_shape = cache
     dv = alpha_used.swapaxes(-1, -2) @ dout  # (B, H, Tk, D)
     dalpha = dropout_backward(dout @ v.swapaxes(-1, -2), drop_mask)  # (B, H, Tq, Tk)
     de = softmax_backward(dalpha, alpha)  # masked entries have alpha = 0, so de = 0 there...
@@ -183,7 +191,16 @@ def attention_backward(dout, cache):
         de = xp.where(keyless_mask, de, 0.0)
     dq = (de @ k) * scale
     dk = de.swapaxes(-1, -2) @ qs
-    return dq, dk, dv
+    if bias_shape is None:
+        return dq, dk, dv
+    return dq, dk, dv, sum_to_shape(de, bias_shape)
+
+
+def sum_to_shape(g, shape):
+    """The gradient of an array broadcast to g.shape: g summed over the broadcast axes."""
+    lead = g.ndim - len(shape)
+    g = g.sum(axis=tuple(range(lead))) if lead else g
+    return g.sum(axis=tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1), keepdims=True)
 
 
 # ---------------------------------------------------------------- pooling
