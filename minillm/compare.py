@@ -30,7 +30,7 @@ def read_metrics(run_dir):
         return [json.loads(line) for line in f]
 
 
-def seconds_per_step(args, model_name, steps=5):
+def seconds_per_step(args, model_name, steps=20):
     """Time a few training steps of a fresh model, to size the run to the budget."""
     timing_dir = os.path.join(args.out_dir, "timing")
     run = pretrain.parse_args(common_flags(args, model_name, timing_dir))
@@ -74,8 +74,11 @@ def neural_rows(args, names):
         return [run_neural(args, name) for name in names]
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
-    with multiprocessing.get_context("spawn").Pool(len(names)) as pool:
-        return pool.starmap(run_neural, [(args, name) for name in names])
+    pool = multiprocessing.get_context("spawn").Pool(len(names))
+    rows = pool.starmap(run_neural, [(args, name) for name in names])
+    pool.close()  # let the workers exit on their own (terminating them leaks their semaphores)
+    pool.join()
+    return rows
 
 
 def sample_text(model, out_dir, n_tokens):
