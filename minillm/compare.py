@@ -13,6 +13,7 @@ import json
 import math
 import multiprocessing
 import os
+import shlex
 import time
 
 from minillm import backend, pretrain
@@ -45,8 +46,10 @@ def seconds_per_step(args, model_name, steps=20):
 
 
 def common_flags(args, model_name, out_dir):
+    """train.py flags for one model: the shared data and tokenizer, then that model's own --<model>-flags."""
     return ["--model", model_name, "--data", args.data, "--tokenizer", args.tokenizer,
-            "--vocab-size", str(args.vocab_size), "--out-dir", out_dir, "--no-progress", "--sample-tokens", "0"]
+            "--vocab-size", str(args.vocab_size), "--out-dir", out_dir, "--no-progress", "--sample-tokens", "0",
+            *shlex.split(getattr(args, f"{model_name}_flags", None) or "")]
 
 
 def run_neural(args, model_name):
@@ -123,6 +126,8 @@ def main(argv=None):
     p.add_argument("--max-order", type=int,
                    help="highest n-gram order tried (default 8 for characters, whose contexts are short, else 5)")
     p.add_argument("--sample-tokens", type=int, default=200)
+    p.add_argument("--lstm-flags", help='more train.py flags for the LSTM, e.g. "--dropout 0.1"')
+    p.add_argument("--gpt-flags", help='more train.py flags for the GPT, e.g. "--dropout 0.1 --block-size 128"')
     p.add_argument("--parallel", action="store_true",
                    help="train the LSTM and GPT at the same time, one BLAS thread each (a core each on two cores)")
     p.add_argument("--out-dir", default="out/compare")
