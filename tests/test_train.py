@@ -150,8 +150,8 @@ def test_xlnet_pretraining_through_train_py(tmp_path):
 def test_bert_whole_word_masking_flag(tmp_path, whole_words):
     """--whole-word-mask true chooses a word's pieces together; false chooses pieces on their own."""
     args = train.parse_args(["--model", "bert", "--data", "wikitext-2", "--vocab-size", "400", "--n-layer", "1",
-                                "--n-embd", "16", "--block-size", "64", "--batch-size", "64", "--out-dir",
-                                str(tmp_path), "--whole-word-mask", str(whole_words).lower(), "--no-progress"])
+                             "--n-embd", "16", "--block-size", "64", "--batch-size", "64", "--out-dir", str(tmp_path),
+                             "--whole-word-mask", str(whole_words).lower(), "--no-progress"])
     tokenizer, _, task = train.run_bert(args)
     continuation = np.array([t.startswith("##") for t in tokenizer.itos])
     batch = {k: backend.to_host(v) for k, v in task.batch(0).items()}

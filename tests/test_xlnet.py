@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from minillm.backend import host_rng, np, xp
 from minillm.gradcheck import gradcheck, gradcheck_module
-from minillm.models.xlnet import XLNetConfig, XLNetLMHeadModel
+from minillm.models.xlnet import XLNetConfig, XLNetLMHeadModel, alibi_init
 from minillm.objectives import IGNORE_INDEX, permutation_lm_batch, plm_loss
 
 V = 9
@@ -50,6 +50,18 @@ def test_masks_follow_the_factorization_order(seed, b, t, n_pad):
         assert sorted(ranks[r, predicted]) == list(range(t - len(predicted), t))
         assert len(predicted) == min(max(round(0.5 * t), 1), t - 1)
         assert (batch["labels"][r, predicted] == ids[r, predicted]).all()
+
+
+def test_relative_bias_starts_as_alibi_distance_penalty():
+    """b_h[d] = -m_h |d| with slopes 1/2 .. 1/16: column P - 1 is offset 0."""
+    table = alibi_init(2, 4, "float64")  # (H, 2P - 1) = (2, 7)
+    distance = np.abs(np.arange(-3, 4))
+    assert np.array_equal(table, -np.stack([distance / 2, distance / 16]))
+    assert np.allclose(alibi_init(4, 2, "float64")[:, 0], -np.array([1 / 2, 1 / 4, 1 / 8, 1 / 16]))
+    model = XLNetLMHeadModel(XLNetConfig(vocab_size=V, d_model=4, n_head=2, d_inner=6, max_position_embeddings=4))
+    assert np.array_equal(model.transformer.layer[1].attn.relative_attention_bias.data, table.astype("float32"))
+    assert XLNetLMHeadModel(XLNetConfig(vocab_size=V, d_model=4, n_head=2, d_inner=6, relative_bias=False)) \
+        .transformer.layer[0].attn.relative_attention_bias is None
 
 
 def test_num_predict_and_short_sequences():

@@ -31,6 +31,7 @@ step at most; trained so for 15 minutes here the model stayed at a unigram
 model's loss (6.62 after 500 steps, and with a zero-initialised b as well).
 Started local, the heads read their neighbours from the first step (5.90
 after 500 steps) and can learn to look further.
+
 XLNet itself uses sinusoidal relative encodings with r_w / r_r biases and
 segment recurrence (a memory of the previous segment), left out to keep the
 backward pass short and checkable; with one segment at a time there is
@@ -121,7 +122,7 @@ class TwoStreamAttention(Module):
         if self.relative_attention_bias is not None:
             T, table = x.shape[-2], self.relative_attention_bias.data
             self.offsets = xp.arange(T)[None, :] - xp.arange(T)[:, None] + (table.shape[1] - 1) // 2  # (T, T)
-            bias = table[:, self.offsets]  # (H, T, T): b_head[j - i], the same for both streams and every row
+            bias = table[:, self.offsets]  # (H, T, T): b_h[j - i], the same for both streams and every row
         a, self.cache = F.attention_forward(q, k, v, mask, self.attn_pdrop, self.dropout_source.rng, self.training,
                                             bias)
         return self.layer_norm(x + self.dropout(self.o(self._merge_heads(a))))
