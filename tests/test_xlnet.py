@@ -54,10 +54,10 @@ def test_masks_follow_the_factorization_order(seed, b, t, n_pad):
 
 def test_relative_bias_starts_as_alibi_distance_penalty():
     """b_h[d] = -m_h |d| with slopes 1/2 .. 1/16: column P - 1 is offset 0."""
-    table = alibi_init(2, 4, "float64")  # (H, 2P - 1) = (2, 7)
+    table = alibi_init(2, 4, "float64")  # (2P - 1, H) = (7, 2)
     distance = np.abs(np.arange(-3, 4))
-    assert np.array_equal(table, -np.stack([distance / 2, distance / 16]))
-    assert np.allclose(alibi_init(4, 2, "float64")[:, 0], -np.array([1 / 2, 1 / 4, 1 / 8, 1 / 16]))
+    assert np.array_equal(table, -np.stack([distance / 2, distance / 16], axis=1))
+    assert np.allclose(alibi_init(4, 2, "float64")[0], -np.array([1 / 2, 1 / 4, 1 / 8, 1 / 16]))
     model = XLNetLMHeadModel(XLNetConfig(vocab_size=V, d_model=4, n_head=2, d_inner=6, max_position_embeddings=4))
     assert np.array_equal(model.transformer.layer[1].attn.relative_attention_bias.data, table.astype("float32"))
     assert XLNetLMHeadModel(XLNetConfig(vocab_size=V, d_model=4, n_head=2, d_inner=6, relative_bias=False)) \

@@ -44,7 +44,7 @@ part exists there (`transformer.word_embedding`, `transformer.mask_emb`,
 import dataclasses
 import os
 
-from minillm.backend import scatter_add, xp
+from minillm.backend import xp
 from minillm.checkpoint import load_safetensors, read_json, save_model_directory
 from minillm.nn import functional as F
 from minillm.nn.layers import (GELU, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, Parameter,
@@ -88,8 +88,8 @@ class TwoStreamAttention(Module):
     """Both streams' attention, keys and values from the content stream: x (2, B, T, C) -> (2, B, T, C).
 
     mask: bool (2, B, 1, T, T), [0] the content mask, [1] the query mask.
-    Returns LN(x + dropout(a W_O)). relative_attention_bias (H, 2P - 1): column
-    P - 1 + (j - i) is the score added for key j seen from query i.
+    Returns LN(x + dropout(a W_O)). relative_attention_bias (2P - 1, H), T5's layout:
+    row P - 1 + (j - i) holds each head's score added for key j seen from query i.
     """
 
     def __init__(self, cfg, rng, dropout_source, dtype):
@@ -119,10 +119,11 @@ class TwoStreamAttention(Module):
         k = self._split_heads(self.k(x[0]))[None]  # (1, B, H, T, D), broadcast over the two streams
         v = self._split_heads(self.v(x[0]))[None]
         bias = None
-        if self.relative_attention_bias is not None:
+        if self.relative_attention_bias is not None:  # a lookup of b[j - i], as an embedding of the offsets
             T, table = x.shape[-2], self.relative_attention_bias.data
-            self.offsets = xp.arange(T)[None, :] - xp.arange(T)[:, None] + (table.shape[1] - 1) // 2  # (T, T)
-            bias = table[:, self.offsets]  # (H, T, T): b_h[j - i], the same for both streams and every row
+            offsets = xp.arange(T)[None, :] - xp.arange(T)[:, None] + (table.shape[0] - 1) // 2  # (T, T)
+            rows, self.bias_cache = F.embedding_forward(offsets, table)  # (T, T, H)
+            bias = rows.transpose(2, 0, 1)  # (H, T, T): the same for both streams and every batch row
         a, self.cache = F.attention_forward(q, k, v, mask, self.attn_pdrop, self.dropout_source.rng, self.training,
                                             bias)
         return self.layer_norm(x + self.dropout(self.o(self._merge_heads(a))))
@@ -131,11 +132,8 @@ class TwoStreamAttention(Module):
         dsum = self.layer_norm.backward(dy)
         dq, dk, dv, *dbias = F.attention_backward(self._split_heads(self.o.backward(self.dropout.backward(dsum))),
                                                   self.cache)
-        if dbias:  # (H, T, T) -> each offset's column collects every (i, j) at that offset
-            H, n_offsets = self.relative_attention_bias.shape
-            dtable = xp.zeros((n_offsets, H), dtype=dy.dtype)
-            scatter_add(dtable, self.offsets.ravel(), dbias[0].reshape(H, -1).T)
-            self.relative_attention_bias.accumulate(dtable.T)
+        if dbias:  # (H, T, T): each offset's row collects every (i, j) at that offset
+            self.relative_attention_bias.accumulate(F.embedding_backward(dbias[0].transpose(1, 2, 0), self.bias_cache))
         dx = dsum + self.q.backward(self._merge_heads(dq))  # the residual, and both streams' queries
         # k and v were broadcast over the streams: their gradients are summed over them, and reach h only
         dx[0] += self.k.backward(self._merge_heads(dk.sum(axis=0)))
@@ -144,10 +142,10 @@ class TwoStreamAttention(Module):
 
 
 def alibi_init(n_head, max_positions, dtype):
-    """(H, 2P - 1): -m_h |d| at column P - 1 + d, slopes m_h spaced geometrically from 1/2 to 1/16."""
+    """(2P - 1, H): -m_h |d| in row P - 1 + d, slopes m_h spaced geometrically from 1/2 to 1/16."""
     exponents = xp.linspace(1.0, 4.0, n_head) if n_head > 1 else xp.ones(1)
     distance = abs(xp.arange(2 * max_positions - 1) - (max_positions - 1))  # |d|
-    return (-(2.0 ** -exponents)[:, None] * distance[None, :]).astype(dtype)
+    return (-distance[:, None] * (2.0 ** -exponents)[None, :]).astype(dtype)
 
 
 class PositionwiseFF(Module):
