@@ -137,7 +137,8 @@ def main(argv=None):
     rows = [run_ngrams(args)] + neural_rows(args, ["lstm", "gpt"])
     text = [f"# Language models on {args.data} ({args.tokenizer} tokens)", "",
             f"Neural models: {args.budget:.0f} s of training each. Validation loss over the same held-out "
-            f"tokens (at most 1M); the n-gram order was chosen on them.", "", table(rows, args), ""]
+            f"tokens (the first 1M; for the n-gram, the documents or lines within them); the n-gram order "
+            f"was chosen on them.", "", table(rows, args), ""]
     for r in rows:
         text += [f"## {r['model']}", "", "```", r["sample"], "```", ""]
     report = args.report or os.path.join(args.out_dir, "report.md")

@@ -16,7 +16,7 @@ import sys
 import time
 
 from minillm import backend
-from minillm.backend import host_rng
+from minillm.backend import host_rng, np
 from minillm.corpus import (CORPORA, build_tokenizer, document_separator, lm_corpus, lm_streams,
                             sentence_documents, tokenizer_digest)
 from minillm.models.bert import BertConfig, BertForPreTraining
@@ -27,7 +27,7 @@ from minillm.models.gpt import GPT, GPTConfig
 from minillm.models.lstm_lm import LSTMConfig, LSTMLM
 from minillm.models.ngram import SMOOTHINGS, train_ngram
 from minillm.models.xlnet import XLNetConfig, XLNetLMHeadModel
-from minillm.tasks import CausalLMTask, MaskedLMTask, PermutationLMTask, TruncatedBPTTTask
+from minillm.tasks import FULL_VAL_TOKENS, CausalLMTask, MaskedLMTask, PermutationLMTask, TruncatedBPTTTask
 from minillm.trainer import NonFiniteLoss, Trainer, TrainConfig
 
 DEFAULTS = dict(  # nanoGPT's shakespeare_char on the CPU
@@ -130,26 +130,46 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def ngram_lines(tokenizer, kind, documents):
-    """Sentences for the n-gram model, as lists of token strings.
+def ngram_sentences(args):
+    """(tokenizer, train sentences, validation sentences) for the n-gram model, as lists of token strings.
 
     Characters: a text line is a sentence and </s> stands for its newline, so
     the tokens counted are the characters, as for the neural models. Subwords:
-    a document is a sentence and </s> stands for the separator token.
+    a document is a sentence and </s> stands for the separator token, read from
+    the token streams the neural models train on. Validation keeps the sentences
+    within the first FULL_VAL_TOKENS tokens (one </s> each): the tokens the
+    neural models are scored on.
     """
-    if kind == "char":
-        return [list(line) for doc in documents for line in doc.split("\n")]
-    return [[str(i) for i in tokenizer.encode(doc)] for doc in documents]
+    if args.tokenizer == "char":
+        tokenizer = build_tokenizer("char", args.data, args.vocab_size, args.data_dir, not args.no_progress)
+        train_docs, val_docs = lm_corpus(args.data, args.data_dir)
+        train, val = ([list(line) for doc in docs for line in doc.split("\n")] for docs in (train_docs, val_docs))
+    else:
+        tokenizer, *streams = lm_streams(args.tokenizer, args.data, args.vocab_size, args.data_dir,
+                                         not args.no_progress)
+        separator = document_separator(tokenizer)[0]
+        train, val = ([[str(i) for i in doc[:-1].tolist()] for doc in np.split(ids, np.flatnonzero(ids == separator) + 1)
+                       if len(doc)] for ids in streams)
+    return tokenizer, train, leading_sentences(val, FULL_VAL_TOKENS)
+
+
+def leading_sentences(sentences, max_tokens):
+    """The first sentences whose tokens, with one </s> each, number at most max_tokens."""
+    total = 0
+    for k, sentence in enumerate(sentences):
+        total += len(sentence) + 1
+        if total > max_tokens:
+            return sentences[:k]
+    return sentences
 
 
 def run_ngram(args):
     """Count, smooth, evaluate on the validation text, sample: the statistical baseline."""
-    tokenizer = build_tokenizer(args.tokenizer, args.data, args.vocab_size, args.data_dir, not args.no_progress)
-    train_docs, val_docs = lm_corpus(args.data, args.data_dir)
+    tokenizer, train, val = ngram_sentences(args)
     start = time.perf_counter()
-    model = train_ngram(ngram_lines(tokenizer, args.tokenizer, train_docs), args.order, args.smoothing, args.add_k)
+    model = train_ngram(train, args.order, args.smoothing, args.add_k)
     seconds = time.perf_counter() - start
-    result = model.evaluate(ngram_lines(tokenizer, args.tokenizer, val_docs))
+    result = model.evaluate(val)
     os.makedirs(args.out_dir, exist_ok=True)
     record = {"model": f"{args.order}-gram {args.smoothing}", "train_seconds": seconds,
               "ngrams": sum(len(keys) for keys in model.keys), "train_tokens": model.train_tokens,

@@ -19,6 +19,9 @@ from minillm.objectives import ar_blocks, ar_loss, ar_loss_backward, mlm_nsp_los
 from minillm.pretraining_data import pretraining_batches
 
 
+FULL_VAL_TOKENS = 1_000_000  # every language model's final score: over the first this many held-out tokens
+
+
 class CausalLMTask:
     """Next-token prediction on random windows of a token stream (GPT's objective)."""
 
@@ -49,9 +52,9 @@ class CausalLMTask:
         out["val_perplexity"] = math.exp(out["val_loss"])
         return out
 
-    full_val_scope = "all (at most 1M) held-out tokens"
+    full_val_scope = "the first 1M held-out tokens (all, if fewer)"
 
-    def full_val_loss(self, max_tokens=1_000_000):
+    def full_val_loss(self, max_tokens=FULL_VAL_TOKENS):
         """Mean loss over the validation tokens (the first max_tokens), in consecutive windows of block_size.
 
         Each window starts with no context, so a token sees (block_size - 1) / 2
@@ -83,6 +86,7 @@ class TruncatedBPTTTask:
     def __init__(self, model, train_ids, val_ids, batch_size, block_size, eval_iters=20, grad_accum=1):
         self.model, self.batch_size, self.block_size, self.eval_iters = model, batch_size, block_size, eval_iters
         self.grad_accum = grad_accum  # micro-batches per step: each reads the next window
+        self.val_ids = val_ids
         self.train_streams, self.val_streams = self.streams(train_ids), self.streams(val_ids)
         self.steps_per_epoch = (self.train_streams.shape[1] - 1) // block_size
         if self.steps_per_epoch < 1:
@@ -119,12 +123,12 @@ class TruncatedBPTTTask:
         out["val_perplexity"] = math.exp(out["val_loss"])
         return out
 
-    full_val_scope = "all (at most 1M) held-out tokens"
+    full_val_scope = "the first 1M held-out tokens (all, if fewer)"
 
-    def full_val_loss(self, max_tokens=1_000_000):
-        """Mean loss over the validation tokens (about max_tokens of them), the state carried through each stream."""
+    def full_val_loss(self, max_tokens=FULL_VAL_TOKENS):
+        """Mean loss over the first max_tokens validation tokens, cut into B streams, the state carried through each."""
         self.model.eval()
-        return self.stream_loss(self.val_streams, max(1, max_tokens // self.tokens_per_step))
+        return self.stream_loss(self.streams(self.val_ids[:max_tokens + 1]), None)
 
     def stream_loss(self, streams, max_windows):
         n = (streams.shape[1] - 1 + self.block_size - 1) // self.block_size
@@ -365,9 +369,9 @@ class PermutationLMTask:
         return {"plm_loss": nll / count, "val_loss": nll / count, "plm_perplexity": math.exp(nll / count),
                 "plm_accuracy": correct / count}
 
-    full_val_scope = "all (at most 1M) held-out tokens"
+    full_val_scope = "the first 1M held-out tokens (all, if fewer)"
 
-    def full_val_loss(self, max_tokens=1_000_000):
+    def full_val_loss(self, max_tokens=FULL_VAL_TOKENS):
         """Mean PLM loss over consecutive windows of the validation tokens (the first max_tokens), fixed orders."""
         self.model.eval()
         ids = self.val_ids[:max_tokens]

@@ -9,6 +9,8 @@ from minillm import backend
 from minillm import pretrain as train
 from minillm.backend import np
 from minillm.models.gpt import GPT
+from minillm.models.lstm_lm import LSTMConfig, LSTMLM
+from minillm.tasks import TruncatedBPTTTask
 from minillm.tokenizers import load_tokenizer
 from minillm.trainer import NonFiniteLoss, Trainer, TrainConfig
 
@@ -109,6 +111,38 @@ def test_ngram_model_through_train_py(tmp_path, capsys):
     assert result["val_tokens"] == 111_540  # every validation character (a line's "\n" is its </s>)
     assert 1.5 < result["full_val_loss"] < 2.5 and result["val_oov"] == 0
     assert "3-gram modified-kneser-ney" in capsys.readouterr().out
+
+
+def test_ngram_on_subwords_scores_the_first_held_out_tokens_as_the_neural_models(tmp_path, monkeypatch):
+    """Documents of the cached stream, one </s> per separator; validation cut at FULL_VAL_TOKENS."""
+    monkeypatch.setattr(train, "FULL_VAL_TOKENS", 20_000)
+    flags = ["--model", "ngram", "--order", "2", "--data", "wikitext-2", "--tokenizer", "bpe", "--vocab-size", "300",
+             "--no-progress", "--sample-tokens", "0"]
+    result = train.main(flags + ["--out-dir", str(tmp_path / "ng")])[0]
+    _, train_ids, val_ids = train.lm_streams("bpe", "wikitext-2", 300, None, False)
+    separators = np.flatnonzero(val_ids == val_ids[-1])  # the stream ends with a document's separator
+    kept = separators[separators < 20_000][-1] + 1  # the whole documents within the first 20,000 tokens
+    assert result["val_tokens"] == kept and 19_000 < kept <= 20_000
+    assert result["train_tokens"] == len(train_ids)  # every token of the stream, separators as </s>
+
+
+def test_lstm_full_validation_reads_the_first_held_out_tokens_only():
+    """As the GPT's and the n-gram's: the first max_tokens ids, cut into the B streams."""
+    model = LSTMLM(LSTMConfig(vocab_size=7, n_embd=4, hidden_size=5, num_layers=1), seed=0, dtype="float64")
+    rng = np.random.default_rng(0)
+    head, tail = rng.integers(0, 7, 300), rng.integers(0, 7, 500)
+    first, longer = (TruncatedBPTTTask(model, head, val, batch_size=4, block_size=8).full_val_loss(max_tokens=200)
+                     for val in (head, np.concatenate([head, tail])))
+    assert first == longer and 0 < first < 2 * math.log(7)
+    assert first != TruncatedBPTTTask(model, head, head, batch_size=4, block_size=8).full_val_loss(max_tokens=300)
+
+
+def test_leading_sentences_keep_whole_sentences_within_the_token_budget():
+    sentences = [["a", "b"], ["c"], ["d", "e", "f"]]  # 3 + 2 + 4 tokens with their </s>
+    assert train.leading_sentences(sentences, 5) == sentences[:2]
+    assert train.leading_sentences(sentences, 8) == sentences[:2]
+    assert train.leading_sentences(sentences, 9) == sentences
+    assert train.leading_sentences(sentences, 2) == []
 
 
 def test_bert_pretraining_through_train_py(tmp_path):
