@@ -19,7 +19,7 @@ from minillm import backend
 from minillm.backend import host_rng, np
 from minillm.corpus import (CORPORA, build_tokenizer, document_separator, lm_corpus, lm_streams,
                             sentence_documents, tokenizer_digest)
-from minillm.models.bert import BertConfig, BertForPreTraining
+from minillm.models.bert import BertConfig, BertForPreTraining, start_local
 from minillm.pretraining_data import SpecialTokens
 from minillm.tokenizers import WordPieceTokenizer
 from minillm.models.arpa import write_arpa
@@ -93,6 +93,9 @@ def build_parser():
     model.add_argument("--relative-bias", type=parse_bool, default=True,
                        help="xlnet: add a learned attention score per head and relative offset (false: absolute "
                             "positions only)")
+    model.add_argument("--local-start", type=parse_bool, default=True,
+                       help="bert: start positions and attention so that each head reads a neighbour "
+                            "(models.bert.start_local; false: BERT's random start)")
     model.add_argument("--dropout", type=float, default=DEFAULTS["dropout"])
     opt = p.add_argument_group("optimisation")
     for field in dataclasses.fields(TrainConfig):
@@ -208,6 +211,8 @@ def run_bert(args):
                      hidden_dropout_prob=args.dropout, attention_probs_dropout_prob=args.dropout,
                      max_position_embeddings=args.block_size, pad_token_id=tokenizer.pad_id)
     model = BertForPreTraining(cfg, seed=args.seed, dtype=args.dtype)
+    if args.local_start:
+        start_local(model.bert)
     special = SpecialTokens(tokenizer.pad_id, tokenizer.unk_id, tokenizer.cls_id, tokenizer.sep_id, tokenizer.mask_id)
     is_continuation = [t.startswith("##") for t in tokenizer.itos] if args.whole_word_mask else None
     task = MaskedLMTask(model, train_docs, val_docs, args.batch_size, args.block_size, special,

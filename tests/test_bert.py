@@ -1,6 +1,7 @@
 """BERT: whole-model gradient checks, Hugging Face names and layouts, checkpoints."""
 
 import json
+import math
 
 import pytest
 from hypothesis import given
@@ -9,7 +10,9 @@ from hypothesis import strategies as st
 from minillm.backend import xp
 from minillm.checkpoint import load_safetensors, save_safetensors, write_json
 from minillm.gradcheck import gradcheck
-from minillm.models.bert import BertConfig, BertForPreTraining
+from minillm.models.bert import BertConfig, BertForPreTraining, start_local
+from minillm.objectives import mlm_nsp_loss
+from minillm.optim import AdamW
 
 V = 7
 
@@ -224,3 +227,57 @@ def test_float32_agrees_with_float64():
     ids, types, mask = random_batch(rng, 3, 6)
     for a, b in zip(model32.eval()(ids, types, mask), model64.eval()(ids, types, mask)):
         assert a.dtype == xp.float32 and float(abs(a - b).max() / abs(b).max()) < 1e-5
+
+
+def offset_weights(attention, offsets):
+    """Mean attention weight a query puts on the key `d` places away, for each d: (H, len(offsets))."""
+    alpha = attention.cache[4]  # (B, H, T, T), as the last forward left it
+    T = alpha.shape[-1]
+    rows = []
+    for d in offsets:
+        i = xp.arange(max(0, -d), min(T, T - d))
+        rows.append(alpha[:, :, i, i + d].mean(axis=(0, 2)))
+    return xp.stack(rows, axis=1)
+
+
+@given(seed=st.integers(0, 2**16), heads=st.sampled_from([1, 2, 4]), head_width=st.sampled_from([32, 64, 128]))
+def test_local_start_heads_read_a_neighbour_from_the_first_step(seed, heads, head_width):
+    """Even heads put most weight one token left, odd heads one right, in every layer, whatever the words."""
+    width = heads * head_width
+    cfg = BertConfig(vocab_size=500, hidden_size=width, num_hidden_layers=2, num_attention_heads=heads,
+                     intermediate_size=2 * width, max_position_embeddings=48, hidden_dropout_prob=0.0,
+                     attention_probs_dropout_prob=0.0)
+    model = BertForPreTraining(cfg, seed=seed, dtype="float32")
+    start_local(model.bert)
+    model.eval()
+    model(xp.random.default_rng(seed).integers(1, 500, (4, 48)))
+    offsets = [-3, -2, -1, 0, 1, 2, 3]
+    for layer in model.bert.encoder.layer:
+        weights = offset_weights(layer.attention.self, offsets)  # (H, 7)
+        for h in range(heads):
+            assert offsets[int(weights[h].argmax())] == (-1 if h % 2 == 0 else 1)
+            assert weights[h, 3 + (-1 if h % 2 == 0 else 1)] > 0.3  # uniform would be 1/48
+
+
+def test_local_start_learns_a_neighbour_task_that_the_random_start_does_not_yet():
+    """Masked tokens of sequences that count up by one: only the neighbours tell them."""
+    def masked_loss_after_training(local, steps=150):
+        cfg = BertConfig(vocab_size=40, hidden_size=64, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=128, max_position_embeddings=24, hidden_dropout_prob=0.0,
+                         attention_probs_dropout_prob=0.0)
+        model = BertForPreTraining(cfg, seed=0, dtype="float32")
+        if local:
+            start_local(model.bert)
+        optimizer = AdamW(model, lr=3e-3)
+        rng = xp.random.default_rng(1)
+        for _ in range(steps):
+            ids = 5 + (rng.integers(0, 35, (16, 1)) + xp.arange(24)[None, :]) % 35  # 5.. : past the specials
+            chosen = rng.random(ids.shape) < 0.15
+            batch = {"input_ids": xp.where(chosen, 4, ids), "labels": xp.where(chosen, ids, -100)}
+            model.zero_grad()
+            loss, _ = mlm_nsp_loss(model, batch)
+            optimizer.step()
+        return loss
+
+    local, random_start = masked_loss_after_training(True), masked_loss_after_training(False)
+    assert local < 0.5 < math.log(35) - 0.5 < random_start  # the random start still guesses about uniformly

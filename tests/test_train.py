@@ -195,3 +195,15 @@ def test_bert_whole_word_masking_flag(tmp_path, whole_words):
     piece_after = continuation[original[:, 1:]] & ~special[:, :-1]  # a ## piece after a piece of its word
     split_words = (piece_after & (chosen[:, 1:] != chosen[:, :-1])).sum()
     assert (split_words == 0) == whole_words and chosen.sum() > 0
+
+
+@pytest.mark.parametrize("local", [True, False])
+def test_bert_local_start_flag(tmp_path, local):
+    """--local-start true starts BERT's positions as sinusoids (models.bert.start_local); false at random."""
+    args = train.parse_args(["--model", "bert", "--data", "wikitext-2", "--vocab-size", "400", "--n-layer", "1",
+                             "--n-embd", "64", "--n-head", "1", "--block-size", "16", "--out-dir", str(tmp_path),
+                             "--local-start", str(local).lower(), "--no-progress"])
+    _, model, _ = train.run_bert(args)
+    positions = backend.to_host(model.bert.embeddings.position_embeddings.weight.data)  # (16, 64)
+    sinusoid = np.allclose(positions[:, 0], 0.1 * np.sin(np.arange(16)), atol=1e-6)  # channel 0: w_0 = 1
+    assert sinusoid == local and (np.count_nonzero(positions[:, 16:]) == 0) == local
