@@ -277,8 +277,12 @@ class MaskedLMTask:
     Batches come from pretraining_data.pretraining_batches, an epoch at a time
     from a generator seeded by (seed, epoch); batch number it * grad_accum +
     micro is the same in every run, so a resumed run replays the stream up to
-    its step (a few milliseconds a batch) and goes on identically.
+    its step (a few milliseconds a batch) and goes on identically. The held-out
+    set is eval_iters batches of EVAL_ROWS pairs whatever the training batch
+    size, so runs with different batch sizes are scored on the same pairs.
     """
+
+    EVAL_ROWS = 32
 
     def __init__(self, model, train_docs, val_docs, batch_size, max_seq_length, special, vocab_size,
                  is_continuation=None, nsp=True, eval_iters=20, seed=1337, grad_accum=1):
@@ -286,8 +290,8 @@ class MaskedLMTask:
         self.options = dict(batch_size=batch_size, max_seq_length=max_seq_length, special=special,
                             vocab_size=vocab_size, nsp=nsp, is_continuation=is_continuation)
         self.tokens_per_step = batch_size * max_seq_length
-        self.val_batches = list(itertools.islice(pretraining_batches(val_docs, seed=seed + 1, **self.options),
-                                                 eval_iters))
+        self.val_batches = list(itertools.islice(
+            pretraining_batches(val_docs, seed=seed + 1, **{**self.options, "batch_size": self.EVAL_ROWS}), eval_iters))
         self.epoch, self.position, self.stream = 0, 0, None
 
     def batch(self, index):
