@@ -240,7 +240,7 @@ def offset_weights(attention, offsets):
     return xp.stack(rows, axis=1)
 
 
-@given(seed=st.integers(0, 2**16), heads=st.sampled_from([1, 2, 4]), head_width=st.sampled_from([32, 64, 128]))
+@given(seed=st.integers(0, 2**16), heads=st.sampled_from([1, 2, 4]), head_width=st.sampled_from([32, 64]))
 def test_local_start_heads_read_a_neighbour_from_the_first_step(seed, heads, head_width):
     """Even heads put most weight one token left, odd heads one right, in every layer, whatever the words."""
     width = heads * head_width
@@ -257,6 +257,7 @@ def test_local_start_heads_read_a_neighbour_from_the_first_step(seed, heads, hea
         for h in range(heads):
             assert offsets[int(weights[h].argmax())] == (-1 if h % 2 == 0 else 1)
             assert weights[h, 3 + (-1 if h % 2 == 0 else 1)] > 0.3  # uniform would be 1/48
+    assert not model.bert.embeddings.position_embeddings.weight.data[0].any()  # [CLS]'s row: no sinusoid
 
 
 def test_local_start_learns_a_neighbour_task_that_the_random_start_does_not_yet():

@@ -180,13 +180,17 @@ def test_xlnet_pretraining_through_train_py(tmp_path):
     assert len(full) == 1 and 0 < full[0] < 2 * math.log(400)
 
 
+def small_bert(tmp_path, *flags):
+    """(tokenizer, model, task) of a one-layer BERT run on WikiText-2, built as train.py builds them."""
+    return train.run_bert(train.parse_args(["--model", "bert", "--data", "wikitext-2", "--vocab-size", "400",
+                                            "--n-layer", "1", "--out-dir", str(tmp_path), "--no-progress", *flags]))
+
+
 @pytest.mark.parametrize("whole_words", [True, False])
 def test_bert_whole_word_masking_flag(tmp_path, whole_words):
     """--whole-word-mask true chooses a word's pieces together; false chooses pieces on their own."""
-    args = train.parse_args(["--model", "bert", "--data", "wikitext-2", "--vocab-size", "400", "--n-layer", "1",
-                             "--n-embd", "16", "--block-size", "64", "--batch-size", "64", "--out-dir", str(tmp_path),
-                             "--whole-word-mask", str(whole_words).lower(), "--no-progress"])
-    tokenizer, _, task = train.run_bert(args)
+    tokenizer, _, task = small_bert(tmp_path, "--n-embd", "16", "--block-size", "64", "--batch-size", "64",
+                                    "--whole-word-mask", str(whole_words).lower())
     continuation = np.array([t.startswith("##") for t in tokenizer.itos])
     batch = {k: backend.to_host(v) for k, v in task.batch(0).items()}
     chosen = batch["labels"] != -100  # (B, T)
@@ -200,10 +204,8 @@ def test_bert_whole_word_masking_flag(tmp_path, whole_words):
 @pytest.mark.parametrize("local", [True, False])
 def test_bert_local_start_flag(tmp_path, local):
     """--local-start true starts BERT's positions as sinusoids (models.bert.start_local); false at random."""
-    args = train.parse_args(["--model", "bert", "--data", "wikitext-2", "--vocab-size", "400", "--n-layer", "1",
-                             "--n-embd", "64", "--n-head", "1", "--block-size", "16", "--out-dir", str(tmp_path),
-                             "--local-start", str(local).lower(), "--no-progress"])
-    _, model, _ = train.run_bert(args)
+    _, model, _ = small_bert(tmp_path, "--n-embd", "64", "--n-head", "1", "--block-size", "16",
+                             "--local-start", str(local).lower())
     positions = backend.to_host(model.bert.embeddings.position_embeddings.weight.data)  # (16, 64)
     sinusoid = np.allclose(positions[:, 0], 0.1 * np.sin(np.arange(16)), atol=1e-6)  # channel 0: w_0 = 1
     assert sinusoid == local and (np.count_nonzero(positions[:, 16:]) == 0) == local

@@ -291,7 +291,10 @@ def start_local(model, amplitude=0.1, gain=2.0):
 
         (W_Q p_i) . (W_K p_j)  ~  sum_k cos(w_k (i - j + s)),       largest at j = i + s:
 
-    even heads look one token left, odd heads one right. The architecture and
+    even heads look one token left, odd heads one right. Row 0, where [CLS]
+    always sits, keeps no sinusoid: the summary that the NSP head and the
+    classifiers read is not tied to its neighbour from the start; where it
+    looks is left to training. The architecture and
     the checkpoint layout are BERT's unchanged; only the starting point differs
     (as XLNet's relative bias starts as ALiBi's penalty). A and g were set by
     looking at the attention of the 128-wide, 2-head default (D = 64) at step 0
@@ -315,7 +318,7 @@ def start_local(model, amplitude=0.1, gain=2.0):
     for h in range(H):
         s = -1.0 if h % 2 == 0 else 1.0
         ch = h * D + 2 * xp.arange(K)  # the sin channel of each pair; cos is ch + 1
-        emb[:, ch], emb[:, ch + 1] = amplitude * xp.sin(angle), amplitude * xp.cos(angle)
+        emb[1:, ch], emb[1:, ch + 1] = amplitude * xp.sin(angle[1:]), amplitude * xp.cos(angle[1:])  # not [CLS]'s
         cos, sin = xp.cos(s * freq), xp.sin(s * freq)
         query[ch, ch] = query[ch + 1, ch + 1] = 1.0
         key[ch, ch], key[ch, ch + 1], key[ch + 1, ch], key[ch + 1, ch + 1] = cos, -sin, sin, cos
