@@ -153,8 +153,8 @@ def ngram_sentences(args):
         tokenizer, *streams = lm_streams(args.tokenizer, args.data, args.vocab_size, args.data_dir,
                                          not args.no_progress)
         separator = document_separator(tokenizer)[0]
-        train, val = ([[str(i) for i in doc[:-1].tolist()] for doc in np.split(ids, np.flatnonzero(ids == separator) + 1)
-                       if len(doc)] for ids in streams)
+        documents = (np.split(ids, np.flatnonzero(ids == separator) + 1) for ids in streams)  # each ends in one
+        train, val = ([[str(i) for i in doc[:-1].tolist()] for doc in docs if len(doc)] for docs in documents)
     return tokenizer, train, leading_sentences(val, FULL_VAL_TOKENS)
 
 
