@@ -20,6 +20,7 @@ from minillm.pretraining_data import pretraining_batches
 
 
 FULL_VAL_TOKENS = 1_000_000  # every language model's final score: over the first this many held-out tokens
+FULL_VAL_SCOPE = "the first 1M held-out tokens (all, if fewer)"
 
 
 class CausalLMTask:
@@ -52,7 +53,7 @@ class CausalLMTask:
         out["val_perplexity"] = math.exp(out["val_loss"])
         return out
 
-    full_val_scope = "the first 1M held-out tokens (all, if fewer)"
+    full_val_scope = FULL_VAL_SCOPE
 
     def full_val_loss(self, max_tokens=FULL_VAL_TOKENS):
         """Mean loss over the validation tokens (the first max_tokens), in consecutive windows of block_size.
@@ -123,7 +124,7 @@ class TruncatedBPTTTask:
         out["val_perplexity"] = math.exp(out["val_loss"])
         return out
 
-    full_val_scope = "the first 1M held-out tokens (all, if fewer)"
+    full_val_scope = FULL_VAL_SCOPE
 
     def full_val_loss(self, max_tokens=FULL_VAL_TOKENS):
         """Mean loss over the first max_tokens validation tokens, cut into B streams, the state carried through each."""
@@ -373,7 +374,7 @@ class PermutationLMTask:
         return {"plm_loss": nll / count, "val_loss": nll / count, "plm_perplexity": math.exp(nll / count),
                 "plm_accuracy": correct / count}
 
-    full_val_scope = "the first 1M held-out tokens (all, if fewer)"
+    full_val_scope = FULL_VAL_SCOPE
 
     def full_val_loss(self, max_tokens=FULL_VAL_TOKENS):
         """Mean PLM loss over consecutive windows of the validation tokens (the first max_tokens), fixed orders."""

@@ -53,7 +53,7 @@ def test_masks_follow_the_factorization_order(seed, b, t, n_pad):
 
 
 def test_relative_bias_starts_as_alibi_distance_penalty():
-    """b_h[d] = -m_h |d| with slopes 1/2 .. 1/16: column P - 1 is offset 0."""
+    """b_h[d] = -m_h |d| with slopes 1/2 .. 1/16: row P - 1 is offset 0."""
     table = alibi_init(2, 4, "float64")  # (2P - 1, H) = (7, 2)
     distance = np.abs(np.arange(-3, 4))
     assert np.array_equal(table, -np.stack([distance / 2, distance / 16], axis=1))
