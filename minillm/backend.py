@@ -10,10 +10,11 @@ writes `from minillm.backend import xp` and reads like NumPy:
 
 The few calls that differ between NumPy and CuPy live here as named helpers:
 scatter-add (the embedding backward), moving arrays to and from the host,
-and random generators. `np` is always host NumPy, for work that stays on the
+random generators, and how many CPU threads BLAS may use. `np` is always host NumPy, for work that stays on the
 CPU whatever the device (tokenizers, data loading, counting n-grams).
 """
 
+import contextlib
 import os
 
 import numpy
@@ -120,6 +121,34 @@ def default_rng(seed):
 def host_rng(seed):
     """A host random generator: data sampling that must not depend on the device."""
     return numpy.random.default_rng(seed)
+
+
+def cpu_threads():
+    """Threads for CPU work: $MINILLM_THREADS, else the usual $OMP_NUM_THREADS or
+    $OPENBLAS_NUM_THREADS (set to run jobs side by side), else the cores this process may use."""
+    for name in ("MINILLM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        value = os.environ.get(name, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+_blas = None  # threadpoolctl's handle on the BLAS libraries loaded with NumPy
+
+
+@contextlib.contextmanager
+def blas_threads(n):
+    """Hold BLAS (NumPy's matrix products) to n threads inside the block; nothing on the GPU."""
+    global _blas
+    if _device == "gpu":
+        yield
+        return
+    if _blas is None:
+        import threadpoolctl
+
+        _blas = threadpoolctl.ThreadpoolController()
+    with _blas.limit(limits=n, user_api="blas"):
+        yield
 
 
 def synchronize():

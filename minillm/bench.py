@@ -18,6 +18,7 @@ import tracemalloc
 from minillm import backend
 from minillm.backend import host_rng, synchronize, to_device
 from minillm.models.gpt import GPT, GPTConfig
+from minillm.nn.parallel import BatchParallel
 from minillm.objectives import ar_loss, ar_loss_backward
 from minillm.optim import AdamW, clip_grad_norm
 
@@ -51,11 +52,13 @@ def peak_step_memory(step):
     return peak
 
 
-def minillm_step(size, seed=0):
+def minillm_step(size, threads=1, seed=0):
+    """(step, threads used): one train step as train.py runs it, the batch split over threads
+    (see minillm.nn.parallel; one on the GPU)."""
     cfg = GPTConfig(vocab_size=VOCAB, n_positions=size["block_size"], n_embd=size["n_embd"],
                     n_layer=size["n_layer"], n_head=size["n_head"])
-    model = GPT(cfg, seed=seed)
-    opt = AdamW(model, 1e-4, (0.9, 0.99), weight_decay=0.1)
+    model = BatchParallel(GPT(cfg, seed=seed), threads)
+    opt = AdamW(model.model, 1e-4, (0.9, 0.99), weight_decay=0.1)
     rng = host_rng(seed)
     B, T = size["batch_size"], size["block_size"]
 
@@ -68,7 +71,7 @@ def minillm_step(size, seed=0):
         opt.step()
         opt.zero_grad()
 
-    return step
+    return step, model.threads
 
 
 def torch_step(size, seed=0):
@@ -128,6 +131,8 @@ def main(argv=None):
     p.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
     p.add_argument("--iters", type=int, default=20, help="timed steps per size (after 3 warm-up steps)")
     p.add_argument("--device", choices=["cpu", "gpu"], default=os.environ.get("MINILLM_DEVICE", "cpu"))
+    p.add_argument("--threads", type=int, default=backend.cpu_threads(),
+                   help="minillm's threads, each on a slice of the batch, as train.py (default: the cores)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch side-by-side timing")
     p.add_argument("--json", help="also append the results to this JSON-lines file")
     args = p.parse_args(argv)
@@ -138,12 +143,13 @@ def main(argv=None):
     for name in args.sizes:  # every minillm timing first: PyTorch's thread pool must not compete with it
         size = SIZES[name]
         tokens = size["batch_size"] * size["block_size"]
-        step = minillm_step(size)
+        step, threads = minillm_step(size, args.threads)
         seconds = time_steps(step, 3, args.iters)
-        results.append({"size": name, **size, "device": args.device, "ms_per_step": 1000 * seconds,
-                        "tokens_per_s": tokens / seconds, "peak_memory_mb": peak_step_memory(step) / 2**20})
+        results.append({"size": name, **size, "device": args.device, "threads": threads,
+                        "ms_per_step": 1000 * seconds, "tokens_per_s": tokens / seconds,
+                        "peak_memory_mb": peak_step_memory(step) / 2**20})
         print(f"{name:8s} minillm  {1000 * seconds:8.1f} ms/step {tokens / seconds:9.0f} tokens/s"
-              f"   peak memory {results[-1]['peak_memory_mb']:.0f} MB", flush=True)
+              f"   peak memory {results[-1]['peak_memory_mb']:.0f} MB ({threads} threads)", flush=True)
     for row in results if have_torch else ():
         size = SIZES[row["size"]]
         tokens = size["batch_size"] * size["block_size"]

@@ -36,6 +36,7 @@ from minillm.models.heads import (QA_LABELS, BertForQuestionAnswering, BertForSe
                                   BertForTokenClassification, GPTForSequenceClassification,
                                   GPTForTokenClassification)
 from minillm.models.lstm_classifier import POOLINGS, LSTMClassifierConfig, LSTMForSequenceClassification
+from minillm.nn.parallel import BatchParallel
 from minillm.pretrained import resolve_init
 from minillm.tasks import SequenceClassificationTask, predict_probabilities
 from minillm.tokenizers import WordPieceTokenizer, load_tokenizer
@@ -73,6 +74,9 @@ def build_parser():
                         "before stopping")
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--device", choices=["cpu", "gpu"], default=os.environ.get("MINILLM_DEVICE", "cpu"))
+    p.add_argument("--threads", type=int, default=backend.cpu_threads(),
+                   help="on the CPU: threads that each run a slice of the batch (nn/parallel.py; default: "
+                        "$MINILLM_THREADS, $OMP_NUM_THREADS, $OPENBLAS_NUM_THREADS or the cores)")
     p.add_argument("--predict", metavar="TEXT", help="label TEXT with the fine-tuned model in --out-dir/best "
                    "(a QA model answers the question TEXT from --context)")
     p.add_argument("--predict-file", metavar="FILE", help="label every line of FILE (JSON lines out); for a QA "
@@ -331,8 +335,8 @@ def finetune_classification(args, source, tokenizer, config):
     labels = {s: list(y) for s, (_, y) in splits.items()}
     print(f"{args.task}: {note}; " + ", ".join(f"{s} {len(v)}" for s, v in encoded.items()))
 
-    task = SequenceClassificationTask(model, encoded, labels, args.batch_size, tokenizer_pad_id(tokenizer),
-                                      seed=args.seed)
+    task = SequenceClassificationTask(BatchParallel(model, args.threads), encoded, labels, args.batch_size,
+                                      tokenizer_pad_id(tokenizer), seed=args.seed)
     train(model, task, args, tokenizer, "val_accuracy")
     results = {}
     for split in [s for s in ("dev", "test") if s in encoded]:
@@ -353,8 +357,8 @@ def finetune_ner(args, source, tokenizer, config):
     encoded, word_ids, sentences = ner.conll_splits(tokenizer, min(args.max_length, max_positions(model.config)),
                                                     args.max_train_examples, args.data_dir)
     print(f"ner: {ner.NOTE}; " + ", ".join(f"{s} {len(v)}" for s, v in encoded.items()))
-    task = ner.TokenClassificationTask(model, encoded, word_ids, sentences, args.batch_size,
-                                       tokenizer_pad_id(tokenizer), seed=args.seed)
+    task = ner.TokenClassificationTask(BatchParallel(model, args.threads), encoded, word_ids, sentences,
+                                       args.batch_size, tokenizer_pad_id(tokenizer), seed=args.seed)
     train(model, task, args, tokenizer, "val_f1")
     results = {}
     for split in ("dev", "test"):
@@ -384,8 +388,8 @@ def finetune_qa(args, source, tokenizer, config):
     print(f"qa: {note}; " + ", ".join(f"{s} {len(examples[s])} questions in {len(w)} windows"
                                       for s, w in windows.items()) + f" of at most {max_length} tokens")
 
-    task = qa.SpanExtractionTask(model, windows, examples, args.batch_size, tokenizer_pad_id(tokenizer),
-                                 args.max_answer_length, seed=args.seed)
+    task = qa.SpanExtractionTask(BatchParallel(model, args.threads), windows, examples, args.batch_size,
+                                 tokenizer_pad_id(tokenizer), args.max_answer_length, seed=args.seed)
     train(model, task, args, tokenizer, "val_f1")
     report = qa.write_report(os.path.join(args.out_dir, "report-dev"), "dev", examples["dev"],
                              task.answers("dev")[0], note)

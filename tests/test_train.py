@@ -41,13 +41,24 @@ def test_training_lowers_the_loss_and_saves_a_loadable_checkpoint(tmp_path):
     assert len((tmp_path / "a" / "samples.txt").read_text()) == 21  # "\n" + 20 characters
 
 
-def test_resume_repeats_an_uninterrupted_run_to_the_bit(tmp_path):
-    common = ["--max-iters", "12", "--eval-interval", "6", "--dropout", "0.1", "--grad-accum", "2"]
+@pytest.mark.parametrize("threads", [1, 3])
+def test_resume_repeats_an_uninterrupted_run_to_the_bit(tmp_path, threads):
+    common = ["--max-iters", "12", "--eval-interval", "6", "--dropout", "0.1", "--grad-accum", "2",
+              "--threads", str(threads)]
     whole = run(tmp_path, "whole", *common)
     run(tmp_path, "split", *common[:1], "6", *common[2:])  # stops after the iter-6 checkpoint
     resumed = train.main(["--resume", "--out-dir", str(tmp_path / "split"), "--max-iters", "12", "--no-progress"])
-    assert losses(resumed) == losses(whole)[6:]
+    assert losses(resumed) == losses(whole)[6:]  # the run's --threads is resumed with it
     assert [r["val_loss"] for r in resumed if "val_loss" in r] == [r["val_loss"] for r in whole if "val_loss" in r][-1:]
+
+
+def test_threads_change_only_the_rounding(tmp_path):
+    common = ["--max-iters", "6", "--eval-interval", "6", "--sample-tokens", "0"]
+    one, three = run(tmp_path, "one", *common, "--threads", "1"), run(tmp_path, "three", *common, "--threads", "3")
+    assert losses(three) == pytest.approx(losses(one), rel=1e-5)
+    norms = [[r["grad_norm"] for r in history if "grad_norm" in r] for history in (one, three)]
+    assert norms[1] == pytest.approx(norms[0], rel=1e-5)
+    assert norms[1] != norms[0]  # gradients summed over the slices in another order: they really ran
 
 
 def test_config_file_and_unknown_keys(tmp_path):

@@ -1,0 +1,118 @@
+"""Data parallelism across the cores of one machine: each thread runs the model on a slice of the batch.
+
+Why. A train step is matrix products, which BLAS spreads over the cores, and
+element-wise work (GELU, LayerNorm, softmax, masking), which NumPy runs on
+one core: at GPT's default size that is about half of the step, and the
+other cores wait. Splitting the batch instead keeps every core busy for the
+whole step. Thread k runs forward and backward on rows [B k / n, B (k + 1) / n)
+with BLAS held to one thread; NumPy releases Python's lock inside each array
+operation, so the slices really run at the same time.
+
+How. Every layer keeps the cache of its last forward for its backward, and
+adds into its parameters' `.grad`, so each thread needs its own copy of the
+modules: the replicas. They read the model's own parameter arrays (re-bound
+at every call, so a checkpoint loaded into the model reaches them) and keep
+their own gradients, which backward then adds into the model's in a fixed
+order.
+
+The math is the model's: the logits are the slices' logits stacked, the
+caller computes the loss over the whole batch, and since that loss's
+gradient already carries the whole batch's 1 / N,
+
+    d loss / d theta = sum_k (d loss / d theta)|slice k
+
+Only rounding differs from one thread (sums taken in another order), and
+the same number of threads gives the same result every time.
+
+Every array argument of forward and every array of backward must have the
+batch on axis 0 (token ids, attention masks, logits): models that take flat
+positions into B * T (BERT's masked positions, XLNet's targets) are not
+split.
+"""
+
+import copy
+from concurrent.futures import ThreadPoolExecutor
+
+from minillm.backend import blas_threads, on_gpu, xp
+
+
+def _is_array(a):
+    return type(a).__name__ == "ndarray"  # numpy's or cupy's
+
+
+class BatchParallel:
+    """`model` run on `threads` slices of each batch at once; otherwise it behaves as the model.
+
+    Attribute reads (`train()`, `eval()`, `parameters()`, `config`, ...) go to the model.
+    On the GPU there is one slice: CuPy already spreads every operation over the device.
+    """
+
+    def __init__(self, model, threads):
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        threads = 1 if on_gpu() else threads
+        self.model, self.threads = model, threads
+        # deepcopy's memo maps each parameter array to itself: the replicas share them from the start
+        shared = {id(p.data): p.data for p in model.parameters()}
+        self.replicas = [copy.deepcopy(model, dict(shared)) for _ in range(threads - 1)]
+        self.pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="minillm-slice") if threads > 1 else None
+        self.cuts = None
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def _run(self, fn, jobs):
+        """fn(module, job) for each (module, job), the model's share on this thread; results in order."""
+        with blas_threads(1):
+            futures = [self.pool.submit(fn, m, job) for m, job in zip(self.replicas, jobs[1:])]
+            first = fn(self.model, jobs[0])
+            return [first] + [f.result() for f in futures]
+
+    def forward(self, *args, **kwargs):
+        batch = next((a.shape[0] for a in (*args, *kwargs.values()) if _is_array(a)), 0)
+        n = min(self.threads, batch)
+        if n <= 1:
+            self.cuts = None
+            return self.model(*args, **kwargs)
+        self.cuts = [batch * k // n for k in range(n + 1)]
+        self._sync_replicas(n)
+        jobs = [([self._slice(a, k, f"argument {i}") for i, a in enumerate(args)],
+                 {name: self._slice(a, k, name) for name, a in kwargs.items()}) for k in range(n)]
+        outs = self._run(lambda m, job: m(*job[0], **job[1]), jobs)
+        if isinstance(outs[0], tuple):
+            return tuple(xp.concatenate(parts) for parts in zip(*outs))
+        return xp.concatenate(outs)
+
+    def backward(self, *douts):
+        """Each slice's share of the output gradients back through its replica; gradients summed into the model's."""
+        if self.cuts is None:
+            return self.model.backward(*douts)
+        n = len(self.cuts) - 1
+        jobs = [[None if d is None else self._slice(d, k, "gradient") for d in douts] for k in range(n)]
+        self._run(lambda m, job: m.backward(*job), jobs)
+        for replica in self.replicas[:n - 1]:
+            for p, q in zip(self.model.parameters(), replica.parameters()):
+                if q.grad is not None:
+                    p.accumulate(q.grad)
+                    q.grad = None
+
+    def _slice(self, a, k, name):
+        if not _is_array(a):
+            return a
+        if a.ndim == 0 or a.shape[0] != self.cuts[-1]:
+            raise ValueError(f"BatchParallel splits arrays along the batch (axis 0, size {self.cuts[-1]}); "
+                             f"{name} has shape {tuple(a.shape)}")
+        return a[self.cuts[k]:self.cuts[k + 1]]
+
+    def _sync_replicas(self, n):
+        """Replicas read the model's current arrays, in its mode, with dropout seeded from its generator."""
+        seeds = self.model.dropout_rng.rng.integers(0, 2 ** 63, n - 1) if self.model.training else ()
+        for k, replica in enumerate(self.replicas[:n - 1]):
+            for p, q in zip(self.model.parameters(), replica.parameters()):
+                q.data = p.data
+            replica.train(self.model.training)
+            if self.model.training:
+                replica.dropout_rng.reseed(int(seeds[k]))
