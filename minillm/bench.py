@@ -137,6 +137,7 @@ def main(argv=None):
     p.add_argument("--json", help="also append the results to this JSON-lines file")
     args = p.parse_args(argv)
     backend.use(args.device)
+    backend.reuse_freed_memory()  # activations are freed and allocated again every step
     # PyTorch is optional: imported only inside torch_step, after minillm's own timing
     have_torch = not args.no_torch and args.device == "cpu" and importlib.util.find_spec("torch") is not None
     results = []

@@ -402,6 +402,7 @@ def finetune_qa(args, source, tokenizer, config):
 def main(argv=None):
     args = parse_args(argv)
     backend.use(args.device)
+    backend.reuse_freed_memory()  # activations are freed and allocated again every step
     args.out_dir = args.out_dir or f"out/finetune-{args.task}" + (
         f"-{args.model}" if args.model else "-scratch" if args.init == "none" else "")
     args.max_length = args.max_length or (QA_MAX_LENGTH if args.task == "qa" else 128)

@@ -252,6 +252,7 @@ def build_model_and_task(args, vocab_size, train_ids, val_ids):
 def main(argv=None):
     args = parse_args(argv)
     backend.use(args.device)
+    backend.reuse_freed_memory()  # activations are freed and allocated again every step
     if args.model == "ngram":
         return run_ngram(args)
     if args.model == "bert":

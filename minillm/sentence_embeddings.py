@@ -56,6 +56,7 @@ def main(argv=None):
     p.add_argument("--device", choices=["cpu", "gpu"], default=os.environ.get("MINILLM_DEVICE", "cpu"))
     args = p.parse_args(argv)
     backend.use(args.device)
+    backend.reuse_freed_memory()  # activations are freed and allocated again every step
     directory = resolve_init(args.init)
     tokenizer = load_tokenizer(directory)
     texts = [t for t, _ in sst2("dev", args.data_dir)][:args.limit or None]

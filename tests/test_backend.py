@@ -50,3 +50,10 @@ def test_gpu_without_cupy_names_what_to_install(monkeypatch):
 def test_host_round_trip():
     a = backend.to_device([1.5, 2.5], dtype="float32")
     assert backend.to_host(a).dtype == "float32" and backend.to_host(a).tolist() == [1.5, 2.5]
+
+
+def test_freed_memory_is_kept_for_reuse_on_glibc():
+    import platform
+
+    expected = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert backend.reuse_freed_memory() is expected

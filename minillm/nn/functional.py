@@ -168,8 +168,8 @@ def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None, training=Fals
     keyless_rows = False
     if mask is not None:
         mask = xp.asarray(mask, dtype=bool)
-        # adding the most negative float sends a masked score to that value exactly: exp(it - max) = 0
-        e += xp.where(mask, 0.0, xp.finfo(e.dtype).min).astype(e.dtype)  # in place, the bias broadcasts
+        # a masked score becomes the most negative float: exp(it - max) = 0, and never NaN
+        xp.copyto(e, xp.finfo(e.dtype).min, where=~mask)  # in place, the mask broadcasts
         keyless_rows = bool((~mask.any(axis=-1)).any())
     alpha, _ = softmax_forward(e)
     alpha_used, drop_mask = dropout_forward(alpha, dropout_p, rng, training)
