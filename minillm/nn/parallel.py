@@ -36,6 +36,22 @@ from concurrent.futures import ThreadPoolExecutor
 from minillm.backend import blas_threads, on_gpu, xp
 
 
+_pool, _pool_size = None, 0  # worker threads, made (and grown) when first needed
+
+
+def run_in_threads(fn, jobs):
+    """[fn(job) for job in jobs], the first on this thread and the others at the same time on workers."""
+    global _pool, _pool_size
+    jobs = list(jobs)
+    if not jobs:
+        return []
+    if len(jobs) - 1 > _pool_size:
+        _pool, _pool_size = ThreadPoolExecutor(len(jobs) - 1, thread_name_prefix="minillm"), len(jobs) - 1
+    futures = [_pool.submit(fn, job) for job in jobs[1:]]
+    first = fn(jobs[0])
+    return [first] + [f.result() for f in futures]
+
+
 def _is_array(a):
     return type(a).__name__ == "ndarray"  # numpy's or cupy's
 
@@ -50,12 +66,10 @@ class BatchParallel:
     def __init__(self, model, threads):
         if threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
-        threads = 1 if on_gpu() else threads
-        self.model, self.threads = model, threads
+        self.model, self.threads = model, 1 if on_gpu() else threads
         # deepcopy's memo maps each parameter array to itself: the replicas share them from the start
         shared = {id(p.data): p.data for p in model.parameters()}
-        self.replicas = [copy.deepcopy(model, dict(shared)) for _ in range(threads - 1)]
-        self.pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="minillm-slice") if threads > 1 else None
+        self.replicas = [copy.deepcopy(model, dict(shared)) for _ in range(self.threads - 1)]
         self.cuts = None
 
     def __getattr__(self, name):
@@ -65,11 +79,9 @@ class BatchParallel:
         return self.forward(*args, **kwargs)
 
     def _run(self, fn, jobs):
-        """fn(module, job) for each (module, job), the model's share on this thread; results in order."""
+        """fn(module, job) for the model and each replica with its job, at once; results in order."""
         with blas_threads(1):
-            futures = [self.pool.submit(fn, m, job) for m, job in zip(self.replicas, jobs[1:])]
-            first = fn(self.model, jobs[0])
-            return [first] + [f.result() for f in futures]
+            return run_in_threads(lambda pair: fn(*pair), zip([self.model, *self.replicas], jobs))
 
     def forward(self, *args, **kwargs):
         batch = next((a.shape[0] for a in (*args, *kwargs.values()) if _is_array(a)), 0)
