@@ -21,8 +21,9 @@ gradient already carries the whole batch's 1 / N,
 
     d loss / d theta = sum_k (d loss / d theta)|slice k
 
-Only rounding differs from one thread (sums taken in another order), and
-the same number of threads gives the same result every time.
+Only rounding differs from one thread (sums taken in another order), and,
+with dropout, the masks: each replica draws its own, from a generator seeded
+by the model's. The same number of threads gives the same result every time.
 
 Every array argument of forward and every array of backward must have the
 batch on axis 0 (token ids, attention masks, logits): models that take flat
