@@ -4,14 +4,15 @@ Prints ms/step, tokens/s and peak memory of one full step (forward, loss,
 backward, clipping, AdamW) at train.py's default size and at a larger one.
 If PyTorch happens to be installed, the same model written the way nanoGPT
 writes it (eager mode, scaled_dot_product_attention, torch.optim.AdamW) is
-timed in the same process on the same shapes, and the ratio is printed.
-PyTorch is never a requirement of minillm.
+timed in the same process on the same shapes, in turns with minillm, and the
+ratio of the medians is printed. PyTorch is never a requirement of minillm.
 """
 
 import argparse
 import importlib.util
 import json
 import os
+import statistics
 import time
 import tracemalloc
 
@@ -126,10 +127,27 @@ def torch_step(size, seed=0):
     return step, torch.__version__, torch.get_num_threads()
 
 
+def timed_in_turns(steps, rounds, iters, pause=0.5):
+    """Median seconds per step of each step function, timed in turns: `rounds` rounds of `iters`
+    steps of each, so a machine whose speed drifts (shared cores, clocks) slows every side alike.
+    The pause before each turn lets the previous side's spinning worker threads (OpenBLAS,
+    OpenMP) fall asleep, so that they do not compete with the next."""
+    for step in steps:
+        for _ in range(3):  # warm-up: first-touch allocations, thread pools
+            step()
+    seconds = [[] for _ in steps]
+    for _ in range(rounds):
+        for k, step in enumerate(steps):
+            time.sleep(pause)
+            seconds[k].append(time_steps(step, 0, iters))
+    return [statistics.median(s) for s in seconds]
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
-    p.add_argument("--iters", type=int, default=20, help="timed steps per size (after 3 warm-up steps)")
+    p.add_argument("--rounds", type=int, default=5, help="turns of minillm then PyTorch; the median is reported")
+    p.add_argument("--iters", type=int, default=6, help="timed steps per turn (after 3 warm-up steps)")
     p.add_argument("--device", choices=["cpu", "gpu"], default=os.environ.get("MINILLM_DEVICE", "cpu"))
     p.add_argument("--threads", type=int, default=backend.cpu_threads(),
                    help="minillm's threads, each on a slice of the batch, as train.py (default: the cores)")
@@ -138,29 +156,30 @@ def main(argv=None):
     args = p.parse_args(argv)
     backend.use(args.device)
     backend.reuse_freed_memory()  # activations are freed and allocated again every step
-    # PyTorch is optional: imported only inside torch_step, after minillm's own timing
+    # PyTorch is optional: imported only inside torch_step
     have_torch = not args.no_torch and args.device == "cpu" and importlib.util.find_spec("torch") is not None
     results = []
-    for name in args.sizes:  # every minillm timing first: PyTorch's thread pool must not compete with it
+    for name in args.sizes:
         size = SIZES[name]
         tokens = size["batch_size"] * size["block_size"]
         step, threads = minillm_step(size, args.threads)
-        seconds = time_steps(step, 3, args.iters)
-        results.append({"size": name, **size, "device": args.device, "threads": threads,
-                        "ms_per_step": 1000 * seconds, "tokens_per_s": tokens / seconds,
-                        "peak_memory_mb": peak_step_memory(step) / 2**20})
-        print(f"{name:8s} minillm  {1000 * seconds:8.1f} ms/step {tokens / seconds:9.0f} tokens/s"
-              f"   peak memory {results[-1]['peak_memory_mb']:.0f} MB ({threads} threads)", flush=True)
-    for row in results if have_torch else ():
-        size = SIZES[row["size"]]
-        tokens = size["batch_size"] * size["block_size"]
-        reference, version, threads = torch_step(size)
-        torch_seconds = time_steps(reference, 3, args.iters)
-        row.update(torch_version=version, torch_threads=threads, torch_ms_per_step=1000 * torch_seconds,
-                   torch_tokens_per_s=tokens / torch_seconds, speed_ratio=torch_seconds / (row["ms_per_step"] / 1000))
-        print(f"{row['size']:8s} pytorch  {1000 * torch_seconds:8.1f} ms/step {tokens / torch_seconds:9.0f} tokens/s"
-              f"   (torch {version}, {threads} threads)\n"
-              f"{row['size']:8s} minillm/pytorch throughput ratio {row['speed_ratio']:.2f}", flush=True)
+        steps = [step]
+        if have_torch:
+            reference, version, torch_threads = torch_step(size)
+            steps.append(reference)
+        seconds = timed_in_turns(steps, args.rounds, args.iters)
+        row = {"size": name, **size, "device": args.device, "threads": threads,
+               "ms_per_step": 1000 * seconds[0], "tokens_per_s": tokens / seconds[0],
+               "peak_memory_mb": peak_step_memory(step) / 2**20}
+        print(f"{name:8s} minillm  {1000 * seconds[0]:8.1f} ms/step {tokens / seconds[0]:9.0f} tokens/s"
+              f"   peak memory {row['peak_memory_mb']:.0f} MB ({threads} threads)", flush=True)
+        if have_torch:
+            row.update(torch_version=version, torch_threads=torch_threads, torch_ms_per_step=1000 * seconds[1],
+                       torch_tokens_per_s=tokens / seconds[1], speed_ratio=seconds[1] / seconds[0])
+            print(f"{name:8s} pytorch  {1000 * seconds[1]:8.1f} ms/step {tokens / seconds[1]:9.0f} tokens/s"
+                  f"   (torch {version}, {torch_threads} threads)\n"
+                  f"{name:8s} minillm/pytorch throughput ratio {row['speed_ratio']:.2f}", flush=True)
+        results.append(row)
     if args.json:
         with open(args.json, "a", encoding="utf-8") as f:
             for row in results:
