@@ -19,7 +19,7 @@ import tracemalloc
 from minillm import backend
 from minillm.backend import host_rng, synchronize, to_device
 from minillm.models.gpt import GPT, GPTConfig
-from minillm.nn.parallel import BatchParallel
+from minillm.nn.parallel import BatchParallel, add_threads_argument
 from minillm.objectives import ar_loss, ar_loss_backward
 from minillm.optim import AdamW, clip_grad_norm
 
@@ -149,8 +149,7 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=5, help="turns of minillm then PyTorch; the median is reported")
     p.add_argument("--iters", type=int, default=6, help="timed steps per turn (after 3 warm-up steps)")
     p.add_argument("--device", choices=["cpu", "gpu"], default=os.environ.get("MINILLM_DEVICE", "cpu"))
-    p.add_argument("--threads", type=int, default=backend.cpu_threads(),
-                   help="minillm's threads, each on a slice of the batch, as train.py (default: the cores)")
+    add_threads_argument(p)
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch side-by-side timing")
     p.add_argument("--json", help="also append the results to this JSON-lines file")
     args = p.parse_args(argv)

@@ -36,7 +36,7 @@ from minillm.models.heads import (QA_LABELS, BertForQuestionAnswering, BertForSe
                                   BertForTokenClassification, GPTForSequenceClassification,
                                   GPTForTokenClassification)
 from minillm.models.lstm_classifier import POOLINGS, LSTMClassifierConfig, LSTMForSequenceClassification
-from minillm.nn.parallel import BatchParallel
+from minillm.nn.parallel import BatchParallel, add_threads_argument
 from minillm.pretrained import resolve_init
 from minillm.tasks import SequenceClassificationTask, predict_probabilities
 from minillm.tokenizers import WordPieceTokenizer, load_tokenizer
@@ -74,9 +74,7 @@ def build_parser():
                         "before stopping")
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--device", choices=["cpu", "gpu"], default=os.environ.get("MINILLM_DEVICE", "cpu"))
-    p.add_argument("--threads", type=int, default=backend.cpu_threads(),
-                   help="on the CPU: threads that each run a slice of the batch (nn/parallel.py; default: "
-                        "$MINILLM_THREADS, $OMP_NUM_THREADS, $OPENBLAS_NUM_THREADS or the cores)")
+    add_threads_argument(p)
     p.add_argument("--predict", metavar="TEXT", help="label TEXT with the fine-tuned model in --out-dir/best "
                    "(a QA model answers the question TEXT from --context)")
     p.add_argument("--predict-file", metavar="FILE", help="label every line of FILE (JSON lines out); for a QA "

@@ -27,7 +27,7 @@ from minillm.models.gpt import GPT, GPTConfig
 from minillm.models.lstm_lm import LSTMConfig, LSTMLM
 from minillm.models.ngram import SMOOTHINGS, train_ngram
 from minillm.models.xlnet import XLNetConfig, XLNetLMHeadModel
-from minillm.nn.parallel import BatchParallel
+from minillm.nn.parallel import BatchParallel, add_threads_argument
 from minillm.tasks import FULL_VAL_TOKENS, CausalLMTask, MaskedLMTask, PermutationLMTask, TruncatedBPTTTask
 from minillm.trainer import NonFiniteLoss, Trainer, TrainConfig
 
@@ -81,9 +81,7 @@ def build_parser():
     run.add_argument("--resume", action="store_true", help="continue from --out-dir's checkpoint")
     run.add_argument("--device", choices=["cpu", "gpu"], default=os.environ.get("MINILLM_DEVICE", "cpu"))
     run.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    run.add_argument("--threads", type=int, default=backend.cpu_threads(),
-                     help="gpt on the CPU: threads that each run a slice of the batch (nn/parallel.py; "
-                          "default: $MINILLM_THREADS, $OMP_NUM_THREADS, $OPENBLAS_NUM_THREADS or the cores)")
+    add_threads_argument(run)  # gpt only: the other models do not split their batches
     run.add_argument("--seed", type=int, default=1337)
     run.add_argument("--sample-tokens", type=int, default=500, help="tokens sampled at the end (0: none)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")

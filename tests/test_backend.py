@@ -57,3 +57,16 @@ def test_freed_memory_is_kept_for_reuse_on_glibc():
 
     expected = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
     assert backend.reuse_freed_memory() is expected
+
+
+def test_cpu_threads_reads_the_usual_variables_in_order(monkeypatch):
+    for name in ("MINILLM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
+    assert backend.cpu_threads() == 4
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert backend.cpu_threads() == 3
+    monkeypatch.setenv("MINILLM_THREADS", "not a number")  # ignored
+    assert backend.cpu_threads() == 3
+    monkeypatch.setenv("MINILLM_THREADS", "2")
+    assert backend.cpu_threads() == 2

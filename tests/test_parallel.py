@@ -1,5 +1,7 @@
 """BatchParallel: the batch split over threads gives the model's own logits and gradients."""
 
+import argparse
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -8,7 +10,7 @@ from minillm.backend import np, to_device, to_host
 from minillm.models.bert import BertConfig
 from minillm.models.gpt import GPT, GPTConfig
 from minillm.models.heads import BertForQuestionAnswering
-from minillm.nn.parallel import BatchParallel
+from minillm.nn.parallel import BatchParallel, add_threads_argument
 from minillm.objectives import ar_loss, ar_loss_backward
 
 V, T = 11, 6
@@ -110,3 +112,13 @@ def test_an_array_without_the_batch_on_axis_0_is_refused():
     with pytest.raises(ValueError, match="threads must be at least 1"):
         BatchParallel(tiny_gpt(), 0)
 
+
+
+def test_threads_flag(capsys, monkeypatch):
+    monkeypatch.setenv("MINILLM_THREADS", "5")
+    parser = argparse.ArgumentParser()
+    add_threads_argument(parser)
+    assert parser.parse_args([]).threads == 5 and parser.parse_args(["--threads", "3"]).threads == 3
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--threads", "0"])
+    assert "--threads: must be at least 1, got 0" in capsys.readouterr().err

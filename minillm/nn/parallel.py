@@ -31,10 +31,11 @@ positions into B * T (BERT's masked positions, XLNet's targets) are not
 split.
 """
 
+import argparse
 import copy
 from concurrent.futures import ThreadPoolExecutor
 
-from minillm.backend import blas_threads, on_gpu, xp
+from minillm.backend import blas_threads, cpu_threads, on_gpu, xp
 
 
 _pool, _pool_size = None, 0  # worker threads, made (and grown) when first needed
@@ -129,3 +130,17 @@ class BatchParallel:
             replica.train(self.model.training)
             if self.model.training:
                 replica.dropout_rng.reseed(int(seeds[k]))
+
+
+def add_threads_argument(parser):
+    """The `--threads` flag of the commands that train or time a model split this way."""
+
+    def at_least_one(text):
+        n = int(text)
+        if n < 1:
+            raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+        return n
+
+    parser.add_argument("--threads", type=at_least_one, default=cpu_threads(),
+                        help="on the CPU: threads that each run a slice of the batch (minillm/nn/parallel.py; "
+                             "default: $MINILLM_THREADS, $OMP_NUM_THREADS, $OPENBLAS_NUM_THREADS or the cores)")
