@@ -229,14 +229,14 @@ def mlm_nsp_loss(model, batch, backward=True, scale=1.0):
     positions go through the MLM head. With backward, every parameter's .grad
     receives dL/dparam (added, so zero_grad first). Returns (loss, metrics).
     """
-    labels = np.asarray(to_host(batch["labels"])).reshape(-1)
-    positions = np.flatnonzero(labels != IGNORE_INDEX)
-    targets = xp.asarray(labels[positions])
+    labels = np.asarray(to_host(batch["labels"]))  # (B, T)
+    scored = labels != IGNORE_INDEX
+    targets = xp.asarray(labels[scored])  # (N,), in the row-major order the model returns its rows
     scores, nsp_logits = model(batch["input_ids"], batch.get("token_type_ids"), batch.get("attention_mask"),
-                               mlm_positions=positions)  # (N, V), (B, 2)
+                               mlm_mask=scored)  # (N, V), (B, 2)
     mlm_loss, mlm_cache = cross_entropy_forward(scores, targets)
     metrics = {"mlm_loss": float(mlm_loss), "mlm_correct": int((scores.argmax(-1) == targets).sum()),
-               "mlm_count": len(positions)}
+               "mlm_count": len(targets)}
     loss, dnsp = mlm_loss, None
     if "next_sentence_label" in batch:
         nsp_targets = xp.asarray(batch["next_sentence_label"])
@@ -302,13 +302,13 @@ def plm_loss(model, batch, backward=True, scale=1.0):
     batch: a permutation_lm_batch (host or device arrays). Only the predicted
     positions go through the LM head. Returns (loss, metrics).
     """
-    labels = np.asarray(to_host(batch["labels"])).reshape(-1)
-    positions = np.flatnonzero(labels != IGNORE_INDEX)
-    targets = xp.asarray(labels[positions])
+    labels = np.asarray(to_host(batch["labels"]))  # (B, T)
+    predicted = labels != IGNORE_INDEX
+    targets = xp.asarray(labels[predicted])  # (N,), in the row-major order the model returns its rows
     logits = model(xp.asarray(batch["input_ids"]), xp.asarray(batch["content_mask"]),
-                   xp.asarray(batch["query_mask"]), target_positions=positions)  # (N, V)
+                   xp.asarray(batch["query_mask"]), target_mask=predicted)  # (N, V)
     loss, cache = cross_entropy_forward(logits, targets)
     if backward:
         model.backward(cross_entropy_backward(scale, cache))
-    return float(loss), {"plm_loss": float(loss), "plm_count": len(positions),
+    return float(loss), {"plm_loss": float(loss), "plm_count": len(targets),
                          "plm_correct": int((logits.argmax(-1) == targets).sum())}

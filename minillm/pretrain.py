@@ -81,7 +81,7 @@ def build_parser():
     run.add_argument("--resume", action="store_true", help="continue from --out-dir's checkpoint")
     run.add_argument("--device", choices=["cpu", "gpu"], default=os.environ.get("MINILLM_DEVICE", "cpu"))
     run.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    add_threads_argument(run)  # gpt only: the other models do not split their batches
+    add_threads_argument(run)  # gpt, bert and xlnet split their batches; the lstm carries state between them
     run.add_argument("--seed", type=int, default=1337)
     run.add_argument("--sample-tokens", type=int, default=500, help="tokens sampled at the end (0: none)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -219,8 +219,8 @@ def run_bert(args):
         start_local(model.bert)
     special = SpecialTokens(tokenizer.pad_id, tokenizer.unk_id, tokenizer.cls_id, tokenizer.sep_id, tokenizer.mask_id)
     is_continuation = [t.startswith("##") for t in tokenizer.itos] if args.whole_word_mask else None
-    task = MaskedLMTask(model, train_docs, val_docs, args.batch_size, args.block_size, special,
-                        tokenizer.vocab_size, is_continuation, nsp=args.objective == "mlm+nsp",
+    task = MaskedLMTask(BatchParallel(model, args.threads), train_docs, val_docs, args.batch_size, args.block_size,
+                        special, tokenizer.vocab_size, is_continuation, nsp=args.objective == "mlm+nsp",
                         eval_iters=args.eval_iters, seed=args.seed, grad_accum=args.grad_accum)
     return tokenizer, model, task
 
@@ -231,8 +231,8 @@ def build_model_and_task(args, vocab_size, train_ids, val_ids):
                           d_inner=4 * args.n_embd, dropout=args.dropout, max_position_embeddings=args.block_size,
                           relative_bias=args.relative_bias)
         model = XLNetLMHeadModel(cfg, seed=args.seed, dtype=args.dtype)
-        return model, PermutationLMTask(model, train_ids, val_ids, args.batch_size, args.block_size,
-                                        eval_iters=args.eval_iters, seed=args.seed)
+        return model, PermutationLMTask(BatchParallel(model, args.threads), train_ids, val_ids, args.batch_size,
+                                        args.block_size, eval_iters=args.eval_iters, seed=args.seed)
     if args.model == "lstm":
         cfg = LSTMConfig(vocab_size=vocab_size, n_embd=args.n_embd, hidden_size=args.hidden_size,
                          num_layers=args.n_layer, dropout=args.dropout, tie_weights=args.tie_weights)

@@ -76,9 +76,9 @@ def test_whole_bert_for_pretraining_gradients(seed, b, t, only_some_positions, d
     model = tiny(seed, hidden_dropout_prob=p, attention_probs_dropout_prob=p)
     rng = xp.random.default_rng(seed)
     ids, types, mask = random_batch(rng, b, t)
-    positions = xp.flatnonzero(rng.random(b * t) < 0.5) if only_some_positions else None
+    scored = rng.random((b, t)) < 0.5 if only_some_positions else None
     forward, backward = joined(model, input_ids=ids, token_type_ids=types, attention_mask=mask,
-                               mlm_positions=positions)
+                               mlm_mask=scored)
 
     def same_dropout_every_call():
         model.dropout_rng.reseed(seed)

@@ -88,8 +88,8 @@ def test_two_stream_layer_gradients(seed, b, t):
 def test_whole_model_gradients(seed, b, t, scored_only, relative_bias):
     model = tiny(seed, relative_bias=relative_bias)
     batch = plm(seed, b, t, predict_ratio=0.5)
-    positions = np.flatnonzero(batch["labels"].reshape(-1) != IGNORE_INDEX) if scored_only else None
-    errors = gradcheck(lambda: model(batch["input_ids"], batch["content_mask"], batch["query_mask"], positions),
+    predicted = batch["labels"] != IGNORE_INDEX if scored_only else None
+    errors = gradcheck(lambda: model(batch["input_ids"], batch["content_mask"], batch["query_mask"], predicted),
                        lambda dlogits: model.backward(dlogits), (), list(model.named_parameters()))
     assert set(errors) == {n for n, _ in model.named_parameters()}
     assert "transformer.mask_emb" in errors and "transformer.word_embedding.weight" in errors

@@ -387,27 +387,27 @@ class BertForPreTraining(Module):
         self.cls = BertPreTrainingHeads(cfg, init_rng, dtype)
 
     def forward(self, input_ids=None, token_type_ids=None, attention_mask=None, inputs_embeds=None,
-                mlm_positions=None):
+                mlm_mask=None):
         """-> (MLM scores, NSP logits (B, 2)).
 
         The MLM scores are (B, T, V) for every position, or (N, V) for the N
-        flat positions (indices into B*T) given as mlm_positions: BERT scores
+        positions where mlm_mask (B, T) is True, in row-major order: BERT scores
         only the masked tokens, which saves most of the (.., C) x (C, V) product.
         """
         seq, pooled = self.bert(input_ids, token_type_ids, attention_mask, inputs_embeds)
         self.seq_shape = seq.shape
-        self.mlm_positions = None if mlm_positions is None else xp.asarray(mlm_positions)
-        h = seq if self.mlm_positions is None else seq.reshape(-1, seq.shape[-1])[self.mlm_positions]
+        self.mlm_mask = None if mlm_mask is None else xp.asarray(mlm_mask, dtype=bool)
+        h = seq if self.mlm_mask is None else seq[self.mlm_mask]  # (N, C)
         scores = self.cls.predictions(h, self.bert.embeddings.word_embeddings)
         return scores, self.cls.seq_relationship(pooled)
 
     def backward(self, dscores, dnsp=None):
         """From d(MLM scores) and d(NSP logits) (None: MLM alone) down to the embedding tables."""
         dh = self.cls.predictions.backward(dscores)
-        if self.mlm_positions is not None:  # scatter the chosen rows back into place
-            dseq = xp.zeros((self.seq_shape[0] * self.seq_shape[1], self.seq_shape[2]), dtype=dh.dtype)
-            dseq[self.mlm_positions] = dh  # positions are distinct, so assignment is a sum
-            dh = dseq.reshape(self.seq_shape)
+        if self.mlm_mask is not None:  # scatter the chosen rows back into place
+            dseq = xp.zeros(self.seq_shape, dtype=dh.dtype)
+            dseq[self.mlm_mask] = dh  # each position chosen once, so assignment is a sum
+            dh = dseq
         dpooled = None if dnsp is None else self.cls.seq_relationship.backward(dnsp)
         return self.bert.backward(dh, dpooled)
 

@@ -230,25 +230,26 @@ class XLNetLMHeadModel(Module):
         self.transformer = XLNetModel(cfg, init_rng, self.dropout_rng, dtype)
         self.lm_loss = XLNetLMHead(cfg.vocab_size, dtype)
 
-    def forward(self, input_ids, content_mask, query_mask, target_positions=None):
-        """-> logits: (B, T, V) for every position, or (N, V) for the N flat positions (into B*T) given.
+    def forward(self, input_ids, content_mask, query_mask, target_mask=None):
+        """-> logits: (B, T, V) for every position, or (N, V) for the N positions where target_mask (B, T)
+        is True, in row-major order.
 
         Only the query stream is scored: its state at i never saw the token at i.
         """
         x = self.transformer(xp.asarray(input_ids), xp.asarray(content_mask), xp.asarray(query_mask))
         self.x_shape = x.shape
-        self.target_positions = None if target_positions is None else xp.asarray(target_positions)
-        g = x[1] if self.target_positions is None else x[1].reshape(-1, x.shape[-1])[self.target_positions]
+        self.target_mask = None if target_mask is None else xp.asarray(target_mask, dtype=bool)
+        g = x[1] if self.target_mask is None else x[1][self.target_mask]  # (B, T, C) or (N, C)
         return self.lm_loss(g, self.transformer.word_embedding)
 
     def backward(self, dlogits):
         """Fills every parameter's gradient; the content stream's last state gets none (it is not scored)."""
         dg = self.lm_loss.backward(dlogits)
         dx = xp.zeros(self.x_shape, dtype=dg.dtype)  # (2, B, T, C)
-        if self.target_positions is None:
+        if self.target_mask is None:
             dx[1] = dg
         else:
-            dx[1].reshape(-1, self.x_shape[-1])[self.target_positions] = dg  # distinct rows: assignment is a sum
+            dx[1][self.target_mask] = dg  # each position chosen once, so assignment is a sum
         self.transformer.backward(dx)
 
     def save_pretrained(self, directory, extra_files=None):

@@ -25,10 +25,11 @@ Only rounding differs from one thread (sums taken in another order), and,
 with dropout, the masks: each replica draws its own, from a generator seeded
 by the model's. The same number of threads gives the same result every time.
 
-Every array argument of forward and every array of backward must have the
-batch on axis 0 (token ids, attention masks, logits): models that take flat
-positions into B * T (BERT's masked positions, XLNet's targets) are not
-split.
+Every array argument of forward must have the batch on axis 0 (token ids,
+attention masks, BERT's mask of scored positions). The outputs are stacked
+along axis 0 in slice order, whatever their rows are (a row per sequence, or
+one per position a slice scored), and backward cuts each output's gradient
+where its slices' rows met.
 """
 
 import argparse
@@ -72,7 +73,8 @@ class BatchParallel:
         # deepcopy's memo maps each parameter array to itself: the replicas share them from the start
         shared = {id(p.data): p.data for p in model.parameters()}
         self.replicas = [copy.deepcopy(model, dict(shared)) for _ in range(self.threads - 1)]
-        self.cuts = None
+        self.cuts = None  # where the batch was cut: rows [cuts[k], cuts[k + 1]) went to slice k
+        self.output_cuts = None  # the same for each output's rows, for backward
 
     def __getattr__(self, name):
         return getattr(self.model, name)
@@ -89,23 +91,29 @@ class BatchParallel:
         batch = next((a.shape[0] for a in (*args, *kwargs.values()) if _is_array(a)), 0)
         n = min(self.threads, batch)
         if n <= 1:
-            self.cuts = None
+            self.output_cuts = None
             return self.model(*args, **kwargs)
         self.cuts = [batch * k // n for k in range(n + 1)]
         self._sync_replicas(n)
         jobs = [([self._slice(a, k, f"argument {i}") for i, a in enumerate(args)],
                  {name: self._slice(a, k, name) for name, a in kwargs.items()}) for k in range(n)]
         outs = self._run(lambda m, job: m(*job[0], **job[1]), jobs)
-        if isinstance(outs[0], tuple):
-            return tuple(xp.concatenate(parts) for parts in zip(*outs))
-        return xp.concatenate(outs)
+        single = not isinstance(outs[0], tuple)
+        per_output = list(zip(*([(o,) for o in outs] if single else outs)))  # [output][slice]
+        self.output_cuts = [[sum(part.shape[0] for part in parts[:k]) for k in range(n + 1)] for parts in per_output]
+        stacked = [xp.concatenate(parts) for parts in per_output]
+        return stacked[0] if single else tuple(stacked)
 
     def backward(self, *douts):
         """Each slice's share of the output gradients back through its replica; gradients summed into the model's."""
-        if self.cuts is None:
+        if self.output_cuts is None:
             return self.model.backward(*douts)
+        for i, (d, cuts) in enumerate(zip(douts, self.output_cuts)):
+            if d is not None and d.shape[0] != cuts[-1]:
+                raise ValueError(f"gradient {i} has {d.shape[0]} rows; output {i} had {cuts[-1]}")
         n = len(self.cuts) - 1
-        jobs = [[None if d is None else self._slice(d, k, "gradient") for d in douts] for k in range(n)]
+        jobs = [[None if d is None else d[cuts[k]:cuts[k + 1]] for d, cuts in zip(douts, self.output_cuts)]
+                for k in range(n)]
         self._run(lambda m, job: m.backward(*job), jobs)
         for replica in self.replicas[:n - 1]:
             for p, q in zip(self.model.parameters(), replica.parameters()):
