@@ -149,6 +149,9 @@ def test_an_array_without_the_batch_on_axis_0_is_refused():
     x, _ = batch(0, 4)
     with pytest.raises(ValueError, match=r"axis 0, size 4.*attention_mask has shape \(3, 6\)"):
         parallel(x, attention_mask=to_device(np.ones((3, T))))
+    parallel(x)
+    with pytest.raises(ValueError, match="gradient 0 has 3 rows; output 0 had 4"):
+        parallel.backward(to_device(np.ones((3, T, V))))
     with pytest.raises(ValueError, match="threads must be at least 1"):
         BatchParallel(tiny_gpt(), 0)
 

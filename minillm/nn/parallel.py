@@ -35,6 +35,7 @@ where its slices' rows met.
 import argparse
 import copy
 from concurrent.futures import ThreadPoolExecutor
+from itertools import accumulate
 
 from minillm.backend import blas_threads, cpu_threads, on_gpu, xp
 
@@ -100,7 +101,7 @@ class BatchParallel:
         outs = self._run(lambda m, job: m(*job[0], **job[1]), jobs)
         single = not isinstance(outs[0], tuple)
         per_output = list(zip(*([(o,) for o in outs] if single else outs)))  # [output][slice]
-        self.output_cuts = [[sum(part.shape[0] for part in parts[:k]) for k in range(n + 1)] for parts in per_output]
+        self.output_cuts = [list(accumulate((part.shape[0] for part in parts), initial=0)) for parts in per_output]
         stacked = [xp.concatenate(parts) for parts in per_output]
         return stacked[0] if single else tuple(stacked)
 
