@@ -111,37 +111,37 @@ def grads_of(model):
     return out
 
 
+def assert_split_matches_whole(loss_fn, model, batch, threads):
+    """loss_fn(model, batch) -> (loss, metrics): the same loss, metrics and gradients through BatchParallel."""
+    loss, metrics = loss_fn(model, batch)
+    grads = grads_of(model)
+    split_loss, split_metrics = loss_fn(BatchParallel(model, threads), batch)
+    assert split_loss == pytest.approx(loss, rel=1e-12) and split_metrics == pytest.approx(metrics, rel=1e-12)
+    split_grads = grads_of(model)
+    for name, g in grads.items():
+        np.testing.assert_allclose(split_grads[name], g, rtol=1e-10, atol=1e-14, err_msg=name)
+
+
 @given(rows=st.integers(2, 5), seed=st.integers(0, 1000))
 def test_bert_masked_positions_are_split_with_their_rows(rows, seed):
     """MLM + NSP: each slice scores its own masked positions; the scores stack in row-major order."""
     cfg = BertConfig(vocab_size=V, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8,
                      max_position_embeddings=T, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    model = BertForPreTraining(cfg, seed=seed, dtype="float64")
     rng = np.random.default_rng(seed)
     labels = np.where(rng.random((rows, T)) < 0.3, rng.integers(0, V, (rows, T)), IGNORE_INDEX)
-    batch = {"input_ids": to_device(rng.integers(1, V, (rows, T))), "token_type_ids": to_device(np.zeros((rows, T), dtype=np.int64)),
+    batch = {"input_ids": to_device(rng.integers(1, V, (rows, T))),
+             "token_type_ids": to_device(np.zeros((rows, T), dtype=np.int64)),
              "attention_mask": to_device(np.ones((rows, T), dtype=np.int64)), "labels": labels,
              "next_sentence_label": to_device(rng.integers(0, 2, rows))}
-    loss, metrics = mlm_nsp_loss(model, batch)
-    grads = grads_of(model)
-    split_loss, split_metrics = mlm_nsp_loss(BatchParallel(model, 3), batch)
-    assert split_loss == pytest.approx(loss, rel=1e-12) and split_metrics == pytest.approx(metrics, rel=1e-12)
-    for name, g in grads_of(model).items():
-        np.testing.assert_allclose(g, grads[name], rtol=1e-10, atol=1e-14, err_msg=name)
+    assert_split_matches_whole(mlm_nsp_loss, BertForPreTraining(cfg, seed=seed, dtype="float64"), batch, 3)
 
 
 def test_xlnet_targets_are_split_with_their_rows():
     cfg = XLNetConfig(vocab_size=V, d_model=8, n_layer=1, n_head=2, d_inner=8, dropout=0.0,
                       max_position_embeddings=T)
-    model = XLNetLMHeadModel(cfg, seed=0, dtype="float64")
     rng = np.random.default_rng(0)
     batch = permutation_lm_batch(rng.integers(0, V, (5, T)), rng, predict_ratio=0.5)
-    loss, metrics = plm_loss(model, batch)
-    grads = grads_of(model)
-    split_loss, split_metrics = plm_loss(BatchParallel(model, 2), batch)
-    assert split_loss == pytest.approx(loss, rel=1e-12) and split_metrics == pytest.approx(metrics, rel=1e-12)
-    for name, g in grads_of(model).items():
-        np.testing.assert_allclose(g, grads[name], rtol=1e-10, atol=1e-14, err_msg=name)
+    assert_split_matches_whole(plm_loss, XLNetLMHeadModel(cfg, seed=0, dtype="float64"), batch, 2)
 
 
 def test_an_array_without_the_batch_on_axis_0_is_refused():
