@@ -10,8 +10,10 @@ writes `from minillm.backend import xp` and reads like NumPy:
 
 The few calls that differ between NumPy and CuPy live here as named helpers:
 scatter-add (the embedding backward), moving arrays to and from the host,
-random generators, and how many CPU threads BLAS may use. `np` is always host NumPy, for work that stays on the
-CPU whatever the device (tokenizers, data loading, counting n-grams).
+random generators; so do the CPU's settings: how many threads, how many of
+them BLAS may use, and malloc's reuse of freed memory. `np` is always host
+NumPy, for work that stays on the CPU whatever the device (tokenizers, data
+loading, counting n-grams).
 """
 
 import contextlib
@@ -160,8 +162,9 @@ def reuse_freed_memory():
     time. By default glibc gives blocks over 128 KB back to the OS (mmap and
     munmap, or trimming the heap), so each new array is first zeroed page by
     page by the kernel: at GPT's default size that is over a thousand page
-    faults a step, and a LayerNorm of 6 x 64 x 128 floats takes 0.77 ms instead
-    of 0.21 ms. Blocks up to 32 MB (glibc's largest threshold) are now reused.
+    faults a step, and a LayerNorm of 6 x 64 x 128 floats took about 0.8 ms
+    instead of 0.15-0.2. Blocks up to 32 MB (glibc's largest threshold) are now
+    reused.
     Returns whether the setting took (glibc only; elsewhere nothing changes).
     """
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
