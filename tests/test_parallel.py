@@ -23,13 +23,24 @@ def tiny_gpt(seed=0, dropout=0.0):
     return GPT(cfg, seed=seed, dtype="float64")
 
 
+def grads_of(model):
+    """Every filled gradient as host arrays, by name; the gradients are then cleared."""
+    out = {n: to_host(p.grad) for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    return out
+
+
+def assert_same_gradients(got, expected):
+    assert set(got) == set(expected)
+    for name, g in expected.items():
+        np.testing.assert_allclose(got[name], g, rtol=1e-10, atol=1e-14, err_msg=name)
+
+
 def loss_and_grads(model, x, y):
     """AR loss and every gradient of the whole batch, through model (a GPT or its BatchParallel)."""
     loss, cache = ar_loss(model(x), y)
     model.backward(ar_loss_backward(1.0, cache))
-    grads = {n: to_host(p.grad) for n, p in model.named_parameters()}
-    model.zero_grad()
-    return float(loss), grads
+    return float(loss), grads_of(model)
 
 
 def batch(seed, rows):
@@ -44,8 +55,7 @@ def test_slices_give_the_whole_batch_loss_and_gradients(rows, threads, seed):
     loss, grads = loss_and_grads(model, x, y)
     split_loss, split_grads = loss_and_grads(BatchParallel(model, threads), x, y)
     assert split_loss == pytest.approx(loss, rel=1e-13)
-    for name, g in grads.items():
-        np.testing.assert_allclose(split_grads[name], g, rtol=1e-10, atol=1e-14, err_msg=name)
+    assert_same_gradients(split_grads, grads)
 
 
 def test_every_slice_counts_once_in_the_gradient():
@@ -54,8 +64,7 @@ def test_every_slice_counts_once_in_the_gradient():
     x, y = batch(3, 2)
     _, grads = loss_and_grads(model, x, y)
     _, doubled = loss_and_grads(BatchParallel(model, 2), np.concatenate([x, x]), np.concatenate([y, y]))
-    for name, g in grads.items():
-        np.testing.assert_allclose(doubled[name], g, rtol=1e-10, atol=1e-14, err_msg=name)
+    assert_same_gradients(doubled, grads)
 
 
 def test_replicas_read_weights_loaded_after_wrapping():
@@ -93,22 +102,13 @@ def test_tuple_outputs_and_gradients():
     dstart, dend = to_device(rng.standard_normal((5, T))), to_device(rng.standard_normal((5, T)))
     start, end = model(ids, mask)
     model.backward(dstart, dend)
-    grads = {n: to_host(p.grad) for n, p in model.named_parameters()}
-    model.zero_grad()
+    grads = grads_of(model)
     parallel = BatchParallel(model, 2)
     split_start, split_end = parallel(ids, mask)
     parallel.backward(dstart, dend)
     np.testing.assert_allclose(to_host(split_start), to_host(start), rtol=1e-12)
     np.testing.assert_allclose(to_host(split_end), to_host(end), rtol=1e-12)
-    split_grads = {n: to_host(p.grad) for n, p in model.named_parameters()}
-    for name, g in grads.items():
-        np.testing.assert_allclose(split_grads[name], g, rtol=1e-10, atol=1e-14, err_msg=name)
-
-
-def grads_of(model):
-    out = {n: to_host(p.grad) for n, p in model.named_parameters() if p.grad is not None}
-    model.zero_grad()
-    return out
+    assert_same_gradients(grads_of(model), grads)
 
 
 def assert_split_matches_whole(loss_fn, model, batch, threads):
@@ -117,9 +117,7 @@ def assert_split_matches_whole(loss_fn, model, batch, threads):
     grads = grads_of(model)
     split_loss, split_metrics = loss_fn(BatchParallel(model, threads), batch)
     assert split_loss == pytest.approx(loss, rel=1e-12) and split_metrics == pytest.approx(metrics, rel=1e-12)
-    split_grads = grads_of(model)
-    for name, g in grads.items():
-        np.testing.assert_allclose(split_grads[name], g, rtol=1e-10, atol=1e-14, err_msg=name)
+    assert_same_gradients(grads_of(model), grads)
 
 
 @given(rows=st.integers(2, 5), seed=st.integers(0, 1000))
