@@ -21,7 +21,7 @@ from minillm.backend import host_rng, synchronize, to_device
 from minillm.models.gpt import GPT, GPTConfig
 from minillm.nn.parallel import BatchParallel, add_threads_argument
 from minillm.objectives import ar_loss, ar_loss_backward
-from minillm.optim import AdamW, clip_grad_norm
+from minillm.optim import AdamW
 
 SIZES = {
     "default": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12),
@@ -59,7 +59,7 @@ def minillm_step(size, threads=1, seed=0):
     cfg = GPTConfig(vocab_size=VOCAB, n_positions=size["block_size"], n_embd=size["n_embd"],
                     n_layer=size["n_layer"], n_head=size["n_head"])
     model = BatchParallel(GPT(cfg, seed=seed), threads)
-    opt = AdamW(model.model, 1e-4, (0.9, 0.99), weight_decay=0.1)
+    opt = AdamW(model.model, 1e-4, (0.9, 0.99), weight_decay=0.1, threads=model.threads)
     rng = host_rng(seed)
     B, T = size["batch_size"], size["block_size"]
 
@@ -68,8 +68,7 @@ def minillm_step(size, threads=1, seed=0):
         y = to_device(rng.integers(0, VOCAB, (B, T)))
         loss, cache = ar_loss(model(x), y)
         model.backward(ar_loss_backward(1.0, cache))
-        clip_grad_norm(model.parameters(), 1.0)
-        opt.step()
+        opt.step(max_grad_norm=1.0)
         opt.zero_grad()
 
     return step, model.threads

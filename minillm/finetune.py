@@ -309,7 +309,7 @@ def train(model, task, args, tokenizer, metric_for_best):
                       metric_for_best=metric_for_best, greater_is_better=True,
                       early_stopping_patience=args.patience)
     trainer = Trainer(model, task, cfg, args.out_dir, extra_files=tokenizer.save, run_config=vars(args),
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, threads=args.threads)
     try:
         trainer.run()
     except NonFiniteLoss as err:

@@ -6,9 +6,12 @@ their mean, and the optimizer steps once.
 """
 
 import math
+from bisect import bisect_right
+from itertools import accumulate
 
-from minillm.backend import xp
+from minillm.backend import on_gpu, xp
 from minillm.nn.layers import Embedding, LayerNorm, Parameter
+from minillm.nn.parallel import run_in_threads
 
 
 def weight_decay_groups(model):
@@ -33,54 +36,125 @@ class AdamW:
         p <- p - lr * wd * p                          (decay, decayed parameters only)
         m <- b1 m + (1 - b1) g,   v <- b2 v + (1 - b2) g^2
         p <- p - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+
+    The update is element-wise, so it is done on one flat array: the optimizer
+    moves every parameter into one (each `.data` becomes a view of its part,
+    the decayed ones first) and keeps the moments the same way. A step is then
+    a dozen array operations over the whole model instead of a dozen per
+    parameter, and `threads` threads each take a part. A parameter whose array
+    was replaced (a checkpoint loaded into the model) is moved in again at the
+    next step; one without a gradient is left alone, moments included.
     """
 
-    def __init__(self, model, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        self.named = dict(model.named_parameters())
-        decay, _ = weight_decay_groups(model)
-        self.decayed = set(decay)
+    def __init__(self, model, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, threads=1):
+        named = dict(model.named_parameters())
+        decay, no_decay = weight_decay_groups(model)
+        self.names = decay + no_decay
+        self.params = [named[n] for n in self.names]
+        dtypes = {p.data.dtype for p in self.params}
+        if len(dtypes) != 1:
+            raise ValueError(f"AdamW keeps all parameters in one array; they have dtypes {sorted(map(str, dtypes))}")
         self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
+        self.threads = 1 if on_gpu() else threads
         self.t = 0
-        self.m = {n: xp.zeros_like(p.data) for n, p in self.named.items()}
-        self.v = {n: xp.zeros_like(p.data) for n, p in self.named.items()}
-        self.buffers = {}
+        self.offsets = list(accumulate((p.data.size for p in self.params), initial=0))
+        self.n_decayed = self.offsets[len(decay)]
+        size, dtype = self.offsets[-1], dtypes.pop()
+        self.flat = xp.empty(size, dtype)  # the parameters
+        self.flat_grad = xp.empty(size, dtype)
+        self.flat_m, self.flat_v = xp.zeros(size, dtype), xp.zeros(size, dtype)
+        self.work = xp.empty(size, dtype)
+        self.views = [self.part(self.flat, i) for i in range(len(self.params))]
+        for p, view in zip(self.params, self.views):
+            view[...] = p.data
+            p.data = view
+        self.m = {n: self.part(self.flat_m, i) for i, n in enumerate(self.names)}  # views, by name
+        self.v = {n: self.part(self.flat_v, i) for i, n in enumerate(self.names)}
 
-    def step(self, lr=None):
+    def part(self, flat, i):
+        """Parameter i's part of a flat array, in the parameter's shape."""
+        return flat[self.offsets[i]:self.offsets[i + 1]].reshape(self.params[i].shape)
+
+    def step(self, lr=None, max_grad_norm=0.0):
+        """Update every parameter that has a gradient; returns the gradients' global L2 norm.
+
+        With max_grad_norm, the gradients are first clipped: scaled by
+        s = max_grad_norm / norm when the norm is larger. The scale is folded into
+        the moment updates, (1 - b1) s g and (1 - b2) s^2 g^2, so it costs no pass
+        of its own. When the norm is not finite nothing changes, so the caller can
+        stop on the last good parameters.
+        """
         lr = self.lr if lr is None else lr
+        jobs = self.thread_spans()
+        norm = math.sqrt(sum(run_in_threads(self.gather, jobs)))
+        if not math.isfinite(norm):
+            return norm
+        scale = max_grad_norm / (norm + 1e-6) if max_grad_norm and norm > max_grad_norm else 1.0
         b1, b2 = self.betas
         self.t += 1
         step_size = lr / (1 - b1 ** self.t)
         bias2 = 1 - b2 ** self.t
-        for name, p in self.named.items():
+        decay = 1 - lr * self.weight_decay
+
+        def update(spans):
+            for lo, hi in spans:
+                p, g, m, v, tmp = (a[lo:hi] for a in (self.flat, self.flat_grad, self.flat_m, self.flat_v, self.work))
+                if self.weight_decay and lo < self.n_decayed:  # a span never crosses n_decayed
+                    p *= decay
+                m *= b1
+                m += xp.multiply(g, (1 - b1) * scale, out=tmp)
+                v *= b2
+                xp.multiply(g, g, out=tmp)
+                tmp *= (1 - b2) * scale * scale
+                v += tmp
+                xp.divide(v, bias2, out=tmp)  # denominator: sqrt(v / (1 - b2^t)) + eps
+                xp.sqrt(tmp, out=tmp)
+                tmp += self.eps
+                xp.divide(m, tmp, out=tmp)
+                tmp *= step_size
+                p -= tmp
+
+        run_in_threads(update, jobs)
+        return norm
+
+    def thread_spans(self):
+        """Each thread's spans of the flat arrays. The spans to update are the runs of parameters
+        that have a gradient, cut where the decayed ones end; each thread takes a part of each.
+        A parameter whose array was replaced since the last step is moved in first."""
+        spans = []
+        for i, (p, view) in enumerate(zip(self.params, self.views)):
+            if p.data is not view:
+                if p.data.shape != view.shape or p.data.dtype != view.dtype:
+                    raise ValueError(f"parameter {self.names[i]} became {p.data.dtype} {tuple(p.data.shape)}; "
+                                     f"the optimizer holds {view.dtype} {tuple(view.shape)}")
+                view[...] = p.data
+                p.data = view
             if p.grad is None:
                 continue
-            g, m, v = p.grad, self.m[name], self.v[name]
-            tmp = self.scratch(g)  # every step below writes in place: no 22M-float temporaries per step
-            if self.weight_decay and name in self.decayed:
-                p.data *= 1 - lr * self.weight_decay
-            m *= b1
-            m += xp.multiply(g, 1 - b1, out=tmp)
-            v *= b2
-            xp.multiply(g, g, out=tmp)
-            tmp *= 1 - b2
-            v += tmp
-            xp.divide(v, bias2, out=tmp)  # denominator: sqrt(v / (1 - b2^t)) + eps
-            xp.sqrt(tmp, out=tmp)
-            tmp += self.eps
-            xp.divide(m, tmp, out=tmp)
-            tmp *= step_size
-            p.data -= tmp
+            lo, hi = self.offsets[i], self.offsets[i + 1]
+            if spans and spans[-1][1] == lo and lo != self.n_decayed:
+                spans[-1][1] = hi
+            else:
+                spans.append([lo, hi])
+        n = self.threads
+        return [[(lo + (hi - lo) * k // n, lo + (hi - lo) * (k + 1) // n) for lo, hi in spans] for k in range(n)]
 
-    def scratch(self, like):
-        """A reusable work array shaped and typed like `like` (a view into one buffer per dtype)."""
-        buffer = self.buffers.get(like.dtype)
-        if buffer is None:
-            size = max(p.data.size for p in self.named.values())
-            buffer = self.buffers[like.dtype] = xp.empty(size, dtype=like.dtype)
-        return buffer[:like.size].reshape(like.shape)
+    def gather(self, spans):
+        """Copy the gradients of these spans into flat_grad; returns their sum of squares."""
+        total = 0.0
+        for lo, hi in spans:
+            i = bisect_right(self.offsets, lo) - 1  # the parameter holding flat index lo
+            at = lo
+            while at < hi:
+                start, end = self.offsets[i], min(hi, self.offsets[i + 1])
+                if end > at:  # (an empty parameter has nothing, not even a gradient, to copy)
+                    self.flat_grad[at:end] = self.params[i].grad.reshape(-1)[at - start:end - start]
+                at, i = end, i + 1
+            total += float(xp.vdot(self.flat_grad[lo:hi], self.flat_grad[lo:hi]))
+        return total
 
     def zero_grad(self):
-        for p in self.named.values():
+        for p in self.params:
             p.grad = None
 
     def state_dict(self):
@@ -94,9 +168,11 @@ class AdamW:
         if set(state) != expected:
             missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
             raise ValueError(f"optimizer state does not fit the model: missing {missing}, unexpected {extra}")
-        for n in self.m:
-            self.m[n] = xp.asarray(state[f"exp_avg.{n}"], dtype=self.m[n].dtype).copy()
-            self.v[n] = xp.asarray(state[f"exp_avg_sq.{n}"], dtype=self.v[n].dtype).copy()
+        for key, moment in self.state_dict().items():
+            if tuple(state[key].shape) != moment.shape:
+                raise ValueError(f"optimizer state {key} has shape {tuple(state[key].shape)}; "
+                                 f"the parameter has {moment.shape}")
+            moment[...] = xp.asarray(state[key])
         self.t = t
 
 
@@ -121,14 +197,3 @@ def linear_lr(it, max_lr, min_lr, warmup_iters, decay_iters):
     if it >= decay_iters:
         return min_lr
     return max_lr - (max_lr - min_lr) * (it - warmup_iters) / max(decay_iters - warmup_iters, 1)
-
-
-def clip_grad_norm(parameters, max_norm):
-    """Scale all gradients so their global L2 norm is at most max_norm; returns the norm before."""
-    grads = [p.grad for p in parameters if p.grad is not None]
-    norm = math.sqrt(sum(float((g * g).sum()) for g in grads))
-    if max_norm and norm > max_norm:
-        scale = max_norm / (norm + 1e-6)
-        for g in grads:
-            g *= scale
-    return norm

@@ -266,7 +266,7 @@ def main(argv=None):
                                if hasattr(args, f.name)})
     run_config = {k: v for k, v in vars(args).items() if k not in ("resume", "config")}
     trainer = Trainer(model, task, train_cfg, args.out_dir, extra_files=tokenizer.save, run_config=run_config,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, threads=args.threads)
     try:
         history = trainer.run(resume=args.resume)
     except NonFiniteLoss as err:

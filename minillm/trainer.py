@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from minillm.backend import synchronize
 from minillm.checkpoint import load_safetensors, read_json, save_safetensors, write_json
-from minillm.optim import AdamW, clip_grad_norm, cosine_lr, linear_lr
+from minillm.optim import AdamW, cosine_lr, linear_lr
 
 
 @dataclasses.dataclass
@@ -53,11 +53,12 @@ class NonFiniteLoss(RuntimeError):
 class Trainer:
     """Runs a task's steps under AdamW with warmup + cosine decay; checkpoints to run_dir/checkpoint."""
 
-    def __init__(self, model, task, cfg, run_dir, extra_files=None, run_config=None, progress=True):
+    def __init__(self, model, task, cfg, run_dir, extra_files=None, run_config=None, progress=True, threads=1):
         self.model, self.task, self.cfg, self.run_dir = model, task, cfg, run_dir
         self.extra_files = extra_files  # writes the tokenizer etc. into each checkpoint
         self.run_config = run_config or {}  # everything needed to rebuild the run, saved with it
-        self.optimizer = AdamW(model, cfg.learning_rate, (cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
+        self.optimizer = AdamW(model, cfg.learning_rate, (cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay,
+                               threads=threads)  # the update is split over threads too
         self.iter = 0
         self.best = None  # the best value of cfg.metric_for_best so far
         self.evals_since_best = 0
@@ -183,12 +184,11 @@ class Trainer:
                     f"loss is {loss} at iter {it} (micro-batch {micro}); stopped without saving. "
                     f"The last good checkpoint is {self.checkpoint_dir} (resume with --resume).")
             total += loss / cfg.grad_accum
-        self.last_grad_norm = clip_grad_norm(self.model.parameters(), cfg.grad_clip)
-        if not math.isfinite(self.last_grad_norm):
+        self.last_grad_norm = self.optimizer.step(lr, max_grad_norm=cfg.grad_clip)  # clips, then updates
+        if not math.isfinite(self.last_grad_norm):  # nothing was updated
             self.optimizer.zero_grad()
             raise NonFiniteLoss(f"gradient norm is {self.last_grad_norm} at iter {it}; stopped without saving. "
                                 f"The last good checkpoint is {self.checkpoint_dir}.")
-        self.optimizer.step(lr)
         self.optimizer.zero_grad()
         return total
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from minillm.backend import xp
 from minillm.models.gpt import GPT, GPTConfig
 from minillm.nn.layers import Module, Parameter
-from minillm.optim import AdamW, clip_grad_norm, cosine_lr, weight_decay_groups
+from minillm.optim import AdamW, cosine_lr, weight_decay_groups
 
 
 class TwoParams(Module):
@@ -17,18 +17,22 @@ class TwoParams(Module):
         self.weight, self.bias = Parameter(w), Parameter(b)
 
 
-@given(st.integers(0, 1000), st.floats(1e-4, 1e-1), st.floats(0.0, 0.5), st.integers(1, 4))
-def test_adamw_matches_its_equations(seed, lr, wd, steps):
+@given(st.integers(0, 1000), st.floats(1e-4, 1e-1), st.floats(0.0, 0.5), st.integers(1, 4),
+       st.sampled_from([0.0, 0.5, 1e3]), st.integers(1, 3))
+def test_adamw_matches_its_equations(seed, lr, wd, steps, max_norm, threads):
     rng = xp.random.default_rng(seed)
     w0, b0 = rng.standard_normal((3, 2)), rng.standard_normal(2)
     model = TwoParams(w0.copy(), b0.copy())
-    opt = AdamW(model, lr, (0.9, 0.99), eps=1e-8, weight_decay=wd)
+    opt = AdamW(model, lr, (0.9, 0.99), eps=1e-8, weight_decay=wd, threads=threads)
     w, b = w0.copy(), b0.copy()
     mw, vw, mb, vb = 0 * w, 0 * w, 0 * b, 0 * b
     for t in range(1, steps + 1):
         gw, gb = rng.standard_normal((3, 2)), rng.standard_normal(2)
         model.weight.grad, model.bias.grad = gw.copy(), gb.copy()
-        opt.step()
+        norm = math.sqrt(float((gw**2).sum() + (gb**2).sum()))
+        assert opt.step(max_grad_norm=max_norm) == pytest.approx(norm, rel=1e-12)
+        if max_norm and norm > max_norm:  # clipped to the global norm max_norm
+            gw, gb = gw * max_norm / (norm + 1e-6), gb * max_norm / (norm + 1e-6)
         w = w - lr * wd * w  # decoupled decay: matrices only, never the bias
         mw, vw = 0.9 * mw + 0.1 * gw, 0.99 * vw + 0.01 * gw**2
         mb, vb = 0.9 * mb + 0.1 * gb, 0.99 * vb + 0.01 * gb**2
@@ -36,6 +40,51 @@ def test_adamw_matches_its_equations(seed, lr, wd, steps):
         b = b - lr * (mb / (1 - 0.9**t)) / (xp.sqrt(vb / (1 - 0.99**t)) + 1e-8)
     assert float(abs(model.weight.data - w).max()) < 1e-12
     assert float(abs(model.bias.data - b).max()) < 1e-12
+
+
+def test_adamw_threads_split_the_update_not_its_result():
+    """Each element's update is the same arithmetic whichever thread does it: equal to the bit."""
+    results = []
+    for threads in (1, 2, 3):
+        model = GPT(GPTConfig(vocab_size=7, n_positions=4, n_embd=6, n_layer=2, n_head=2), seed=0)
+        opt = AdamW(model, 1e-2, (0.9, 0.99), weight_decay=0.1, threads=threads)
+        rng = xp.random.default_rng(1)
+        for _ in range(3):
+            for p in model.parameters():
+                p.grad = rng.standard_normal(p.shape).astype(p.data.dtype)
+            opt.step()
+        results.append([p.data.copy() for p in model.parameters()])
+    for other in results[1:]:
+        assert all(bool((a == b).all()) for a, b in zip(results[0], other))
+
+
+def test_adamw_leaves_parameters_without_gradient_and_adopts_replaced_arrays():
+    model = TwoParams(xp.ones((2, 2)), xp.ones(2))
+    opt = AdamW(model, 0.1, weight_decay=0.5, threads=2)
+    model.weight.data = xp.full((2, 2), 3.0)  # e.g. a checkpoint loaded after the optimizer was made
+    model.bias.grad = xp.ones(2)
+    opt.step()
+    assert float(abs(model.weight.data - 3.0).max()) == 0.0  # no gradient: no decay, no update
+    assert float(abs(opt.m["weight"]).max()) == 0.0 and float(abs(opt.m["bias"] - 0.1).max()) < 1e-15
+    model.weight.grad = xp.ones((2, 2))
+    opt.step()
+    assert float(model.weight.data[0, 0]) < 3.0 * (1 - 0.1 * 0.5)  # the new array took the update
+    model.weight.data = xp.ones((3, 2))
+    with pytest.raises(ValueError, match=r"parameter weight became float64 \(3, 2\)"):
+        opt.step()
+
+
+def test_adamw_changes_nothing_on_a_non_finite_gradient():
+    model = TwoParams(xp.ones((2, 2)), xp.ones(2))
+    opt = AdamW(model, 0.1)
+    model.weight.grad, model.bias.grad = xp.ones((2, 2)), xp.array([1.0, float("nan")])
+    assert math.isnan(opt.step(max_grad_norm=1.0))
+    assert opt.t == 0 and float(abs(model.weight.data - 1.0).max()) == 0.0 and float(abs(opt.v["weight"]).max()) == 0.0
+
+
+def test_adamw_refuses_mixed_dtypes():
+    with pytest.raises(ValueError, match="one array"):
+        AdamW(TwoParams(xp.ones((2, 2)), xp.ones(2, dtype=xp.float32)))
 
 
 def test_no_decay_for_biases_layernorm_and_embeddings():
@@ -56,6 +105,9 @@ def test_optimizer_state_round_trip_and_errors():
     assert other.t == 1 and float(abs(other.m["weight"] - opt.m["weight"]).max()) == 0.0
     with pytest.raises(ValueError, match="missing"):
         other.load_state_dict({}, 1)
+    wrong = {**opt.state_dict(), "exp_avg_sq.bias": xp.ones(3)}
+    with pytest.raises(ValueError, match=r"exp_avg_sq.bias has shape \(3,\)"):
+        other.load_state_dict(wrong, 1)
 
 
 def test_cosine_schedule():
@@ -65,11 +117,3 @@ def test_cosine_schedule():
     assert lr[1050] == pytest.approx(1e-4 + 0.5 * 0.9e-3)  # halfway: cos(pi/2) = 0
     assert lr[2000] == lr[2099] == 1e-4
     assert all(a >= b for a, b in zip(lr[100:], lr[101:]))
-
-
-def test_clip_grad_norm():
-    ps = [Parameter(xp.zeros(2)), Parameter(xp.zeros(1)), Parameter(xp.zeros(1))]
-    ps[0].grad, ps[1].grad = xp.array([3.0, 0.0]), xp.array([4.0])
-    assert clip_grad_norm(ps, 1.0) == pytest.approx(5.0)
-    assert math.sqrt(float((ps[0].grad ** 2).sum() + (ps[1].grad ** 2).sum())) == pytest.approx(1.0, rel=1e-5)
-    assert clip_grad_norm(ps, 10.0) == pytest.approx(1.0, rel=1e-5)  # below the limit: untouched

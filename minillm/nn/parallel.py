@@ -116,11 +116,16 @@ class BatchParallel:
         jobs = [[None if d is None else d[cuts[k]:cuts[k + 1]] for d, cuts in zip(douts, self.output_cuts)]
                 for k in range(n)]
         self._run(lambda m, job: m.backward(*job), jobs)
-        for replica in self.replicas[:n - 1]:
-            for p, q in zip(self.model.parameters(), replica.parameters()):
-                if q.grad is not None:
-                    p.accumulate(q.grad)
-                    q.grad = None
+        copies = list(zip(self.model.parameters(), *(r.parameters() for r in self.replicas[:n - 1])))
+
+        def add_up(share):  # each parameter's copies are added by one thread, in replica order
+            for p, *replicas_p in share:
+                for q in replicas_p:
+                    if q.grad is not None:
+                        p.accumulate(q.grad)
+                        q.grad = None
+
+        run_in_threads(add_up, [copies[k::n] for k in range(n)])
 
     def _slice(self, a, k, name):
         if not _is_array(a):
