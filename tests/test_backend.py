@@ -4,6 +4,8 @@ import pathlib
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from minillm import backend
 from minillm.backend import xp
@@ -22,6 +24,17 @@ def test_scatter_add_accumulates_repeated_indices():
     target = xp.zeros(4)
     backend.scatter_add(target, xp.array([0, 2, 2, 2]), xp.array([1.0, 1.0, 2.0, 3.0]))
     assert backend.to_host(target).tolist() == [1.0, 0.0, 6.0, 0.0]
+
+
+@given(st.integers(0, 1000), st.integers(0, 12), st.integers(1, 5))
+def test_scatter_add_rows_match_a_loop(seed, n, rows):
+    rng = xp.random.default_rng(seed)
+    target, indices, values = rng.standard_normal((rows, 3)), rng.integers(0, rows, n), rng.standard_normal((n, 3))
+    expected = target.copy()
+    for i, v in zip(indices.tolist(), values):
+        expected[i] += v  # one at a time: every repeat counts, added to what was there
+    backend.scatter_add(target, indices, values)
+    assert float(abs(target - expected).max()) < 1e-12
 
 
 def test_unknown_device_is_a_clear_error():

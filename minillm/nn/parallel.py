@@ -74,6 +74,8 @@ class BatchParallel:
         # deepcopy's memo maps each parameter array to itself: the replicas share them from the start
         shared = {id(p.data): p.data for p in model.parameters()}
         self.replicas = [copy.deepcopy(model, dict(shared)) for _ in range(self.threads - 1)]
+        # each parameter with its copy in every replica, listed once (walking the modules costs 0.2 ms)
+        self.copies = list(zip(model.parameters(), *(r.parameters() for r in self.replicas)))
         self.cuts = None  # where the batch was cut: rows [cuts[k], cuts[k + 1]) went to slice k
         self.output_cuts = None  # the same for each output's rows, for backward
 
@@ -116,16 +118,15 @@ class BatchParallel:
         jobs = [[None if d is None else d[cuts[k]:cuts[k + 1]] for d, cuts in zip(douts, self.output_cuts)]
                 for k in range(n)]
         self._run(lambda m, job: m.backward(*job), jobs)
-        copies = list(zip(self.model.parameters(), *(r.parameters() for r in self.replicas[:n - 1])))
 
         def add_up(share):  # each parameter's copies are added by one thread, in replica order
-            for p, *replicas_p in share:
-                for q in replicas_p:
+            for p, *copies in share:
+                for q in copies[:n - 1]:
                     if q.grad is not None:
                         p.accumulate(q.grad)
                         q.grad = None
 
-        run_in_threads(add_up, [copies[k::n] for k in range(n)])
+        run_in_threads(add_up, [self.copies[k::n] for k in range(n)])
 
     def _slice(self, a, k, name):
         if not _is_array(a):
@@ -138,9 +139,10 @@ class BatchParallel:
     def _sync_replicas(self, n):
         """Replicas read the model's current arrays, in its mode, with dropout seeded from its generator."""
         seeds = self.model.dropout_rng.rng.integers(0, 2 ** 63, n - 1) if self.model.training else ()
-        for k, replica in enumerate(self.replicas[:n - 1]):
-            for p, q in zip(self.model.parameters(), replica.parameters()):
+        for p, *copies in self.copies:
+            for q in copies[:n - 1]:
                 q.data = p.data
+        for k, replica in enumerate(self.replicas[:n - 1]):
             replica.train(self.model.training)
             if self.model.training:
                 replica.dropout_rng.reseed(int(seeds[k]))
