@@ -126,7 +126,7 @@ class BatchParallel:
                         p.accumulate(q.grad)
                         q.grad = None
 
-        run_in_threads(add_up, [self.copies[k::n] for k in range(n)])
+        run_in_threads(add_up, deal_by_size(self.copies, n))
 
     def _slice(self, a, k, name):
         if not _is_array(a):
@@ -146,6 +146,18 @@ class BatchParallel:
             replica.train(self.model.training)
             if self.model.training:
                 replica.dropout_rng.reseed(int(seeds[k]))
+
+
+def deal_by_size(copies, n):
+    """(parameter, copies...) tuples dealt into n shares of about equal size: the largest first, each
+    to the share that holds the fewest elements so far (round-robin put every weight matrix in one
+    share and every bias in the other)."""
+    shares, sizes = [[] for _ in range(n)], [0] * n
+    for entry in sorted(copies, key=lambda entry: -entry[0].data.size):
+        k = sizes.index(min(sizes))
+        shares[k].append(entry)
+        sizes[k] += entry[0].data.size
+    return shares
 
 
 def add_threads_argument(parser):
