@@ -1,6 +1,7 @@
 """Every paired forward/backward in nn.functional against finite differences (float64)."""
 
 import math
+import warnings
 
 import pytest
 from hypothesis import given
@@ -90,7 +91,7 @@ def test_layernorm_normalises():
 
 @given(seeds, dims, dims, st.floats(0.1, 5.0))
 def test_gelu_tanh_and_erf(seed, n, c, scale):
-    """Inputs within [-4, 4]: further left, 1 + tanh(u) cancels and the function itself is rounding noise."""
+    """Inputs within [-4, 4]: further left, the erf form's 1 + erf cancels and the function itself is rounding noise."""
     rng = xp.random.default_rng(seed)
     for forward, backward in ((F.gelu_forward, F.gelu_backward), (F.gelu_erf_forward, F.gelu_erf_backward)):
         fwd, bwd = backward_of(forward, backward)
@@ -105,6 +106,18 @@ def test_gelu_values():
     for i, v in enumerate([-1.0, 0.0, 1.0, 2.0]):
         assert float(tanh_form[i]) == pytest.approx(0.5 * v * (1 + math.tanh(k * (v + 0.044715 * v**3))), rel=1e-12)
         assert float(erf_form[i]) == pytest.approx(0.5 * v * (1 + math.erf(v / math.sqrt(2))), rel=1e-12, abs=1e-15)
+
+
+def test_gelu_tails_are_exact_and_silent():
+    """exp(-2u) would overflow for large negative x: clipped, it stays finite and raises no warning."""
+    x = xp.array([-200.0, -50.0, -12.0, 12.0, 50.0, 200.0])
+    for dtype in ("float32", "float64"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            y, cache = F.gelu_forward(x.astype(dtype))
+            g = F.gelu_backward(xp.ones(6, dtype=dtype), cache)
+        assert float(abs(y[:3]).max()) < 1e-30 and float(abs(g[:3]).max()) < 1e-25  # the true ones are below 1e-60
+        assert to_host(y[3:]).tolist() == [12.0, 50.0, 200.0] and to_host(g[3:]).tolist() == [1.0, 1.0, 1.0]
 
 
 @given(seeds, st.floats(0.1, 0.9))

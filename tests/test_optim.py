@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from minillm import optim
 from minillm.backend import xp
 from minillm.models.gpt import GPT, GPTConfig
 from minillm.nn.layers import Module, Parameter
@@ -42,10 +43,11 @@ def test_adamw_matches_its_equations(seed, lr, wd, steps, max_norm, threads):
     assert float(abs(model.bias.data - b).max()) < 1e-12
 
 
-def test_adamw_threads_split_the_update_not_its_result():
-    """Each element's update is the same arithmetic whichever thread does it: equal to the bit."""
+def test_adamw_threads_and_pieces_split_the_update_not_its_result(monkeypatch):
+    """Each element's update is the same arithmetic whichever thread or piece does it: equal to the bit."""
     results = []
-    for threads in (1, 2, 3):
+    for threads, piece in ((1, optim.UPDATE_PIECE), (2, optim.UPDATE_PIECE), (3, 7), (1, 1)):
+        monkeypatch.setattr(optim, "UPDATE_PIECE", piece)
         model = GPT(GPTConfig(vocab_size=7, n_positions=4, n_embd=6, n_layer=2, n_head=2), seed=0)
         opt = AdamW(model, 1e-2, (0.9, 0.99), weight_decay=0.1, threads=threads)
         rng = xp.random.default_rng(1)
