@@ -5,6 +5,7 @@ For a language model the rows are positions and the targets the next tokens
 """
 
 from minillm.backend import xp
+from minillm.nn.functional import sum_last
 
 
 def cross_entropy_forward(logits, targets, ignore_index=-100):
@@ -17,18 +18,20 @@ def cross_entropy_forward(logits, targets, ignore_index=-100):
     """
     keep = targets != ignore_index  # (N,)
     safe_targets = xp.where(keep, targets, 0)
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    log_z = xp.log(xp.exp(shifted).sum(axis=-1))  # (N,)
-    logp_target = xp.take_along_axis(shifted, safe_targets[:, None], axis=-1)[:, 0] - log_z
+    shifted = logits - logits.max(axis=-1, keepdims=True)  # the largest is 0: exp cannot overflow
+    logit_target = xp.take_along_axis(shifted, safe_targets[:, None], axis=-1)[:, 0]  # (N,)
+    probs = xp.exp(shifted, out=shifted)  # softmax times z: kept for backward, which needs no exp of its own
+    z = sum_last(probs)[:, 0]  # (N,)
+    logp_target = logit_target - xp.log(z)
     count = max(int(keep.sum()), 1)
     loss = -(logp_target * keep).sum() / count
-    return loss, (shifted, log_z, safe_targets, keep, count)
+    return loss, (probs, z, safe_targets, keep, count)
 
 
 def cross_entropy_backward(dloss, cache):
     """dlogits_n = (softmax(logits_n) - onehot(y_n)) / |counted|, zero for ignored rows."""
-    shifted, log_z, safe_targets, keep, count = cache
-    dlogits = xp.exp(shifted - log_z[:, None])  # softmax, (N, V)
-    dlogits[xp.arange(len(safe_targets)), safe_targets] -= 1.0
-    dlogits *= (keep * (dloss / count)).astype(dlogits.dtype)[:, None]
+    probs, z, safe_targets, keep, count = cache
+    row_scale = (keep * (dloss / count)).astype(probs.dtype)  # (N,)
+    dlogits = probs * (row_scale / z)[:, None]  # softmax(logits_n) * row_scale_n, (N, V)
+    dlogits[xp.arange(len(safe_targets)), safe_targets] -= row_scale
     return dlogits
