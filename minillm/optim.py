@@ -48,7 +48,9 @@ class AdamW:
     a dozen array operations over the whole model instead of a dozen per
     parameter, and `threads` threads each take a part. A parameter whose array
     was replaced (a checkpoint loaded into the model) is moved in again at the
-    next step; one without a gradient is left alone, moments included.
+    next step; one without a gradient is left alone, moments included. The
+    price: two more arrays the size of the model, the gathered gradients and
+    a work array.
     """
 
     def __init__(self, model, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, threads=1):
