@@ -75,42 +75,15 @@ def minillm_step(size, threads=1, seed=0):
 
 
 def torch_step(size, seed=0):
-    """nanoGPT's model in PyTorch eager mode, built here only for the side-by-side timing."""
+    """nanoGPT's model in PyTorch eager mode (minillm.torch_reference), built here only for the timing."""
     import torch
-    from torch import nn
     from torch.nn import functional as F
 
+    from minillm.torch_reference import torch_gpt
+
     torch.manual_seed(seed)
-    C, H, T, B = size["n_embd"], size["n_head"], size["block_size"], size["batch_size"]
-
-    class Block(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.ln_1, self.ln_2 = nn.LayerNorm(C), nn.LayerNorm(C)
-            self.c_attn, self.c_proj = nn.Linear(C, 3 * C), nn.Linear(C, C)
-            self.c_fc, self.mlp_proj = nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
-
-        def forward(self, x):
-            q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
-            q, k, v = (a.view(B, T, H, C // H).transpose(1, 2) for a in (q, k, v))
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-            x = x + self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
-            return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
-
-    class TorchGPT(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.wte, self.wpe = nn.Embedding(VOCAB, C), nn.Embedding(T, C)
-            self.h = nn.ModuleList(Block() for _ in range(size["n_layer"]))
-            self.ln_f = nn.LayerNorm(C)
-
-        def forward(self, idx):
-            x = self.wte(idx) + self.wpe(torch.arange(T))
-            for block in self.h:
-                x = block(x)
-            return self.ln_f(x) @ self.wte.weight.T
-
-    model = TorchGPT()
+    T, B = size["block_size"], size["batch_size"]
+    model = torch_gpt(VOCAB, T, size["n_embd"], size["n_layer"], size["n_head"])
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.99), weight_decay=0.1)
     gen = torch.Generator().manual_seed(seed)
 
