@@ -144,7 +144,9 @@ def main(argv=None):
         torch_optimizer.step()
         if it < 3 or (it + 1) % args.log_every == 0 or it + 1 == args.steps:
             print(f"{it:5d} {loss:13.5f} {torch_loss.item():13.5f} {norm:13.5f} {torch_norm:13.5f}", flush=True)
-    for name, t in () if args.no_validation else (("minillm", task), ("pytorch", reference)):
+    if args.no_validation:
+        return
+    for name, t in (("minillm", task), ("pytorch", reference)):
         metrics = t.evaluate()
         print(f"{name}: val loss {metrics['val_loss']:.4f} ({d['eval_iters']} fixed batches), "
               f"{t.full_val_loss():.4f} over {t.full_val_scope} of the validation text")
