@@ -95,8 +95,11 @@ class TorchLogits:
 
 
 def main(argv=None):
-    import torch
-    from torch.nn import functional as F
+    try:
+        import torch
+        from torch.nn import functional as F
+    except ImportError:
+        raise SystemExit("python -m minillm.torch_reference needs PyTorch (pip install torch); minillm itself does not")
 
     from minillm.corpus import lm_streams
     from minillm.models.gpt import GPT, GPTConfig
