@@ -76,6 +76,7 @@ class BatchParallel:
         self.replicas = [copy.deepcopy(model, dict(shared)) for _ in range(self.threads - 1)]
         # each parameter with its copy in every replica, listed once (walking the modules costs 0.2 ms)
         self.copies = list(zip(model.parameters(), *(r.parameters() for r in self.replicas)))
+        self.shares = {n: deal_by_size(self.copies, n) for n in range(2, self.threads + 1)}  # for adding up
         self.cuts = None  # where the batch was cut: rows [cuts[k], cuts[k + 1]) went to slice k
         self.output_cuts = None  # the same for each output's rows, for backward
 
@@ -126,7 +127,7 @@ class BatchParallel:
                         p.accumulate(q.grad)
                         q.grad = None
 
-        run_in_threads(add_up, deal_by_size(self.copies, n))
+        run_in_threads(add_up, self.shares[n])
 
     def _slice(self, a, k, name):
         if not _is_array(a):
