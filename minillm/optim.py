@@ -99,8 +99,11 @@ class AdamW:
         scale = max_grad_norm / (norm + 1e-6) if max_grad_norm and norm > max_grad_norm else 1.0
         b1, b2 = self.betas
         self.t += 1
-        step_size = lr / (1 - b1 ** self.t)
-        bias2 = 1 - b2 ** self.t
+        # m_hat / (sqrt(v_hat) + eps) = (sqrt(1 - b2^t) / (1 - b1^t)) m / (sqrt(v) + eps sqrt(1 - b2^t)):
+        # the bias corrections become two scalars (as in Adam's paper), sparing a pass over v
+        root_bias2 = math.sqrt(1 - b2 ** self.t)
+        step_size = lr * root_bias2 / (1 - b1 ** self.t)
+        eps = self.eps * root_bias2
         decay = 1 - lr * self.weight_decay
 
         def update(spans):
@@ -115,9 +118,8 @@ class AdamW:
                 xp.multiply(g, g, out=tmp)
                 tmp *= (1 - b2) * scale * scale
                 v += tmp
-                xp.divide(v, bias2, out=tmp)  # denominator: sqrt(v / (1 - b2^t)) + eps
-                xp.sqrt(tmp, out=tmp)
-                tmp += self.eps
+                xp.sqrt(v, out=tmp)
+                tmp += eps
                 xp.divide(m, tmp, out=tmp)
                 tmp *= step_size
                 p -= tmp
