@@ -2,7 +2,8 @@
 
 Every model of train.py (n-gram, LSTM, GPT) reads the same streams, so their
 validation losses are comparable. Trained tokenizers and encoded streams are
-cached under $MINILLM_CACHE, keyed by dataset, tokenizer kind and size.
+cached under $MINILLM_CACHE, keyed by dataset, tokenizer kind and size, and a
+hash of the texts they came from (a changed split or data file is a new key).
 """
 
 import hashlib
@@ -26,7 +27,7 @@ def lm_corpus(name, directory=None):
     """
     if name == "tinyshakespeare":
         text = tinyshakespeare(directory)
-        cut = len(text) - int(0.1 * len(text))
+        cut = int(0.9 * len(text))  # nanoGPT's data[:int(n * 0.9)]: 1,003,854 / 111,540 characters
         return [text[:cut]], [text[cut:]]
     if name == "imdb":
         return [t for t, _ in imdb("train", directory)], [t for t, _ in imdb("test", directory)]
@@ -44,11 +45,13 @@ def training_texts(name, directory=None):
 
 def build_tokenizer(kind, name, vocab_size, directory=None, progress=True):
     """A tokenizer trained on the corpus (characters: on all of it, so no character is unknown)."""
-    path = os.path.join(cache_dir(), "tokenizers", f"{name}-{kind}" + ("" if kind == "char" else f"-{vocab_size}"))
+    train, val = lm_corpus(name, directory)
+    texts = train + val if kind == "char" else train
+    size = "" if kind == "char" else f"-{vocab_size}"
+    path = os.path.join(cache_dir(), "tokenizers", f"{name}-{kind}{size}-{texts_digest(texts)}")
     if os.path.exists(path):
         return load_tokenizer(path)
-    train, val = lm_corpus(name, directory)
-    tokenizer = train_tokenizer(kind, train + val if kind == "char" else train, vocab_size, progress)
+    tokenizer = train_tokenizer(kind, texts, vocab_size, progress)
     tokenizer.save(path)
     return tokenizer
 
@@ -73,6 +76,15 @@ def document_separator(tokenizer):
     return []
 
 
+def texts_digest(texts):
+    """A short hash of the texts, so that nothing cached outlives the text it was made from."""
+    digest = hashlib.sha256()
+    for text in texts:
+        data = text.encode()
+        digest.update(len(data).to_bytes(8, "little") + data)
+    return digest.hexdigest()[:12]
+
+
 def tokenizer_digest(tokenizer):
     """A short hash of the tokenizer's files, so a cached stream never outlives its tokenizer."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -86,7 +98,7 @@ def tokenizer_digest(tokenizer):
 
 def token_stream(tokenizer, documents, cache_key=None):
     """All documents encoded and joined by the separator, as one uint16/int32 host array."""
-    path = cache_key and os.path.join(cache_dir(), "streams", cache_key + ".npy")
+    path = cache_key and os.path.join(cache_dir(), "streams", f"{cache_key}-{texts_digest(documents)}.npy")
     if path and os.path.exists(path):
         return np.load(path, allow_pickle=False)
     separator = document_separator(tokenizer)
@@ -112,7 +124,7 @@ def lm_streams(kind, name, vocab_size, directory=None, progress=True):
 
 def sentence_documents(tokenizer, documents, cache_key):
     """Documents as lists of sentences of token ids (BERT's NSP input), cached as flat arrays."""
-    path = os.path.join(cache_dir(), "documents", cache_key + ".npz")
+    path = os.path.join(cache_dir(), "documents", f"{cache_key}-{texts_digest(documents)}.npz")
     if os.path.exists(path):
         with np.load(path, allow_pickle=False) as f:
             ids, sentence_ends, document_ends = f["ids"], f["sentence_ends"], f["document_ends"]

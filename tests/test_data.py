@@ -3,12 +3,19 @@
 import pytest
 
 from minillm import datasets
+from minillm.corpus import lm_corpus, sentence_documents, token_stream
 from minillm.tokenizers import CharTokenizer, load_tokenizer
 
 
 def test_tinyshakespeare_is_the_real_file():
     text = datasets.tinyshakespeare()
     assert len(text) == 1_115_394 and len(set(text)) == 65 and text.startswith("First Citizen:")
+
+
+def test_tinyshakespeare_split_is_nanogpts():
+    """nanoGPT's prepare.py keeps data[:int(n * 0.9)] for training and the rest for validation."""
+    (train,), (val,) = lm_corpus("tinyshakespeare")
+    assert (len(train), len(val)) == (1_003_854, 111_540) and train + val == datasets.tinyshakespeare()
 
 
 def test_missing_dataset_says_what_to_put_where(tmp_path, monkeypatch):
@@ -45,3 +52,15 @@ def test_char_tokenizer_round_trip_and_errors(tmp_path):
         tok.encode("hoz")
     tok.save(tmp_path)
     assert load_tokenizer(tmp_path).itos == tok.itos
+
+
+def test_cached_streams_follow_their_texts(tmp_path, monkeypatch):
+    """A cache key names the data set and tokenizer; a changed text (split, data file) must still miss the cache."""
+    monkeypatch.setenv("MINILLM_CACHE", str(tmp_path))
+    tok = CharTokenizer.train("abcd. ")
+    assert token_stream(tok, ["abc"], "key").tolist() == tok.encode("abc")
+    assert token_stream(tok, ["abd"], "key").tolist() == tok.encode("abd")
+    assert token_stream(tok, ["abd"], "key").tolist() == tok.encode("abd")  # now from the cache
+    first = sentence_documents(tok, ["ab. cd."], "key")
+    assert sentence_documents(tok, ["ab. cd."], "key") == first
+    assert sentence_documents(tok, ["cd. ab."], "key") != first
