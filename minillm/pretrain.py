@@ -150,7 +150,7 @@ def ngram_sentences(args):
     if args.tokenizer == "char":
         tokenizer = build_tokenizer("char", args.data, args.vocab_size, args.data_dir, not args.no_progress)
         train_docs, val_docs = lm_corpus(args.data, args.data_dir)
-        train, val = ([list(line) for doc in docs for line in doc.split("\n")] for docs in (train_docs, val_docs))
+        train, val = ([list(line) for doc in docs for line in text_lines(doc)] for docs in (train_docs, val_docs))
     else:
         tokenizer, *streams = lm_streams(args.tokenizer, args.data, args.vocab_size, args.data_dir,
                                          not args.no_progress)
@@ -158,6 +158,12 @@ def ngram_sentences(args):
         documents = (np.split(ids, np.flatnonzero(ids == separator) + 1) for ids in streams)  # each ends in one
         train, val = ([[str(i) for i in doc[:-1].tolist()] for doc in docs if len(doc)] for docs in documents)
     return tokenizer, train, leading_sentences(val, FULL_VAL_TOKENS)
+
+
+def text_lines(text):
+    """A text's lines: a final "\n" closes the last line rather than opening an empty one."""
+    lines = text.split("\n")
+    return lines[:-1] if text.endswith("\n") else lines
 
 
 def leading_sentences(sentences, max_tokens):
