@@ -161,7 +161,7 @@ def ngram_sentences(args):
 
 
 def text_lines(text):
-    """A text's lines: a final "\n" closes the last line rather than opening an empty one."""
+    """A text's lines: a final newline closes the last line rather than opening an empty one."""
     lines = text.split("\n")
     return lines[:-1] if text.endswith("\n") else lines
 
