@@ -91,7 +91,7 @@ def test_layernorm_normalises():
 
 @given(seeds, dims, dims, st.floats(0.1, 5.0))
 def test_gelu_tanh_and_erf(seed, n, c, scale):
-    """Inputs within [-4, 4]: further left, the erf form's 1 + erf cancels and the function itself is rounding noise."""
+    """Inputs within [-4, 4]: further left, 1 + tanh(u) and 1 + erf cancel and the function itself is rounding noise."""
     rng = xp.random.default_rng(seed)
     for forward, backward in ((F.gelu_forward, F.gelu_backward), (F.gelu_erf_forward, F.gelu_erf_backward)):
         fwd, bwd = backward_of(forward, backward)

@@ -105,9 +105,9 @@ def gelu_forward(x):
 
 
 def gelu_backward(dy, cache):
-    """dy/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) du/dx, with du/dx = k (1 + 3 * 0.044715 x^2),
+    """dy/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) du/dx, with du/dx = k (1 + 3 * 0.044715 x^2).
 
-    computed as (1 + tanh u) (0.5 + 0.5 x du/dx (1 - tanh u)): in the left tail
+    Computed as (1 + tanh u) (0.5 + 0.5 x du/dx (1 - tanh u)): in the left tail
     1 + tanh u is 0 and in the right 1 - tanh u is, so saturated units pass 0 or dy exactly.
     """
     x, p = cache  # p = 1 + tanh u
