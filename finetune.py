@@ -1,6 +1,6 @@
-"""Fine-tune a pretrained model: `python finetune.py --help` (the code is in minillm/finetune.py)."""
+"""Fine-tune a pretrained model: `python finetune.py --help` (the code is in minillm/cli/finetune.py)."""
 
-from minillm.finetune import main
+from minillm.cli.finetune import main
 
 if __name__ == "__main__":
     main()

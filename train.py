@@ -1,6 +1,6 @@
-"""Pretrain a language model: `python train.py --help` (the code is in minillm/pretrain.py)."""
+"""Pretrain a language model: `python train.py --help` (the code is in minillm/cli/pretrain.py)."""
 
-from minillm.pretrain import main
+from minillm.cli.pretrain import main
 
 if __name__ == "__main__":
     main()

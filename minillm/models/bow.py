@@ -6,7 +6,7 @@ where row n owns values[indptr[n]:indptr[n+1]]. Both classifiers are linear
 in x, scores = x W + b with W (V, C):
 
     naive Bayes:          W[v, c] = log P(v | c) (add-alpha counts),  b[c] = log P(c)
-    softmax regression:   W, b learned by minimising mean cross-entropy with AdamW
+    softmax regression:   W, b learned by minimising mean cross-entropy with AdamW (tasks/bow.py)
 
 The sparse product is an embedding lookup and a sum: row n's scores are
 sum_k values[k] * W[columns[k]] over its nonzeros, so the forward gathers rows
@@ -14,22 +14,18 @@ of W and scatter-adds them per example, and the backward scatter-adds into dW
 exactly as the embedding backward does. The naive Bayes count table is the
 same transposed product with one-hot labels: counts = X^T Y.
 
-`python -m minillm.models.bow --task sentiment|news|intent` trains both and
-prints dev/test accuracy and macro-F1.
+Naive Bayes is estimated in closed form (counts); the softmax regression is
+trained by minillm.tasks.bow, and `python -m minillm.cli.bow --task
+sentiment|news|intent` trains both and prints dev/test accuracy and macro-F1.
 """
 
-import argparse
 import collections
 import dataclasses
 import re
-import time
 
-from minillm import datasets, metrics
 from minillm.backend import host_rng, np, scatter_add, to_device, to_host, xp
 from minillm.nn.functional import softmax_forward
 from minillm.nn.layers import Module, Parameter
-from minillm.nn.loss import cross_entropy_backward, cross_entropy_forward
-from minillm.optim import AdamW
 
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # ideographs: Chinese has no spaces, so each is a token
 _TOKEN = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|[^\w\s]")
@@ -206,69 +202,12 @@ class SparseLinear(Module):
 
 
 class SoftmaxRegression(_LinearClassifier):
-    """Multinomial logistic regression: minimise mean_n -log softmax(x_n W + b)[y_n] with
-    mini-batch AdamW, whose decoupled weight decay on W plays the role of an L2 penalty."""
+    """Multinomial logistic regression: scores = x W + b through a SparseLinear, W and b learned by
+    minimising mean_n -log softmax(x_n W + b)[y_n] (tasks.bow.fit_softmax_regression)."""
 
-    def __init__(self, epochs=5, lr=0.02, batch_size=64, weight_decay=1e-4, seed=0):
-        self.epochs, self.lr, self.batch_size = epochs, lr, batch_size
-        self.weight_decay, self.seed = weight_decay, seed
-
-    def fit(self, x, labels, n_classes=None):
-        labels = np.asarray(labels)
-        n_classes = int(labels.max()) + 1 if n_classes is None else n_classes
-        self.model = SparseLinear(x.n_columns, n_classes)
-        optimizer = AdamW(self.model, lr=self.lr, weight_decay=self.weight_decay)
-        rng = host_rng(self.seed)
-        self.losses = []
-        for _ in range(self.epochs):
-            order = rng.permutation(len(x))
-            for start in range(0, len(x), self.batch_size):
-                batch = order[start:start + self.batch_size]
-                loss, cache = cross_entropy_forward(self.model(x.take(batch)), to_device(labels[batch]))
-                self.model.backward(cross_entropy_backward(1.0, cache))
-                optimizer.step()
-                optimizer.zero_grad()
-                self.losses.append(float(loss))
-        return self
+    def __init__(self, n_features, n_classes, dtype="float32"):
+        self.model = SparseLinear(n_features, n_classes, dtype)
 
     def scores(self, x):
         return to_host(self.model(x))
 
-
-# ------------------------------------------------------------ command
-def run(task, directory=None, min_count=1, dataset=None):
-    """Fits naive Bayes (on counts) and softmax regression (on tf-idf); prints and returns the result rows."""
-    splits, names, note = datasets.classification_data(task, dataset, directory)
-    print(f"{task}: {note}; " + ", ".join(f"{s} {len(splits[s][0])}" for s in splits))
-    results = []
-    for name, classifier, use_tfidf in (("naive Bayes (alpha=1, counts)", MultinomialNB(), False),
-                                        ("softmax regression (AdamW, tf-idf)", SoftmaxRegression(), True)):
-        start = time.perf_counter()
-        vectorizer = NgramVectorizer(n_max=2, min_count=min_count, tfidf=use_tfidf).fit(splits["train"][0])
-        classifier.fit(vectorizer.transform(splits["train"][0]), splits["train"][1], n_classes=len(names))
-        seconds = time.perf_counter() - start
-        row = {"model": name, "features": len(vectorizer.vocabulary), "train_seconds": round(seconds, 1)}
-        for split in ("dev", "test"):
-            if split in splits:
-                gold = splits[split][1]
-                pred = classifier.predict(vectorizer.transform(splits[split][0])).tolist()
-                row[f"{split}_accuracy"] = metrics.accuracy(gold, pred)
-                row[f"{split}_macro_f1"] = metrics.macro_f1(gold, pred, labels=range(len(names)))
-        results.append(row)
-        scores = "  ".join(f"{k} {100 * v:.2f}" for k, v in row.items() if k.endswith(("accuracy", "f1")))
-        print(f"  {name:36s} {row['features']:>8d} n-grams  train {seconds:6.1f}s  {scores}")
-    return results
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description="Bag-of-n-grams baselines (naive Bayes, softmax regression)")
-    parser.add_argument("--task", required=True, choices=["sentiment", "news", "intent"])
-    parser.add_argument("--dataset", help="sentiment: sst2 (default) or chnsenticorp")
-    parser.add_argument("--data-dir", default=None, help="data directory (default $MINILLM_DATA or ./data)")
-    parser.add_argument("--min-count", type=int, default=1, help="drop n-grams seen fewer times in train")
-    args = parser.parse_args(argv)
-    run(args.task, args.data_dir, args.min_count, args.dataset)
-
-
-if __name__ == "__main__":
-    main()

@@ -221,38 +221,3 @@ class BertForQuestionAnswering(TaskModel):
     def backward(self, dstart, dend):
         dlogits = xp.stack([dstart, dend], axis=-1)  # (B, T, 2)
         self.bert.backward(self.qa_outputs.backward(dlogits))
-
-
-def first_subtoken_labels(word_ids, word_labels, ignore_index=-100):
-    """Token-classification targets: each word's label on its first sub-token, ignore_index elsewhere.
-
-    word_ids: per token, the index of the word it comes from, or None for
-    special tokens; word_labels: one label id per word.
-    """
-    out, previous = [], None
-    for w in word_ids:
-        out.append(ignore_index if w is None or w == previous else word_labels[w])
-        previous = w
-    return out
-
-
-def best_spans(start_logits, end_logits, allowed, max_answer_length):
-    """The (start, end) maximising start_logits[s] + end_logits[e] with s <= e < s + max_answer_length.
-
-    start_logits, end_logits: (B, T); allowed: (B, T) bool, True on context
-    tokens (never the question or special tokens). Returns host arrays
-    starts, ends, scores, each (B,). Ties go to the earliest start, then the
-    shortest span.
-    """
-    s = np.asarray(start_logits, dtype=np.float64)
-    e = np.asarray(end_logits, dtype=np.float64)
-    ok = np.asarray(allowed, dtype=bool)
-    T = s.shape[1]
-    offsets = np.arange(T)
-    band = (offsets[None, :] >= offsets[:, None]) & (offsets[None, :] < offsets[:, None] + max_answer_length)  # (T, T)
-    scores = s[:, :, None] + e[:, None, :]  # (B, T, T): [b, start, end]
-    valid = band[None] & ok[:, :, None] & ok[:, None, :]
-    scores = np.where(valid, scores, -np.inf)
-    flat = scores.reshape(len(s), -1).argmax(axis=1)  # first maximum in (start, end) order
-    starts, ends = np.divmod(flat, T)
-    return starts, ends, scores.reshape(len(s), -1)[np.arange(len(s)), flat]

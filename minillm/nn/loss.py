@@ -1,14 +1,16 @@
 """Losses: softmax cross-entropy, the objective of every model here.
 
 For a language model the rows are positions and the targets the next tokens
-(see `minillm.objectives`); for a classifier the rows are examples.
+(see `minillm.tasks.causal_lm`); for a classifier the rows are examples.
 """
 
 from minillm.backend import xp
 from minillm.nn.functional import sum_last
 
+IGNORE_INDEX = -100  # the target of rows that are not scored (padding, unmasked tokens), as PyTorch
 
-def cross_entropy_forward(logits, targets, ignore_index=-100):
+
+def cross_entropy_forward(logits, targets, ignore_index=IGNORE_INDEX):
     """Mean negative log-likelihood of the targets over the counted rows.
 
         loss = -(1 / |counted|) sum_{n counted} log softmax(logits_n)[y_n]

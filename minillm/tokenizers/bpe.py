@@ -28,6 +28,7 @@ from tqdm import tqdm
 from minillm.checkpoint import read_json, write_json
 from minillm.tokenizers.merges import learn_merges, merge_word
 from minillm.tokenizers.special import special_pattern, split_special
+from minillm.tokenizers.word_cache import WordCache
 
 # GPT-2's split pattern: contractions, letters, digits, other symbols (each
 # optionally after one space) and runs of whitespace. The whitespace before a
@@ -39,7 +40,6 @@ CL100K_PATTERN = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N
                   r"""| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""")
 PATTERNS = {"gpt2": GPT2_PATTERN, "cl100k": CL100K_PATTERN}
 ENDOFTEXT = "<|endoftext|>"
-CACHE_LIMIT = 100_000  # words kept in the encoding cache before it is emptied
 NOT_A_MERGE = (float("inf"), None)  # the rank of a pair that was never learned
 
 
@@ -96,7 +96,7 @@ class BPETokenizer:
         for rank, (a, b) in enumerate(self.merges):
             what = f"merge {rank} ({a} {b})"
             self.ranks[(self._id(a, what), self._id(b, what))] = (rank, self._id(a + b, what))
-        self.cache = {}
+        self.encode_word = WordCache(lambda word: self.merge_by_rank([self.byte_id[b] for b in utf8(word)]))
 
     def _id(self, token, what):
         if token not in self.vocab:
@@ -189,15 +189,6 @@ class BPETokenizer:
             utf8(text[start:end])  # a clear error for lone surrogates before any work
             for word in self.pattern.findall(text, start, end):
                 ids.extend(self.encode_word(word))
-        return ids
-
-    def encode_word(self, word):
-        """The ids of one pre-tokenized word, cached."""
-        ids = self.cache.get(word)
-        if ids is None:
-            if len(self.cache) >= CACHE_LIMIT:
-                self.cache.clear()
-            ids = self.cache[word] = self.merge_by_rank([self.byte_id[b] for b in utf8(word)])
         return ids
 
     def merge_by_rank(self, ids):

@@ -22,90 +22,19 @@ encoding works the same for any vocabulary.
 """
 
 import dataclasses
-import functools
 import operator
 import os
-import unicodedata
 
 from tqdm import tqdm
 
 from minillm.checkpoint import read_json, write_json
 from minillm.tokenizers.merges import learn_merges
+from minillm.tokenizers.normalize import basic_words
 from minillm.tokenizers.special import special_pattern, split_special
+from minillm.tokenizers.word_cache import WordCache
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 MAX_WORD_CHARS = 100
-CACHE_LIMIT = 100_000
-
-
-def is_whitespace(c):
-    return c in " \t\n\r" or unicodedata.category(c) == "Zs"
-
-
-def is_control(c):
-    # Tab, newline and carriage return are Cc but BERT counts them as whitespace.
-    return c not in "\t\n\r" and unicodedata.category(c).startswith("C")
-
-
-def is_punctuation(c):
-    # BERT counts every non-letter non-digit ASCII character as punctuation ("$", "+", "^"...).
-    cp = ord(c)
-    return 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126 \
-        or unicodedata.category(c).startswith("P")
-
-
-def is_cjk(c):
-    """CJK Unified Ideographs and their extensions (not Hangul, Hiragana or Katakana).
-
-    Extension E starts at U+2B820, but BertTokenizerFast's table starts it at U+2B920;
-    we follow BertTokenizerFast so that ids agree (U+2B820..U+2B91F stay inside words)."""
-    cp = ord(c)
-    return (0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x2A6DF
-            or 0x2A700 <= cp <= 0x2B73F or 0x2B740 <= cp <= 0x2B81F or 0x2B920 <= cp <= 0x2CEAF
-            or 0xF900 <= cp <= 0xFAFF or 0x2F800 <= cp <= 0x2FA1F)
-
-
-@functools.lru_cache(maxsize=None)  # texts reuse few distinct characters: compute each once
-def normalize_char(c, lowercase):
-    """What one original character becomes: "" (dropped), " ", or one or more characters."""
-    if ord(c) in (0, 0xFFFD) or is_control(c):
-        return ""
-    if is_whitespace(c):
-        return " "
-    if lowercase:
-        c = "".join(x for x in unicodedata.normalize("NFD", c) if unicodedata.category(x) != "Mn").lower()
-    return c
-
-
-@functools.lru_cache(maxsize=None)
-def stands_alone(c):
-    """Punctuation and CJK ideographs are words of their own."""
-    return is_punctuation(c) or is_cjk(c)
-
-
-def basic_words(text, start, end, lowercase):
-    """The words of text[start:end] after basic tokenization: [(word, [original index per char])]."""
-    words = []
-    word, where = [], []
-
-    def flush():
-        if word:
-            words.append(("".join(word), list(where)))
-            word.clear()
-            where.clear()
-
-    for i in range(start, end):
-        for c in normalize_char(text[i], lowercase):
-            if c == " " or c.isspace():
-                flush()
-            elif stands_alone(c):
-                flush()
-                words.append((c, [i]))
-            else:
-                word.append(c)
-                where.append(i)
-    flush()
-    return words
 
 
 @dataclasses.dataclass
@@ -140,7 +69,7 @@ class WordPieceTokenizer:
         self.pad_id, self.mask_id = self.stoi[pad_token], self.stoi[mask_token]
         self.special_ids = {self.stoi[t] for t in named.values()}
         self.special_regex = special_pattern(named.values())
-        self.cache = {}
+        self.word_pieces = WordCache(self.greedy_pieces)  # word -> [(i, j, id)]: its pieces word[i:j]
 
     @property
     def vocab_size(self):
@@ -214,16 +143,8 @@ class WordPieceTokenizer:
                     out.append((piece_id, where[i], where[j - 1] + 1))
         return out
 
-    def word_pieces(self, word):
+    def greedy_pieces(self, word):
         """[(i, j, id)]: pieces word[i:j], greedy longest match first; [(0, len, [UNK])] if none fits."""
-        pieces = self.cache.get(word)
-        if pieces is None:
-            if len(self.cache) >= CACHE_LIMIT:
-                self.cache.clear()
-            pieces = self.cache[word] = self._greedy(word)
-        return pieces
-
-    def _greedy(self, word):
         if len(word) > MAX_WORD_CHARS:
             return [(0, len(word), self.unk_id)]
         pieces = []

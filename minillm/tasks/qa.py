@@ -24,6 +24,28 @@ from minillm.nn.loss import cross_entropy_backward, cross_entropy_forward
 from minillm.tasks import EpochBatches, length_batches, pad_batch
 
 
+def best_spans(start_logits, end_logits, allowed, max_answer_length):
+    """The (start, end) maximising start_logits[s] + end_logits[e] with s <= e < s + max_answer_length.
+
+    start_logits, end_logits: (B, T); allowed: (B, T) bool, True on context
+    tokens (never the question or special tokens). Returns host arrays
+    starts, ends, scores, each (B,). Ties go to the earliest start, then the
+    shortest span.
+    """
+    s = np.asarray(start_logits, dtype=np.float64)
+    e = np.asarray(end_logits, dtype=np.float64)
+    ok = np.asarray(allowed, dtype=bool)
+    T = s.shape[1]
+    offsets = np.arange(T)
+    band = (offsets[None, :] >= offsets[:, None]) & (offsets[None, :] < offsets[:, None] + max_answer_length)  # (T, T)
+    scores = s[:, :, None] + e[:, None, :]  # (B, T, T): [b, start, end]
+    valid = band[None] & ok[:, :, None] & ok[:, None, :]
+    scores = np.where(valid, scores, -np.inf)
+    flat = scores.reshape(len(s), -1).argmax(axis=1)  # first maximum in (start, end) order
+    starts, ends = np.divmod(flat, T)
+    return starts, ends, scores.reshape(len(s), -1)[np.arange(len(s)), flat]
+
+
 @dataclasses.dataclass
 class Window:
     """One model input: a question with one window of its context."""

@@ -1,12 +1,9 @@
-"""Sentence embeddings from a BERT encoder, as sentence-transformers makes all-MiniLM-L6-v2's.
+"""Speed of all-MiniLM-L6-v2 here: `python -m minillm.tools.embeddings_bench`.
 
-    u = sum_t m_t h_t / sum_t m_t        mean of the last layer over real tokens (m: attention mask)
-    e = u / max(||u||_2, 1e-12)          unit length, so cos(a, b) = e_a . e_b
-
-`python -m minillm.sentence_embeddings` times it on SST-2 dev: sentences/s for
-embedding, and for prediction with a sequence classifier on the same encoder;
-then tokens/s and ms/step of fine-tuning that classifier on SST-2 train
-batches (forward, backward, clipping, AdamW), as finetune.py runs it.
+Times sentence embeddings (tasks/sentence_embeddings.py) on SST-2 dev:
+sentences/s for embedding, and for prediction with a sequence classifier on
+the same encoder; then tokens/s and ms/step of fine-tuning that classifier on
+SST-2 train batches (forward, backward, clipping, AdamW), as finetune.py runs it.
 """
 
 import argparse
@@ -18,32 +15,12 @@ from minillm import backend
 from minillm.backend import xp
 from minillm.datasets import sst2
 from minillm.models.heads import BertForSequenceClassification
-from minillm.nn.functional import masked_mean_forward
 from minillm.pretrained import load_bert_model, resolve_init
-from minillm.tasks import SequenceClassificationTask, map_by_length, predict_probabilities
+from minillm.tasks.sentence_embeddings import sentence_embeddings
+from minillm.tasks.classification import SequenceClassificationTask
+from minillm.tasks.batching import predict_probabilities
 from minillm.trainer import Trainer, TrainConfig
 from minillm.tokenizers import load_tokenizer
-
-NORM_EPS = 1e-12  # torch.nn.functional.normalize's floor, which sentence-transformers uses
-
-
-def sentence_embeddings(model, tokenizer, texts, batch_size=32, max_length=256):
-    """Mean-pooled, L2-normalised embeddings (N, C) on the host of a BertModel, in the order given.
-
-    `[CLS] text [SEP]` is cut to max_length tokens (all-MiniLM-L6-v2 was trained
-    with 256); texts are batched by length so padding stays small, and padding
-    is masked out of both the attention and the mean.
-    """
-    model.eval()
-    encoded = [tokenizer.encode_plus(t, max_length=max_length, truncation=True).input_ids for t in texts]
-
-    def embed(ids, mask):  # (B, T), (B, T) -> (B, C)
-        seq, _ = model(ids, attention_mask=mask)
-        mean, _ = masked_mean_forward(seq, mask)
-        return mean / xp.maximum(xp.sqrt((mean * mean).sum(axis=1, keepdims=True)), NORM_EPS)
-
-    return map_by_length(embed, encoded, batch_size, tokenizer.pad_id)
-
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -24,7 +24,6 @@ from minillm.tasks import SequenceClassificationTask, pad_batch, predict_probabi
 from minillm.tokenizers import WordPieceTokenizer
 
 TAGS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]  # Hugging Face's order
-IGNORE_INDEX = -100  # the loss's and first_subtoken_labels' default: a token that is not counted
 NOTE = "CoNLL-2003 English: train eng.train, dev eng.testa, test eng.testb; IOB1 tags read as BIO2"
 _WORD = re.compile(r"\w+(?:[-'.]\w+)*|[^\w\s]")
 
@@ -46,6 +45,19 @@ def encode_words(tokenizer, words, max_length):
         ids += pieces
         word_ids += [w] * len(pieces)
     return ids[:max_length], word_ids[:max_length]
+
+
+def first_subtoken_labels(word_ids, word_labels, ignore_index=IGNORE_INDEX):
+    """Token-classification targets: each word's label on its first sub-token, ignore_index elsewhere.
+
+    word_ids: per token, the index of the word it comes from, or None for
+    special tokens; word_labels: one label id per word.
+    """
+    out, previous = [], None
+    for w in word_ids:
+        out.append(ignore_index if w is None or w == previous else word_labels[w])
+        previous = w
+    return out
 
 
 def conll_splits(tokenizer, max_length, max_train_examples=0, directory=None):

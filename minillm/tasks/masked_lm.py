@@ -1,13 +1,6 @@
-"""Pretraining objectives: what the model is asked to predict, and its loss.
+"""Masked language modelling and next-sentence prediction, BERT's pretraining objectives.
 
-Autoregressive (GPT). Predict every next token from the ones before it,
-
-    L_AR = -(1 / T) sum_t log p(x_{t+1} | x_1 .. x_t)
-
-so the targets are the inputs shifted left by one, and the causal mask keeps
-position t from seeing x_{t+1}.
-
-Masked language modelling (BERT). Choose 15% of the ordinary tokens of a
+Masked language modelling. Choose 15% of the ordinary tokens of a
 sequence (never [CLS], [SEP] or [PAD]); of those, 80% become [MASK], 10% a
 random ordinary token and 10% stay as they are. Only the chosen positions M
 are scored:
@@ -20,57 +13,24 @@ another document. From the pooled [CLS] vector:
 
     L_NSP = -(1 / N) sum_n log p(is_next_n | A_n, B_n),    L = L_MLM + L_NSP
 
-Permutation language modelling (XLNet). Sample a factorization order z, a
-permutation of the T real (non-padding) positions, and predict tokens
-autoregressively in that order; only the last T / K of the order are
-predicted (partial prediction: they have the most context):
-
-    L_PLM = -(1 / |P|) sum_{t in P} log p(x_{z_t} | x_{z_1} .. x_{z_{t-1}}),   P = the last T / K ranks
-
-Two masks come from the ranks r(i) (the step of z at which position i comes):
-the content stream at i sees j iff r(j) <= r(i) (itself included); the
-query stream at i sees j iff r(j) < r(i), never itself, so it knows where
-its target is (its position) but not what it is.
-
-Data-side functions run on the host (`np`) with a generator the caller seeds.
+Every epoch draws new pairs and new masks from a generator seeded by
+(seed, epoch), so runs repeat exactly and a resumed run sees the same data.
+Data-side functions run on the host (`np`).
 """
 
+import collections
+import itertools
+import math
 from collections import namedtuple
 
 from minillm.backend import np, to_device, to_host, xp
-from minillm.nn.loss import cross_entropy_backward, cross_entropy_forward
+from minillm.nn.loss import IGNORE_INDEX, cross_entropy_backward, cross_entropy_forward
 
-IGNORE_INDEX = -100  # the label of positions that are not scored
+
 IS_NEXT, IS_RANDOM = 0, 1  # NSP labels, as Hugging Face: 0 means B really follows A
+SpecialTokens = namedtuple("SpecialTokens", "pad unk cls sep mask")  # the ids of BERT's five specials
 
 
-# ---------------------------------------------------------------- autoregressive language modelling
-def ar_blocks(ids, batch_size, block_size, rng):
-    """B random windows of a token stream -> inputs x and targets y = x shifted by one.
-
-    ids: 1-D host array; returns device arrays x, y, each (B, T).
-    """
-    if len(ids) <= block_size:
-        raise ValueError(f"token stream of {len(ids)} ids is too short for block_size {block_size}")
-    starts = rng.integers(0, len(ids) - block_size, batch_size)  # (B,)
-    windows = ids[starts[:, None] + np.arange(block_size + 1)]  # (B, T + 1)
-    return to_device(windows[:, :-1].astype(np.int64)), to_device(windows[:, 1:].astype(np.int64))
-
-
-def ar_loss(logits, targets, ignore_index=IGNORE_INDEX):
-    """L_AR for logits (B, T, V) and targets (B, T); returns (loss, cache for ar_loss_backward)."""
-    B, T, V = logits.shape
-    loss, cache = cross_entropy_forward(logits.reshape(B * T, V), targets.reshape(B * T), ignore_index)
-    return loss, (cache, logits.shape)
-
-
-def ar_loss_backward(dloss, cache):
-    """dL/dlogits (B, T, V)."""
-    ce_cache, shape = cache
-    return cross_entropy_backward(dloss, ce_cache).reshape(shape)
-
-
-# ---------------------------------------------------------------- masked language modelling
 def _choose_mlm_positions(candidate, word_start, fraction, rng):
     """Indices to predict in one sequence: round(fraction * #candidates) of them, at least one.
 
@@ -119,7 +79,6 @@ def mask_tokens(input_ids, special_ids, mask_id, vocab_size, rng, mlm_probabilit
     return ids, labels
 
 
-# ---------------------------------------------------------------- next-sentence prediction
 SegmentPair = namedtuple("SegmentPair", "tokens_a tokens_b is_random_next doc_a doc_b")
 
 
@@ -220,7 +179,6 @@ def pack_pairs(pairs, max_seq_length, cls_id, sep_id, pad_id):
     return batch
 
 
-# ---------------------------------------------------------------- the BERT loss
 def mlm_nsp_loss(model, batch, backward=True, scale=1.0):
     """L = L_MLM (+ L_NSP when the batch has next_sentence_label), and the gradients.
 
@@ -252,63 +210,92 @@ def mlm_nsp_loss(model, batch, backward=True, scale=1.0):
     return float(loss), metrics
 
 
-# ---------------------------------------------------------------- permutation language modelling
-def plm_masks(ranks, real):
-    """XLNet's two attention masks from the factorization ranks: -> (content, query), each (B, T, T).
+def pretraining_batches(documents, batch_size, max_seq_length, special, vocab_size, seed, epoch=0,
+                        nsp=True, mlm_probability=0.15, short_seq_prob=0.1, is_continuation=None):
+    """One epoch of BERT batches: dicts of int64 arrays for `objectives.mlm_nsp_loss`.
 
-    ranks: (B, T) ints, the step of the order at which each position comes;
-    real: (B, T) bools, False on padding, which no position ever sees.
-    content[b, i, j] = r(j) <= r(i); query[b, i, j] = r(j) < r(i).
+    Keys: input_ids, token_type_ids, attention_mask, labels (MLM) and, with nsp,
+    next_sentence_label; every batch has batch_size rows (the last partial one
+    is dropped). special: SpecialTokens. is_continuation: bool per vocabulary id
+    (True for WordPiece `##` pieces) to mask whole words.
     """
-    before = ranks[:, None, :] < ranks[:, :, None]  # (B, T, T): [b, i, j] = r(j) < r(i)
-    visible = real[:, None, :]  # (B, 1, T): keys that are real tokens
-    content = (before | np.eye(ranks.shape[1], dtype=bool)) & visible
-    return content, before & visible
+    rng = np.random.default_rng([seed, epoch])
+    pairs = nsp_pairs(documents, max_seq_length, rng, short_seq_prob)
+    order = rng.permutation(len(pairs))
+    specials = tuple(special)
+    for start in range(0, len(order) - batch_size + 1, batch_size):
+        batch = pack_pairs([pairs[i] for i in order[start:start + batch_size]], max_seq_length,
+                           special.cls, special.sep, special.pad)
+        starts = None if is_continuation is None else ~np.asarray(is_continuation)[batch["input_ids"]]
+        batch["input_ids"], batch["labels"] = mask_tokens(batch["input_ids"], specials, special.mask, vocab_size,
+                                                          rng, mlm_probability, starts)
+        if not nsp:
+            del batch["next_sentence_label"]
+        yield batch
 
 
-def permutation_lm_batch(input_ids, rng, num_predict=None, predict_ratio=1 / 6, pad_id=None):
-    """One factorization order per sequence, its masks and its targets (host arrays).
+class MaskedLMTask:
+    """BERT pretraining: masked-token prediction, with next-sentence prediction unless nsp=False.
 
-    input_ids: (B, T) ints; positions holding pad_id are left out of the order.
-    Each sequence predicts its last num_predict ranks (default
-    round(predict_ratio * n), n its real length), at most n - 1 so that every
-    predicted position has at least one token to see. Returns a dict:
-    input_ids, content_mask and query_mask (B, T, T) bools, labels (B, T)
-    (the token where predicted, IGNORE_INDEX elsewhere) and perm_ranks (B, T).
+    Batches come from pretraining_data.pretraining_batches, an epoch at a time
+    from a generator seeded by (seed, epoch); batch number it * grad_accum +
+    micro is the same in every run, so a resumed run replays the stream up to
+    its step (a few milliseconds a batch) and goes on identically. The held-out
+    set is eval_iters batches of EVAL_ROWS pairs whatever the training batch
+    size, so runs with different batch sizes are scored on the same pairs.
     """
-    input_ids = np.asarray(input_ids)
-    B, T = input_ids.shape
-    real = np.ones((B, T), dtype=bool) if pad_id is None else input_ids != pad_id
-    ranks = np.full((B, T), T, dtype=np.int64)  # padding ranks after every real token
-    labels = np.full((B, T), IGNORE_INDEX, dtype=np.int64)
-    for b in range(B):
-        positions = np.flatnonzero(real[b])
-        n = len(positions)
-        if n < 2:
-            raise ValueError(f"sequence {b} has {n} real tokens; permutation LM needs at least 2")
-        order = positions[rng.permutation(n)]  # z: order[t] is the position predicted at step t
-        ranks[b, order] = np.arange(n)
-        k = num_predict if num_predict is not None else int(round(predict_ratio * n))
-        predicted = order[n - min(max(k, 1), n - 1):]
-        labels[b, predicted] = input_ids[b, predicted]
-    content, query = plm_masks(ranks, real)
-    return {"input_ids": input_ids.astype(np.int64), "content_mask": content, "query_mask": query,
-            "labels": labels, "perm_ranks": ranks}
 
+    EVAL_ROWS = 32
 
-def plm_loss(model, batch, backward=True, scale=1.0):
-    """L_PLM over the predicted positions, and (with backward) every parameter's gradient.
+    def __init__(self, model, train_docs, val_docs, batch_size, max_seq_length, special, vocab_size,
+                 is_continuation=None, nsp=True, eval_iters=20, seed=1337, grad_accum=1):
+        self.model, self.train_docs, self.seed, self.grad_accum = model, train_docs, seed, grad_accum
+        self.options = dict(batch_size=batch_size, max_seq_length=max_seq_length, special=special,
+                            vocab_size=vocab_size, nsp=nsp, is_continuation=is_continuation)
+        self.tokens_per_step = batch_size * max_seq_length
+        self.val_batches = list(itertools.islice(
+            pretraining_batches(val_docs, seed=seed + 1, **{**self.options, "batch_size": self.EVAL_ROWS}), eval_iters))
+        self.epoch, self.position, self.stream = 0, 0, None
 
-    batch: a permutation_lm_batch (host or device arrays). Only the predicted
-    positions go through the LM head. Returns (loss, metrics).
-    """
-    labels = np.asarray(to_host(batch["labels"]))  # (B, T)
-    predicted = labels != IGNORE_INDEX
-    targets = xp.asarray(labels[predicted])  # (N,), in the row-major order the model returns its rows
-    logits = model(xp.asarray(batch["input_ids"]), xp.asarray(batch["content_mask"]),
-                   xp.asarray(batch["query_mask"]), target_mask=predicted)  # (N, V)
-    loss, cache = cross_entropy_forward(logits, targets)
-    if backward:
-        model.backward(cross_entropy_backward(scale, cache))
-    return float(loss), {"plm_loss": float(loss), "plm_count": len(targets),
-                         "plm_correct": int((logits.argmax(-1) == targets).sum())}
+    def batch(self, index):
+        """The index-th training batch of the run (epochs follow one another)."""
+        if self.stream is None or index < self.position:
+            self.epoch, self.position = 0, 0
+            self.stream = pretraining_batches(self.train_docs, seed=self.seed, epoch=0, **self.options)
+        while True:
+            batch = next(self.stream, None)
+            if batch is None:  # epoch done: new pairs, new masks
+                self.epoch += 1
+                self.stream = pretraining_batches(self.train_docs, seed=self.seed, epoch=self.epoch, **self.options)
+                continue
+            self.position += 1
+            if self.position - 1 == index:
+                return {k: to_device(v) for k, v in batch.items()}
+
+    def train_step(self, it, micro, scale):
+        loss, _ = mlm_nsp_loss(self.model, self.batch(it * self.grad_accum + micro), backward=True, scale=scale)
+        return loss
+
+    def evaluate(self):
+        """Held-out masked-token accuracy and perplexity, NSP accuracy; val_loss = L_MLM + L_NSP."""
+        self.model.eval()
+        totals = collections.Counter()
+        for batch in self.val_batches:
+            _, m = mlm_nsp_loss(self.model, {k: to_device(v) for k, v in batch.items()}, backward=False)
+            totals.update(mlm_nll=m["mlm_loss"] * m["mlm_count"], mlm_correct=m["mlm_correct"],
+                          mlm_count=m["mlm_count"], nsp_nll=m.get("nsp_loss", 0.0) * m.get("nsp_count", 0),
+                          nsp_correct=m.get("nsp_correct", 0), nsp_count=m.get("nsp_count", 0))
+        mlm_loss = totals["mlm_nll"] / max(totals["mlm_count"], 1)
+        out = {"mlm_loss": mlm_loss, "mlm_accuracy": totals["mlm_correct"] / max(totals["mlm_count"], 1),
+               "mlm_perplexity": math.exp(mlm_loss), "val_loss": mlm_loss}
+        if totals["nsp_count"]:
+            nsp_loss = totals["nsp_nll"] / totals["nsp_count"]
+            out.update(nsp_loss=nsp_loss, nsp_accuracy=totals["nsp_correct"] / totals["nsp_count"],
+                       val_loss=mlm_loss + nsp_loss)
+        return out
+
+    full_val_scope = "the masked tokens of the fixed held-out batches"
+
+    def full_val_loss(self, max_tokens=None):
+        """L_MLM over the masked tokens of the fixed validation batches (exp of it: masked-token perplexity)."""
+        return self.evaluate()["mlm_loss"]

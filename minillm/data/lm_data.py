@@ -15,34 +15,6 @@ from minillm.datasets import cache_dir, chnsenticorp, imdb, tinyshakespeare, wik
 from minillm.pretraining_data import review_documents
 from minillm.tokenizers import BPETokenizer, CharTokenizer, WordPieceTokenizer, load_tokenizer
 
-CORPORA = ("tinyshakespeare", "imdb", "wikitext-2")
-
-
-def lm_corpus(name, directory=None):
-    """(train documents, validation documents) of a dataset.
-
-    tinyshakespeare: the first 90% / the last 10% of the text (nanoGPT's split);
-    imdb: the 25,000 train reviews / the 25,000 test reviews;
-    wikitext-2: valid.txt / test.txt lines (train.txt is not available here).
-    """
-    if name == "tinyshakespeare":
-        text = tinyshakespeare(directory)
-        cut = int(0.9 * len(text))  # nanoGPT's data[:int(n * 0.9)]: 1,003,854 / 111,540 characters
-        return [text[:cut]], [text[cut:]]
-    if name == "imdb":
-        return [t for t, _ in imdb("train", directory)], [t for t, _ in imdb("test", directory)]
-    if name == "wikitext-2":
-        return wikitext2("valid", directory), wikitext2("test", directory)
-    raise ValueError(f"unknown corpus {name!r}; known: {', '.join(CORPORA)}")
-
-
-def training_texts(name, directory=None):
-    """The texts a tokenizer learns from: a corpus's training part (all of ChnSentiCorp, which has no split)."""
-    if name == "chnsenticorp":
-        return [text for text, _ in chnsenticorp(directory)]
-    return lm_corpus(name, directory)[0]
-
-
 def build_tokenizer(kind, name, vocab_size, directory=None, progress=True):
     """A tokenizer trained on the corpus (characters: on all of it, so no character is unknown)."""
     train, val = lm_corpus(name, directory)

@@ -1,0 +1,78 @@
+"""Prediction with a fine-tuned model: `python finetune.py --task sentiment --predict "a gripping film"`.
+
+Reads <out-dir>/best (config.json names its architecture, the tokenizer's files
+sit beside it) and writes one JSON line per input: a label and its
+probabilities for a sequence classifier, each word's tag and the entities for
+a token classifier, the answer span for a question-answering model.
+"""
+
+import json
+import os
+import sys
+
+from minillm.checkpoint import read_json
+from minillm.models.auto import CLASSIFIERS, QUESTION_ANSWERERS, TOKEN_CLASSIFIERS, max_positions
+from minillm.tasks import ner, qa
+from minillm.tasks.batching import predict_probabilities
+from minillm.tasks.classification import encode_all
+from minillm.tokenizers import load_tokenizer
+
+
+def input_texts(args):
+    """--predict's text, or every line of --predict-file."""
+    return [args.predict] if args.predict else open(args.predict_file, encoding="utf-8").read().splitlines()
+
+
+def predict_labels(args, model, tokenizer):
+    """A sequence classifier's label and probabilities for each input text."""
+    names = model.label_names
+    texts = input_texts(args)
+    encoded = encode_all(tokenizer, texts, min(args.max_length, max_positions(model.config)))
+    for text, p in zip(texts, predict_probabilities(model, encoded, args.batch_size, model.pad_token_id)):
+        yield {"text": text, "label": names[int(p.argmax())],
+               "probabilities": {n: round(float(x), 4) for n, x in zip(names, p)}}
+
+
+def predict_tags(args, model, tokenizer):
+    """A token classifier's tag per word, and the entities, of each input text."""
+    return ner.predict_entities(model, tokenizer, input_texts(args),
+                                min(args.max_length, max_positions(model.config)), args.batch_size)
+
+
+def predict_spans(args, model, tokenizer):
+    """A QA model's answer to --predict QUESTION in --context TEXT, or to each question of --predict-file."""
+    if args.predict and not args.context:
+        sys.exit("error: a question answering model answers --predict QUESTION from --context TEXT")
+    try:
+        examples = ([{"id": "0", "question": args.predict, "context": args.context}] if args.predict
+                    else qa.read_questions(args.predict_file))
+        windows = qa.build_windows(tokenizer, examples, min(args.max_length, max_positions(model.config)),
+                                   args.doc_stride, args.max_query_length)
+    except ValueError as err:
+        sys.exit(f"error: {err}")
+    answers, _ = qa.predict_answers(model, windows, examples, args.batch_size, model.pad_token_id,
+                                    args.max_answer_length)
+    for e in examples:
+        yield {"question": e["question"], "answer": answers[e["id"]]["text"],
+               "score": round(answers[e["id"]]["score"], 4)}
+
+
+# architecture in a saved config.json -> (its task model class, what answers --predict with it)
+PREDICTORS = {**{c.architecture: (c, predict_labels) for c in CLASSIFIERS.values()},
+              **{c.architecture: (c, predict_tags) for c in TOKEN_CLASSIFIERS.values()},
+              **{c.architecture: (c, predict_spans) for c in QUESTION_ANSWERERS.values()}}
+
+
+def predict(args):
+    """Label (or answer) --predict / --predict-file with <out-dir>/best as its architecture does: JSON lines."""
+    directory = os.path.join(args.out_dir, "best")
+    config_path = os.path.join(directory, "config.json")
+    if not os.path.exists(config_path):
+        sys.exit(f"error: {config_path}: not found; fine-tune first (python finetune.py --task {args.task})")
+    architecture = (read_json(config_path).get("architectures") or [None])[0]
+    if architecture not in PREDICTORS:
+        sys.exit(f"error: {config_path}: architecture {architecture!r} is not a fine-tuned model this can run "
+                 f"({', '.join(PREDICTORS)})")
+    model_class, predictor = PREDICTORS[architecture]
+    for line in predictor(args, model_class.from_pretrained(directory), load_tokenizer(directory)):
+        print(json.dumps(line))

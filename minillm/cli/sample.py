@@ -1,0 +1,42 @@
+"""`python sample.py`: sample text from a trained GPT checkpoint (the entry point runs this).
+
+Generation uses the model's KV cache, so each new token costs one position's
+worth of work instead of a pass over the whole context.
+"""
+
+import argparse
+import os
+
+from minillm import backend
+from minillm.models.gpt import GPT
+from minillm.tokenizers import load_tokenizer
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out-dir", default="out/shakespeare-char", help="run directory (or a checkpoint directory)")
+    p.add_argument("--start", default="\n", help="the prompt")
+    p.add_argument("--num-samples", type=int, default=1)
+    p.add_argument("--max-new-tokens", type=int, default=500)
+    p.add_argument("--temperature", type=float, default=0.8, help="0 is greedy")
+    p.add_argument("--top-k", type=int, default=200, help="sample among the k most likely tokens (0: all)")
+    p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--device", choices=["cpu", "gpu"], default=os.environ.get("MINILLM_DEVICE", "cpu"))
+    args = p.parse_args(argv)
+    backend.use(args.device)
+    directory = os.path.join(args.out_dir, "checkpoint")
+    if not os.path.isdir(directory):
+        directory = args.out_dir
+    model, tokenizer = GPT.from_pretrained(directory), load_tokenizer(directory)
+    rng = backend.default_rng(args.seed)
+    prompt = backend.to_device([tokenizer.encode(args.start)] * args.num_samples)
+    out = model.generate(prompt, args.max_new_tokens, args.temperature, args.top_k or None, rng)
+    texts = [tokenizer.decode(row) for row in backend.to_host(out).tolist()]
+    for text in texts:
+        print(text)
+        print("---------------")
+    return texts
+
+
+if __name__ == "__main__":
+    main()
