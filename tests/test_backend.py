@@ -4,8 +4,7 @@ import pathlib
 import re
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from minillm import backend
 from minillm.backend import xp

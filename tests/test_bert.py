@@ -4,15 +4,14 @@ import json
 import math
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from minillm.backend import xp
 from minillm.checkpoint import load_safetensors, save_safetensors, write_json
-from minillm.gradcheck import gradcheck
 from minillm.models.bert import BertConfig, BertForPreTraining, start_local
-from minillm.objectives import mlm_nsp_loss
-from minillm.optim import AdamW
+from minillm.nn.gradcheck import gradcheck
+from minillm.tasks.masked_lm import mlm_nsp_loss
+from minillm.training.optim import AdamW
 
 V = 7
 

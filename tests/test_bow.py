@@ -4,13 +4,13 @@ naive Bayes by hand, the softmax-regression gradient by finite differences, real
 import math
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from minillm.backend import host_rng, np, to_device, to_host, xp
-from minillm import datasets
-from minillm.gradcheck import gradcheck
+from minillm.data.labelled import classification_data
 from minillm.models import bow
+from minillm.tasks.bow import fit_softmax_regression
+from minillm.nn.gradcheck import gradcheck
 from minillm.nn.loss import cross_entropy_backward, cross_entropy_forward
 
 
@@ -95,14 +95,14 @@ def test_softmax_regression_fits_a_separable_toy_set():
     texts = ["good fun", "great good", "fun great film", "bad dull", "awful bad", "dull awful film"] * 4
     labels = [1, 1, 1, 0, 0, 0] * 4
     vectorizer = bow.NgramVectorizer(tfidf=True).fit(texts)
-    model = bow.SoftmaxRegression(epochs=20, lr=0.1, batch_size=4).fit(vectorizer.transform(texts), labels)
+    model = fit_softmax_regression(vectorizer.transform(texts), labels, epochs=20, lr=0.1, batch_size=4)
     assert model.predict(vectorizer.transform(["good film", "awful film"])).tolist() == [1, 0]
     assert model.losses[-1] < 0.1 < math.log(2) == pytest.approx(model.losses[0])
     assert model.predict_proba(vectorizer.transform(["good"])).sum() == pytest.approx(1.0)
 
 
 def test_snips_intent_baselines_on_real_data():
-    splits, names, _ = datasets.classification_data("intent")
+    splits, names, _ = classification_data("intent")
     assert len(names) == 7
     (train_texts, train_labels), (dev_texts, dev_labels) = splits["train"], splits["dev"]
     vectorizer = bow.NgramVectorizer().fit(train_texts)
@@ -110,13 +110,13 @@ def test_snips_intent_baselines_on_real_data():
     accuracy = np.mean(nb.predict(vectorizer.transform(dev_texts)) == np.array(dev_labels))
     assert accuracy > 0.96  # 97.86% with the defaults
     with pytest.raises(ValueError, match="unknown classification task"):
-        datasets.classification_data("poetry")
+        classification_data("poetry")
     with pytest.raises(ValueError, match="not 'sst2'"):
-        datasets.classification_data("news", "sst2")
+        classification_data("news", "sst2")
 
 
 def test_chnsenticorp_split_is_stratified_and_disjoint():
-    splits, names, note = datasets.classification_data("sentiment", "chnsenticorp")
+    splits, names, note = classification_data("sentiment", "chnsenticorp")
     sizes = {s: len(splits[s][0]) for s in splits}
     assert sizes == {"train": 6213, "dev": 777, "test": 776}  # per class: round(0.8 n), round(0.9 n) - ...
     assert sum(splits["train"][1]) == round(0.8 * 5322) and "80/10/10" in note

@@ -5,8 +5,7 @@ import os
 import struct
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from minillm.backend import np
 from minillm.checkpoint import read_safetensors, save_directory_atomically, save_safetensors

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from minillm import compare
 from minillm.models.gpt import GPT, GPTConfig
+from minillm.tools import compare
 
 
 @pytest.mark.parametrize("extra", [[], ["--parallel", "--gpt-flags=--n-layer 1 --dropout 0.1"]])

@@ -2,29 +2,30 @@
 
 import pytest
 
-from minillm import datasets
-from minillm.corpus import lm_corpus, sentence_documents, token_stream
+from minillm.data import datasets
+from minillm.data.corpora import imdb, lm_corpus, tinyshakespeare, wikitext2
+from minillm.data.lm_data import sentence_documents, token_stream
 from minillm.tokenizers import CharTokenizer, load_tokenizer
 
 
 def test_tinyshakespeare_is_the_real_file():
-    text = datasets.tinyshakespeare()
+    text = tinyshakespeare()
     assert len(text) == 1_115_394 and len(set(text)) == 65 and text.startswith("First Citizen:")
 
 
 def test_tinyshakespeare_split_is_nanogpts():
     """nanoGPT's prepare.py keeps data[:int(n * 0.9)] for training and the rest for validation."""
     (train,), (val,) = lm_corpus("tinyshakespeare")
-    assert (len(train), len(val)) == (1_003_854, 111_540) and train + val == datasets.tinyshakespeare()
+    assert (len(train), len(val)) == (1_003_854, 111_540) and train + val == tinyshakespeare()
 
 
 def test_missing_dataset_says_what_to_put_where(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(FileNotFoundError, match="imdb/aclImdb/train/pos") as info:
-        datasets.imdb("train", directory=str(tmp_path / "nowhere"))
+        imdb("train", directory=str(tmp_path / "nowhere"))
     assert "MINILLM_DATA" in str(info.value)
     with pytest.raises(ValueError, match="train is not available"):
-        datasets.wikitext2("train")
+        wikitext2("train")
 
 
 def test_offline_download_failure_is_clear(tmp_path, monkeypatch):
@@ -35,12 +36,12 @@ def test_offline_download_failure_is_clear(tmp_path, monkeypatch):
 
     monkeypatch.setattr(datasets, "_download", offline)
     with pytest.raises(FileNotFoundError, match="put the file at data/tinyshakespeare/input.txt"):
-        datasets.tinyshakespeare(directory=str(tmp_path / "empty"))
+        tinyshakespeare(directory=str(tmp_path / "empty"))
 
 
 def test_wikitext_and_imdb_counts():
-    assert len(datasets.wikitext2("valid")) == 3760
-    test = datasets.imdb("test")
+    assert len(wikitext2("valid")) == 3760
+    test = imdb("test")
     assert len(test) == 25_000 and sum(label for _, label in test) == 12_500
 
 

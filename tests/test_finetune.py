@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from minillm import finetune, pretrain
+from minillm.cli import finetune, pretrain
 from minillm.models.heads import GPTForSequenceClassification
 
 

@@ -4,12 +4,11 @@ import math
 import warnings
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from minillm.backend import to_host, xp
-from minillm.gradcheck import gradcheck
 from minillm.nn import functional as F
+from minillm.nn.gradcheck import gradcheck
 from minillm.nn.loss import cross_entropy_backward, cross_entropy_forward
 
 TOL = 1e-6

@@ -4,13 +4,12 @@ import json
 import os
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from minillm.backend import xp
 from minillm.checkpoint import load_safetensors
-from minillm.gradcheck import gradcheck
 from minillm.models.gpt import GPT, GPTConfig
+from minillm.nn.gradcheck import gradcheck
 from minillm.nn.loss import cross_entropy_backward, cross_entropy_forward
 
 

@@ -1,13 +1,14 @@
 """Fine-tuning heads: pooling gradients, the GPT classifier, label alignment, span decoding."""
 
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from minillm.backend import np, xp
-from minillm.gradcheck import gradcheck
 from minillm.models.gpt import GPTConfig
-from minillm.models.heads import GPTForSequenceClassification, best_spans, first_subtoken_labels
+from minillm.models.heads import GPTForSequenceClassification
 from minillm.nn import functional as F
+from minillm.nn.gradcheck import gradcheck
+from minillm.tasks.ner import first_subtoken_labels
+from minillm.tasks.qa import best_spans
 
 seeds = st.integers(0, 2**31 - 1)
 

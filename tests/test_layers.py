@@ -1,12 +1,11 @@
 """Modules (parameters bound to the functional pairs) against finite differences, float64."""
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from minillm.backend import xp
-from minillm.gradcheck import gradcheck_module
 from minillm.nn.attention import SelfAttention, combine_masks
+from minillm.nn.gradcheck import gradcheck_module
 from minillm.nn.layers import GELU, Conv1D, Dropout, Embedding, LayerNorm, Linear, RandomSource
 
 TOL = 1e-6

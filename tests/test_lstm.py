@@ -3,13 +3,12 @@
 import json
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from minillm.backend import xp
 from minillm.checkpoint import load_safetensors
-from minillm.gradcheck import gradcheck
 from minillm.models.lstm_lm import LSTMLM, LSTMConfig
+from minillm.nn.gradcheck import gradcheck
 from minillm.nn.layers import RandomSource
 from minillm.nn.lstm import LSTM, sigmoid
 
@@ -221,7 +220,7 @@ def test_generate_shapes_greedy_determinism_and_state():
 
 
 def test_benchmark_runs_on_a_tiny_model():
-    from minillm.models.lstm_bench import measure
+    from minillm.tools.lstm_bench import measure
 
     seconds, tokens_per_s = measure(LSTMConfig(vocab_size=5, n_embd=3, hidden_size=3, num_layers=2), 2, 4, 1, 2)
     assert seconds > 0 and abs(tokens_per_s * seconds - 8) < 1e-6

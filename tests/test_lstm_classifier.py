@@ -3,15 +3,14 @@
 import json
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
-from minillm import finetune, pretrain
 from minillm.backend import xp
 from minillm.checkpoint import load_safetensors
-from minillm.gradcheck import gradcheck
+from minillm.cli import finetune, pretrain
 from minillm.models.lstm_classifier import LSTMClassifierConfig, LSTMForSequenceClassification
 from minillm.models.lstm_lm import LSTMLM, LSTMConfig
+from minillm.nn.gradcheck import gradcheck
 
 seeds = st.integers(0, 2**31 - 1)
 V = 7

@@ -4,10 +4,9 @@ default chunking), SQuAD v1.1 EM/F1 with the official normalization, perplexity.
 import math
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
-from minillm import metrics
+from minillm.tasks import metrics
 
 
 # ------------------------------------------------------------ classification

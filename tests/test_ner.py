@@ -5,13 +5,16 @@ import json
 
 import pytest
 
-from minillm import datasets, finetune, metrics, ner
 from minillm.backend import np, to_host, xp
+from minillm.cli import finetune
+from minillm.data.conll2003 import conll2003
 from minillm.models.bert import BertConfig, BertForPreTraining
 from minillm.models.gpt import GPT, GPTConfig
-from minillm.models.heads import BertForTokenClassification, GPTForTokenClassification, first_subtoken_labels
-from minillm.optim import AdamW
+from minillm.models.heads import BertForTokenClassification, GPTForTokenClassification
+from minillm.tasks import metrics, ner
+from minillm.tasks.ner import first_subtoken_labels
 from minillm.tokenizers import BPETokenizer, WordPieceTokenizer
+from minillm.training.optim import AdamW
 
 HAND_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",  # 0-4
               "brus", "##sels", "1996", "-", "08", "peter", "black", "##burn"]  # 5-12
@@ -19,7 +22,7 @@ HAND_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",  # 0-4
 
 @functools.lru_cache(maxsize=None)
 def conll_text(n=300):
-    return [" ".join(words) for words, _ in datasets.conll2003("train")[:n]]
+    return [" ".join(words) for words, _ in conll2003("train")[:n]]
 
 
 @functools.lru_cache(maxsize=None)
@@ -38,7 +41,7 @@ def tag_ids(tags):
 
 def test_first_subtoken_labels_on_real_sentences_by_hand():
     tok = WordPieceTokenizer(HAND_VOCAB)
-    train = datasets.conll2003("train")
+    train = conll2003("train")
     words, tags = train[2]
     assert (words, tags) == (["BRUSSELS", "1996-08-22"], ["B-LOC", "O"])
     ids, word_ids = tok.encode_words(words)
@@ -55,7 +58,7 @@ def test_first_subtoken_labels_on_real_sentences_by_hand():
 
 def test_every_word_is_labelled_once_in_order_unless_cut_off():
     tok = small_wordpiece()
-    for words, tags in datasets.conll2003("dev")[:200]:
+    for words, tags in conll2003("dev")[:200]:
         for max_length in (8, 128):
             ids, word_ids = ner.encode_words(tok, words, max_length)
             assert len(ids) == len(word_ids) <= max_length and ids[0] == tok.cls_id and ids[-1] == tok.sep_id
@@ -67,7 +70,7 @@ def test_every_word_is_labelled_once_in_order_unless_cut_off():
 
 def test_bpe_words_encode_as_the_joined_sentence():
     tok = small_bpe()
-    for words, _ in datasets.conll2003("dev")[:100]:
+    for words, _ in conll2003("dev")[:100]:
         ids, word_ids = ner.encode_words(tok, words, 1000)
         assert ids == tok.encode(" ".join(words))  # each word but the first after a space
         assert word_ids == sorted(word_ids) and set(word_ids) == set(range(len(words)))
@@ -76,7 +79,7 @@ def test_bpe_words_encode_as_the_joined_sentence():
 
 def test_word_tags_round_trip_and_cut_words_are_o():
     tok = small_wordpiece()
-    sentences = datasets.conll2003("dev")[:100]
+    sentences = conll2003("dev")[:100]
     for max_length in (128, 10):
         for words, tags in sentences:
             ids, word_ids = tok.encode_words(words, max_length)
@@ -105,7 +108,7 @@ def tiny_bert(tok):
 
 
 def tiny_task(model, tok, n=24, batch_size=24):
-    splits = {"train": datasets.conll2003("train")[:n], "dev": datasets.conll2003("dev")[:n]}
+    splits = {"train": conll2003("train")[:n], "dev": conll2003("dev")[:n]}
     encoded = {s: [ner.encode_words(tok, words, 64) for words, _ in rows] for s, rows in splits.items()}
     return ner.TokenClassificationTask(model, {s: [i for i, _ in e] for s, e in encoded.items()},
                                        {s: [w for _, w in e] for s, e in encoded.items()}, splits, batch_size,
@@ -209,7 +212,7 @@ def test_finetune_ner_reports_and_predicts(tiny_checkpoints, tmp_path, capsys):
     assert dev["note"] == ner.NOTE and (out / "report-dev.md").exists() and (out / "report-test.md").exists()
     matrix = np.array(dev["confusion_matrix"]["rows_gold_cols_pred"])
     assert matrix.sum() == 51362  # every word of eng.testa, cut off or not
-    gold = [tags for _, tags in datasets.conll2003("dev")]
+    gold = [tags for _, tags in conll2003("dev")]
     assert matrix.sum(axis=1).tolist() == [sum(t == tag for s in gold for t in s) for tag in ner.TAGS]
     assert sum(s["support"] for s in dev["scores"]["per_type"].values()) == dev["scores"]["support"] == 5942
     assert dev["scores"]["accuracy"] == pytest.approx(np.trace(matrix) / 51362)

@@ -3,13 +3,13 @@
 import math
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from minillm.backend import np, xp
-from minillm.gradcheck import numerical_gradient, relative_error
-from minillm.objectives import (IGNORE_INDEX, IS_NEXT, IS_RANDOM, mask_tokens, mlm_nsp_loss, nsp_pairs,
-                                pack_pairs, truncate_seq_pair)
+from minillm.nn.gradcheck import numerical_gradient, relative_error
+from minillm.nn.loss import IGNORE_INDEX
+from minillm.tasks.masked_lm import (IS_NEXT, IS_RANDOM, mask_tokens, mlm_nsp_loss, nsp_pairs, pack_pairs,
+                                     truncate_seq_pair)
 
 PAD, UNK, CLS, SEP, MASK = 0, 1, 2, 3, 4
 SPECIAL = (PAD, UNK, CLS, SEP, MASK)

@@ -3,14 +3,13 @@
 import math
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
-from minillm import optim
 from minillm.backend import xp
 from minillm.models.gpt import GPT, GPTConfig
 from minillm.nn.layers import Module, Parameter
-from minillm.optim import AdamW, cosine_lr, weight_decay_groups
+from minillm.training import optim
+from minillm.training.optim import AdamW, cosine_lr, weight_decay_groups
 
 
 class TwoParams(Module):

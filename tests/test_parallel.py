@@ -3,16 +3,18 @@
 import argparse
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from minillm.backend import np, to_device, to_host
 from minillm.models.bert import BertConfig, BertForPreTraining
 from minillm.models.gpt import GPT, GPTConfig
 from minillm.models.heads import BertForQuestionAnswering
 from minillm.models.xlnet import XLNetConfig, XLNetLMHeadModel
+from minillm.nn.loss import IGNORE_INDEX
 from minillm.nn.parallel import BatchParallel, add_threads_argument
-from minillm.objectives import IGNORE_INDEX, ar_loss, ar_loss_backward, mlm_nsp_loss, permutation_lm_batch, plm_loss
+from minillm.tasks.causal_lm import ar_loss, ar_loss_backward
+from minillm.tasks.masked_lm import mlm_nsp_loss
+from minillm.tasks.permutation_lm import permutation_lm_batch, plm_loss
 
 V, T = 11, 6
 

@@ -8,13 +8,14 @@ import importlib.util
 
 import pytest
 
-from minillm import finetune, pretrained
 from minillm.backend import np, to_host
 from minillm.checkpoint import load_safetensors, save_safetensors
+from minillm.cli import finetune
+from minillm.models import pretrained
 from minillm.models.bert import BertConfig, BertForPreTraining
 from minillm.models.heads import BertForSequenceClassification
-from minillm.pretrained import load_bert_model, resolve_init
-from minillm.sentence_embeddings import sentence_embeddings
+from minillm.models.pretrained import load_bert_model, resolve_init
+from minillm.tasks.sentence_embeddings import sentence_embeddings
 from minillm.tokenizers import load_tokenizer
 
 try:

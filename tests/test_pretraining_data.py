@@ -5,9 +5,10 @@ import os
 import pytest
 
 from minillm.backend import np
-from minillm.datasets import dataset_path
-from minillm.objectives import IGNORE_INDEX
-from minillm.pretraining_data import SpecialTokens, pretraining_batches, review_documents, split_sentences
+from minillm.data.datasets import dataset_path
+from minillm.data.sentences import review_documents, split_sentences
+from minillm.nn.loss import IGNORE_INDEX
+from minillm.tasks.masked_lm import SpecialTokens, pretraining_batches
 
 SPECIAL = SpecialTokens(pad=0, unk=1, cls=2, sep=3, mask=4)
 

@@ -5,15 +5,16 @@ import functools
 import json
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
-from minillm import datasets, finetune, qa
 from minillm.backend import np, xp
 from minillm.checkpoint import load_safetensors
-from minillm.gradcheck import gradcheck
+from minillm.cli import finetune
+from minillm.data.squad import squad
 from minillm.models.bert import BertConfig, BertForPreTraining
 from minillm.models.heads import BertForQuestionAnswering
+from minillm.nn.gradcheck import gradcheck
+from minillm.tasks import qa
 from minillm.tokenizers.wordpiece import WordPieceTokenizer
 
 SLICE = 300  # dev questions the real-data tests read
@@ -21,7 +22,7 @@ SLICE = 300  # dev questions the real-data tests read
 
 @functools.lru_cache(maxsize=None)
 def dev_slice():
-    return datasets.squad("dev")[:SLICE]
+    return squad("dev")[:SLICE]
 
 
 @functools.lru_cache(maxsize=None)

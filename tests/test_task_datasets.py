@@ -6,8 +6,10 @@ import json
 
 import pytest
 
-from minillm import datasets
-from minillm.datasets import DataFormatError
+from minillm.data.conll2003 import conll2003, iob1_to_bio2
+from minillm.data.datasets import DATASETS, FINETUNE_SPLITS, DataFormatError, stratified_split
+from minillm.data.labelled import ag_news, ag_news_classes, ag_news_uses_official_train, snips, sst2
+from minillm.data.squad import squad, squad_uses_official_train
 
 
 def write(root, relative, text):
@@ -19,35 +21,35 @@ def write(root, relative, text):
 
 # ------------------------------------------------------------ SST-2
 def test_sst2_counts_and_no_labelled_test():
-    dev = datasets.sst2("dev")
+    dev = sst2("dev")
     assert len(dev) == 872 and sum(y for _, y in dev) == 444
     assert dev[0] == ("it 's a charming and often affecting journey .", 1)
-    train = datasets.sst2("train")
+    train = sst2("train")
     assert len(train) == 67_349 and sum(y for _, y in train) == 37_569
     with pytest.raises(ValueError, match="evaluate on dev"):
-        datasets.sst2("test")
+        sst2("test")
 
 
 def test_sst2_malformed_rows_name_file_and_line(tmp_path):
     write(tmp_path, "sst2/dev.tsv", "sentence\tlabel\ngood .\t1\nbad .\tnegative\n")
     with pytest.raises(DataFormatError, match=r"sst2/dev.tsv:3: expected 'sentence<TAB>0\|1'"):
-        datasets.sst2("dev", directory=str(tmp_path))
+        sst2("dev", directory=str(tmp_path))
     write(tmp_path, "sst2/dev.tsv", "text\tlabel\n")
     with pytest.raises(DataFormatError, match="dev.tsv:1: expected the header"):
-        datasets.sst2("dev", directory=str(tmp_path))
+        sst2("dev", directory=str(tmp_path))
 
 
 # ------------------------------------------------------------ AG News
 def test_ag_news_stratified_split_of_test_csv():
-    assert datasets.ag_news_classes() == ["World", "Sports", "Business", "Sci/Tech"]
-    assert not datasets.ag_news_uses_official_train()
-    parts = {s: datasets.ag_news(s) for s in datasets.FINETUNE_SPLITS}
+    assert ag_news_classes() == ["World", "Sports", "Business", "Sci/Tech"]
+    assert not ag_news_uses_official_train()
+    parts = {s: ag_news(s) for s in FINETUNE_SPLITS}
     for split, per_class in (("train", 1330), ("dev", 190), ("test", 380)):
         assert collections.Counter(y for _, y in parts[split]) == {c: per_class for c in range(4)}
-    texts = [{t for t, _ in parts[s]} for s in datasets.FINETUNE_SPLITS]
+    texts = [{t for t, _ in parts[s]} for s in FINETUNE_SPLITS]
     assert sum(len(t) for t in texts) == len(set.union(*texts))  # disjoint
-    assert parts == {s: datasets.ag_news(s) for s in datasets.FINETUNE_SPLITS}  # fixed seed
-    everything = [t for s in datasets.FINETUNE_SPLITS for t, _ in parts[s]]
+    assert parts == {s: ag_news(s) for s in FINETUNE_SPLITS}  # fixed seed
+    everything = [t for s in FINETUNE_SPLITS for t, _ in parts[s]]
     assert any("\nteam of rocketeers" in t for t in everything)  # "second\team": backslash is a line break
     assert any("$1 billion" in t for t in everything) and not any("\\" in t for t in everything)
 
@@ -58,9 +60,9 @@ def test_ag_news_uses_the_official_train_file_when_present(tmp_path):
     rows = "".join(f'"{1 + i % 2}","title {i}","say ""hi"" {i}"\n' for i in range(40))
     write(tmp_path, "ag_news/train.csv", rows)
     root = str(tmp_path)
-    assert datasets.ag_news_uses_official_train(root)
-    assert datasets.ag_news("test", root) == [("T\nD", 0), ("T2\nD2", 1)]
-    train, dev = datasets.ag_news("train", root), datasets.ag_news("dev", root)
+    assert ag_news_uses_official_train(root)
+    assert ag_news("test", root) == [("T\nD", 0), ("T2\nD2", 1)]
+    train, dev = ag_news("train", root), ag_news("dev", root)
     assert len(train) == 38 and collections.Counter(y for _, y in dev) == {0: 1, 1: 1}
     assert train[0] == ('title 0\nsay "hi" 0', 0)
 
@@ -69,25 +71,25 @@ def test_ag_news_malformed_rows_name_file_and_line(tmp_path):
     write(tmp_path, "ag_news/classes.txt", "World\nSports\n")
     write(tmp_path, "ag_news/test.csv", '"1","T","D"\n"5","T","D"\n')
     with pytest.raises(DataFormatError, match=r"test.csv:2: expected '\"class 1-2\""):
-        datasets.ag_news("test", str(tmp_path))
+        ag_news("test", str(tmp_path))
     write(tmp_path, "ag_news/test.csv", '"1","T","D"\n"2","T"\n')
     with pytest.raises(DataFormatError, match="test.csv:2:"):
-        datasets.ag_news("test", str(tmp_path))
+        ag_news("test", str(tmp_path))
 
 
 def test_stratified_split_proportions_and_errors():
     labels = ["a"] * 10 + ["b"] * 20
-    train, dev = datasets.stratified_split(labels, (0.7, 0.3), seed=3)
+    train, dev = stratified_split(labels, (0.7, 0.3), seed=3)
     assert sorted(train + dev) == list(range(30))
     assert collections.Counter(labels[i] for i in dev) == {"a": 3, "b": 6}
     with pytest.raises(ValueError, match="sum to 1"):
-        datasets.stratified_split(labels, (0.5, 0.4))
+        stratified_split(labels, (0.5, 0.4))
 
 
 # ------------------------------------------------------------ SNIPS
 def test_snips_counts_intents_and_alignment():
-    dev, test = datasets.snips("dev"), datasets.snips("test")
-    assert len(datasets.snips("train")) == 13_084 and len(dev) == len(test) == 700
+    dev, test = snips("dev"), snips("test")
+    assert len(snips("train")) == 13_084 and len(dev) == len(test) == 700
     intents = collections.Counter(intent for _, _, intent in dev)
     assert intents == {name: 100 for name in ("AddToPlaylist", "BookRestaurant", "GetWeather", "PlayMusic",
                                               "RateBook", "SearchCreativeWork", "SearchScreeningEvent")}
@@ -99,23 +101,23 @@ def test_snips_tag_count_mismatch_names_file_and_line(tmp_path):
     write(tmp_path, "snips/valid/seq.out", "O O O \nO \n")
     write(tmp_path, "snips/valid/label", "PlayMusic\nBookRestaurant\n")
     with pytest.raises(DataFormatError, match=r"valid/seq.out:2: 1 tags for 2 tokens"):
-        datasets.snips("dev", str(tmp_path))
+        snips("dev", str(tmp_path))
     write(tmp_path, "snips/valid/label", "PlayMusic\n")
     with pytest.raises(DataFormatError, match="must be line-aligned"):
-        datasets.snips("dev", str(tmp_path))
+        snips("dev", str(tmp_path))
 
 
 # ------------------------------------------------------------ CoNLL-2003
 def test_iob1_to_bio2_by_hand():
     iob1 = ["I-PER", "I-PER", "O", "I-LOC", "B-LOC", "I-LOC", "I-ORG", "I-MISC", "B-MISC", "O", "I-PER"]
     bio2 = ["B-PER", "I-PER", "O", "B-LOC", "B-LOC", "I-LOC", "B-ORG", "B-MISC", "B-MISC", "O", "B-PER"]
-    assert datasets.iob1_to_bio2(iob1) == bio2
-    assert datasets.iob1_to_bio2(bio2) == bio2  # BIO2 input is left as it is
-    assert datasets.iob1_to_bio2([]) == []
+    assert iob1_to_bio2(iob1) == bio2
+    assert iob1_to_bio2(bio2) == bio2  # BIO2 input is left as it is
+    assert iob1_to_bio2([]) == []
 
 
 def test_conll_dev_entity_counts_after_conversion_match_the_paper():
-    dev = datasets.conll2003("dev")
+    dev = conll2003("dev")
     assert len(dev) == 3250 and sum(len(words) for words, _ in dev) == 51_362
     starts = collections.Counter(tag[2:] for _, tags in dev for tag in tags if tag.startswith("B-"))
     assert starts == {"LOC": 1837, "MISC": 922, "ORG": 1341, "PER": 1842}
@@ -127,16 +129,16 @@ def test_conll_dev_entity_counts_after_conversion_match_the_paper():
 def test_conll_malformed_line_names_file_and_line(tmp_path):
     write(tmp_path, "conll2003/eng.testa", "-DOCSTART- -X- O O\n\nEU NNP I-NP I-ORG\nrejects VBZ I-VP\n")
     with pytest.raises(DataFormatError, match="eng.testa:4: expected 4 space-separated columns"):
-        datasets.conll2003("dev", str(tmp_path))
+        conll2003("dev", str(tmp_path))
     write(tmp_path, "conll2003/eng.testa", "EU NNP I-NP I-ORGANISATION\n")
     with pytest.raises(DataFormatError, match="eng.testa:1: NER tag 'I-ORGANISATION'"):
-        datasets.conll2003("dev", str(tmp_path))
+        conll2003("dev", str(tmp_path))
 
 
 # ------------------------------------------------------------ SQuAD v1.1
 def test_squad_split_by_article_keeps_every_question_once():
-    assert not datasets.squad_uses_official_train()
-    train, dev = datasets.squad("train"), datasets.squad("dev")
+    assert not squad_uses_official_train()
+    train, dev = squad("train"), squad("dev")
     assert (len(train), len(dev)) == (8338, 2232)  # fixed seed: the split is the same everywhere
     assert len({q["id"] for q in train + dev}) == 10_570
     assert not {q["context"] for q in train} & {q["context"] for q in dev}
@@ -147,7 +149,7 @@ def test_squad_split_by_article_keeps_every_question_once():
         for text, start in zip(q["answers"]["text"], q["answers"]["answer_start"]):
             assert q["context"][start:start + len(text)] == text
     with pytest.raises(ValueError, match="no public test set"):
-        datasets.squad("test")
+        squad("test")
 
 
 def _squad_file(answer_start):
@@ -161,20 +163,20 @@ def test_squad_official_train_is_used_when_present_and_answers_are_checked(tmp_p
     write(tmp_path, "squad1.1/dev-v1.1.json", json.dumps(_squad_file(4)))
     write(tmp_path, "squad1.1/train-v1.1.json", json.dumps(_squad_file(4)))
     root = str(tmp_path)
-    assert datasets.squad_uses_official_train(root)
-    assert datasets.squad("dev", root)[1] == {"id": "b", "title": "T", "question": "Who?",
+    assert squad_uses_official_train(root)
+    assert squad("dev", root)[1] == {"id": "b", "title": "T", "question": "Who?",
                                               "context": "The Broncos won.",
                                               "answers": {"text": ["Broncos"], "answer_start": [4]}}
     write(tmp_path, "squad1.1/train-v1.1.json", json.dumps(_squad_file(5)))
     with pytest.raises(DataFormatError, match=r"train-v1.1.json: data\[0\].paragraphs\[0\].qas\[1\].answers\[0\]: "
                                               r"context\[5:12\] is 'roncos ', not the answer 'Broncos'"):
-        datasets.squad("train", root)
+        squad("train", root)
     write(tmp_path, "squad1.1/train-v1.1.json", '{"data": [\n{"title": }]}')
     with pytest.raises(DataFormatError, match="train-v1.1.json:2: invalid JSON"):
-        datasets.squad("train", root)
+        squad("train", root)
 
 
 def test_registry_lists_every_task_dataset():
     for name in ("sst2", "ag_news", "snips", "conll2003", "squad1.1"):
-        entry = datasets.DATASETS[name]
+        entry = DATASETS[name]
         assert entry.name == name and entry.files and entry.about

@@ -3,8 +3,8 @@
 from hypothesis import given, strategies as st
 
 from minillm.backend import np
-from minillm.pretraining_data import SpecialTokens
-from minillm.tasks import MaskedLMTask, epoch_batches
+from minillm.tasks.batching import epoch_batches
+from minillm.tasks.masked_lm import MaskedLMTask, SpecialTokens
 
 
 @given(st.lists(st.integers(1, 60), min_size=1, max_size=300), st.integers(1, 16), st.integers(0, 3),

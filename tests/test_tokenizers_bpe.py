@@ -11,10 +11,10 @@ import itertools
 import os
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
-from minillm import datasets
+from minillm.data.corpora import imdb, tinyshakespeare, wikitext2
+from minillm.data.labelled import chnsenticorp
 from minillm.tokenizers import load_tokenizer
 from minillm.tokenizers.bpe import ENDOFTEXT, BPETokenizer, bytes_to_unicode
 from minillm.tokenizers.merges import learn_merges, learn_merges_naive
@@ -33,7 +33,7 @@ def hand_built(merges, pattern="gpt2"):
 
 @functools.lru_cache(maxsize=None)
 def trained(pattern):
-    return BPETokenizer.train(datasets.tinyshakespeare()[:30_000], 400, pattern=pattern)
+    return BPETokenizer.train(tinyshakespeare()[:30_000], 400, pattern=pattern)
 
 
 def test_byte_table_is_gpt2s():
@@ -46,7 +46,7 @@ def test_byte_table_is_gpt2s():
 def test_tinyshakespeare_first_line_by_hand():
     # "First" -> F ir s t; " Citizen" -> ĠC (rank 1), then it (rank 2), then en (rank 3); ":".
     tok = hand_built([("i", "r"), ("Ġ", "C"), ("i", "t"), ("e", "n")])
-    text = datasets.tinyshakespeare()[:14]
+    text = tinyshakespeare()[:14]
     assert text == "First Citizen:"
     assert tok.encode(text) == [37, 256, 82, 83, 257, 258, 72, 89, 259, 25]
 
@@ -54,14 +54,14 @@ def test_tinyshakespeare_first_line_by_hand():
 def test_imdb_review_by_hand():
     # Ġi (rank 1) must exist before Ġi+s (rank 2) can apply; "ll" merges inside "Bromwell".
     tok = hand_built([("Ġ", "H"), ("Ġ", "i"), ("Ġi", "s"), ("l", "l")])
-    text = datasets.imdb("train", limit=1)[0][0][:16]
+    text = imdb("train", limit=1)[0][0][:16]
     assert text == "Bromwell High is"
     assert tok.encode(text) == [33, 81, 78, 76, 86, 68, 259, 256, 72, 70, 71, 258]
 
 
 def test_wikitext_heading_by_hand():
     tok = hand_built([("Ġ", "=")])
-    line = datasets.wikitext2("valid")[1]
+    line = wikitext2("valid")[1]
     assert line == " = Homarus gammarus = "
     assert tok.pattern.findall(line) == [" =", " Homarus", " gammarus", " =", " "]
     assert tok.encode(" = ") == [256, 220]
@@ -70,7 +70,7 @@ def test_wikitext_heading_by_hand():
 def test_chinese_review_bytes_by_hand():
     # 房 is E6 88 BF and 间 is E9 97 B4 in UTF-8. Printable E6, BF, E9, B4: 106 + (b - 0xAE);
     # 88 and 97 are among the shifted bytes: 188 + 33 + (b - 127).
-    text = datasets.chnsenticorp()[1][0]
+    text = chnsenticorp()[1][0]
     assert text.startswith("商务大床房，房间很大")
     assert hand_built([]).encode("房间") == [162, 230, 123, 165, 245, 112]
     tok = hand_built([(BYTE[0xE6], BYTE[0x88]), (BYTE[0xE6] + BYTE[0x88], BYTE[0xBF])])
@@ -105,10 +105,10 @@ def test_training_stops_when_no_pair_is_left():
 
 
 @pytest.mark.parametrize("texts", [
-    [datasets.tinyshakespeare()[:8000]],
-    [text for text, _ in datasets.imdb("train", limit=3)],
-    datasets.wikitext2("valid")[:40],
-    [text for text, _ in datasets.chnsenticorp()[:15]],
+    [tinyshakespeare()[:8000]],
+    [text for text, _ in imdb("train", limit=3)],
+    wikitext2("valid")[:40],
+    [text for text, _ in chnsenticorp()[:15]],
 ], ids=["tinyshakespeare", "imdb", "wikitext-2", "chnsenticorp"])
 def test_incremental_counts_give_the_naive_merges(texts):
     fast = BPETokenizer.train(texts, 400)
@@ -162,7 +162,7 @@ def test_save_load_round_trip_and_dispatch(tmp_path):
     back = load_tokenizer(tmp_path)
     assert isinstance(back, BPETokenizer) and back.vocab == tok.vocab and back.merges == tok.merges
     os.remove(tmp_path / "tokenizer_config.json")  # merges.txt alone says BPE
-    text = datasets.tinyshakespeare()[-500:]
+    text = tinyshakespeare()[-500:]
     assert load_tokenizer(tmp_path).encode(text) == tok.encode(text)
 
 

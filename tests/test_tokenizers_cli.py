@@ -2,8 +2,8 @@
 
 import pytest
 
-from minillm import datasets
-from minillm.tokenizers.__main__ import main
+from minillm.cli.tokenizer import main
+from minillm.data.labelled import chnsenticorp
 
 
 @pytest.mark.parametrize("kind, size", [("bpe", 300), ("wordpiece", 300), ("char", 0)])
@@ -26,7 +26,7 @@ def test_bad_ids_are_a_clear_exit(tmp_path):
 
 
 def test_chnsenticorp_reader():
-    rows = datasets.chnsenticorp()
+    rows = chnsenticorp()
     assert len(rows) == 7766 and sum(label for _, label in rows) == 5322
     assert sum(text == "" for text, _ in rows) == 1
     # The first row is quoted (it has commas) and doubles its inner quotes: "" -> ".
@@ -39,4 +39,4 @@ def test_chnsenticorp_bad_row_names_the_line(tmp_path):
     (tmp_path / "chnsenticorp" / "ChnSentiCorp_htl_all.csv").write_text('label,review\n1,"ok, fine"\n2,bad\n',
                                                                          encoding="utf-8")
     with pytest.raises(ValueError, match=r"ChnSentiCorp_htl_all.csv, line 3: expected label \(0 or 1\)"):
-        datasets.chnsenticorp(str(tmp_path))
+        chnsenticorp(str(tmp_path))

@@ -17,12 +17,14 @@ import functools
 import os
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
-from minillm import datasets
+from minillm.data.conll2003 import conll2003
+from minillm.data.corpora import imdb, tinyshakespeare, wikitext2
+from minillm.data.labelled import chnsenticorp
 from minillm.tokenizers import load_tokenizer
-from minillm.tokenizers.wordpiece import WordPieceTokenizer, normalize_char
+from minillm.tokenizers.normalize import normalize_char
+from minillm.tokenizers.wordpiece import WordPieceTokenizer
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",  # 0-4
          "un", "##aff", "##able", "hello", "world",  # 5-9
@@ -43,7 +45,7 @@ def with_offsets(tok, text):
 
 @functools.lru_cache(maxsize=None)
 def trained(lowercase):
-    texts = [t for t, _ in datasets.imdb("train", limit=2)] + [t for t, _ in datasets.chnsenticorp()[:10]]
+    texts = [t for t, _ in imdb("train", limit=2)] + [t for t, _ in chnsenticorp()[:10]]
     return WordPieceTokenizer.train(texts, 600, lowercase=lowercase)
 
 
@@ -90,21 +92,21 @@ def test_special_tokens_written_in_text():
 
 def test_real_text_by_hand():
     tok = hand_built()
-    assert datasets.tinyshakespeare()[:14] == "First Citizen:"
+    assert tinyshakespeare()[:14] == "First Citizen:"
     assert tok.encode("First Citizen:") == [15, 16, 17]
-    review = datasets.imdb("train", limit=1)[0][0]
+    review = imdb("train", limit=1)[0][0]
     assert review.startswith("Bromwell High is a cartoon comedy.")
     assert with_offsets(tok, review[:26]) == [(1, 0, 8), (1, 9, 13), (20, 14, 16), (21, 17, 18), (22, 19, 22),
                                               (23, 22, 26)]
-    line = datasets.wikitext2("valid")[1]
+    line = wikitext2("valid")[1]
     assert line == " = Homarus gammarus = "
     assert tok.encode(line) == [24, 25, 26, 1, 24]
     assert tok.encode("2 @-@ 3") == [1, 27, 28, 27, 1]
-    chinese = datasets.chnsenticorp()[0][0]
+    chinese = chnsenticorp()[0][0]
     assert chinese.startswith("距离川沙公路较近,但是")
     assert with_offsets(tok, chinese[:11]) == [(1, i, i + 1) for i in range(8)] + [(10, 8, 9), (1, 9, 10),
                                                                                      (1, 10, 11)]
-    hotel = next(t for t, _ in datasets.chnsenticorp() if t.startswith("酒店"))
+    hotel = next(t for t, _ in chnsenticorp() if t.startswith("酒店"))
     assert tok.encode(hotel)[:2] == [18, 19]
 
 
@@ -159,7 +161,7 @@ def test_encode_words_marks_each_tokens_word():
 
 def test_encode_words_on_conll_agrees_with_the_joined_text():
     tok = trained(False)
-    for words, _ in datasets.conll2003("dev")[:50]:
+    for words, _ in conll2003("dev")[:50]:
         ids, word_ids = tok.encode_words(words)
         assert ids == tok.encode_plus(" ".join(words)).input_ids
         inner = word_ids[1:-1]
@@ -201,7 +203,7 @@ def test_trained_on_real_text_round_trips_through_files(tmp_path):
         assert f.read().split("\n")[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     back = load_tokenizer(tmp_path)
     assert isinstance(back, WordPieceTokenizer) and back.itos == tok.itos and back.lowercase
-    review = datasets.imdb("test", limit=1)[0][0]
+    review = imdb("test", limit=1)[0][0]
     assert back.encode(review) == tok.encode(review) and tok.unk_id not in tok.encode("the movie")
     os.remove(tmp_path / "tokenizer_config.json")  # vocab.txt alone says WordPiece, lower-cased
     assert load_tokenizer(tmp_path).encode(review) == tok.encode(review)

@@ -4,7 +4,7 @@ import pytest
 
 from minillm.backend import host_rng, to_host
 from minillm.models.gpt import GPT, GPTConfig
-from minillm.torch_reference import copy_weights, main, torch_gpt
+from minillm.tools.torch_reference import copy_weights, main, torch_gpt
 
 torch = pytest.importorskip("torch")
 

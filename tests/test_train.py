@@ -6,13 +6,13 @@ import math
 import pytest
 
 from minillm import backend
-from minillm import pretrain as train
 from minillm.backend import np
+from minillm.cli import pretrain as train
 from minillm.models.gpt import GPT
-from minillm.models.lstm_lm import LSTMConfig, LSTMLM
-from minillm.tasks import TruncatedBPTTTask
+from minillm.models.lstm_lm import LSTMLM, LSTMConfig
+from minillm.tasks.tbptt import TruncatedBPTTTask
 from minillm.tokenizers import load_tokenizer
-from minillm.trainer import NonFiniteLoss, Trainer, TrainConfig
+from minillm.training.trainer import NonFiniteLoss, TrainConfig, Trainer
 
 TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4",
         "--eval-iters", "2", "--log-interval", "1", "--warmup-iters", "2", "--sample-tokens", "20", "--no-progress"]

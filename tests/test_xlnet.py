@@ -3,13 +3,13 @@
 import json
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from minillm.backend import host_rng, np, xp
-from minillm.gradcheck import gradcheck, gradcheck_module
 from minillm.models.xlnet import XLNetConfig, XLNetLMHeadModel, alibi_init
-from minillm.objectives import IGNORE_INDEX, permutation_lm_batch, plm_loss
+from minillm.nn.gradcheck import gradcheck, gradcheck_module
+from minillm.nn.loss import IGNORE_INDEX
+from minillm.tasks.permutation_lm import permutation_lm_batch, plm_loss
 
 V = 9
 

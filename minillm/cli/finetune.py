@@ -23,24 +23,25 @@ scores for ner, exact match and F1 for qa, and the most confident mistakes.
 """
 
 import argparse
-import json
 import math
 import os
 import sys
 
-from minillm import backend, datasets, metrics, ner, qa
-from minillm.checkpoint import load_safetensors, read_json, write_json
-from minillm.corpus import train_tokenizer
-from minillm.datasets import CLASSIFICATION_TASKS, classification_data
-from minillm.models.heads import (QA_LABELS, BertForQuestionAnswering, BertForSequenceClassification,
-                                  BertForTokenClassification, GPTForSequenceClassification,
-                                  GPTForTokenClassification)
-from minillm.models.lstm_classifier import POOLINGS, LSTMClassifierConfig, LSTMForSequenceClassification
+from minillm import backend
+from minillm.checkpoint import load_safetensors, read_json
+from minillm.cli.predict import predict
+from minillm.data.labelled import CLASSIFICATION_TASKS, classification_data
+from minillm.data.lm_data import train_tokenizer
+from minillm.data.squad import squad
+from minillm.models.auto import CLASSIFIERS, QUESTION_ANSWERERS, TOKEN_CLASSIFIERS, build_model, max_positions
+from minillm.models.heads import QA_LABELS
+from minillm.models.lstm_classifier import POOLINGS, LSTMClassifierConfig
+from minillm.models.pretrained import resolve_init
 from minillm.nn.parallel import BatchParallel, add_threads_argument
-from minillm.pretrained import resolve_init
-from minillm.tasks import SequenceClassificationTask, predict_probabilities
-from minillm.tokenizers import WordPieceTokenizer, load_tokenizer
-from minillm.trainer import NonFiniteLoss, Trainer, TrainConfig
+from minillm.tasks import ner, qa
+from minillm.tasks.classification import SequenceClassificationTask, encode_all, tokenizer_pad_id, write_report
+from minillm.tokenizers import load_tokenizer
+from minillm.training.trainer import NonFiniteLoss, TrainConfig, Trainer
 
 DEFAULT_INIT = "out/bert-imdb"  # where `python train.py --model bert` saves
 QA_MAX_LENGTH = 256  # tokens per QA window by default: most SQuAD contexts fit in one
@@ -243,10 +244,10 @@ def finetune_ner(args, source, tokenizer, config):
 def finetune_qa(args, source, tokenizer, config):
     """qa: extractive question answering on SQuAD v1.1; the answer is a span of the context."""
     note = qa.split_note(args.data_dir)
-    examples = {s: datasets.squad(s, args.data_dir) for s in ("train", "dev")}
+    examples = {s: squad(s, args.data_dir) for s in ("train", "dev")}
     for split, limit in (("train", args.max_train_examples), ("dev", args.max_eval_examples)):
         examples[split] = examples[split][:limit or None]
-    model = build_model({"bert": BertForQuestionAnswering}, config, QA_LABELS, tokenizer_pad_id(tokenizer),
+    model = build_model(QUESTION_ANSWERERS, config, QA_LABELS, tokenizer_pad_id(tokenizer),
                         args.dropout, args.seed)
     start_from(model, source, args.init == "none")
     max_length = min(args.max_length, max_positions(model.config))

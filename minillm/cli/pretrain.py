@@ -17,19 +17,21 @@ import time
 
 from minillm import backend
 from minillm.backend import host_rng, np
-from minillm.corpus import (CORPORA, build_tokenizer, document_separator, lm_corpus, lm_streams,
-                            sentence_documents, tokenizer_digest)
-from minillm.models.bert import BertConfig, BertForPreTraining, start_local
-from minillm.pretraining_data import SpecialTokens
-from minillm.tokenizers import WordPieceTokenizer
+from minillm.data.corpora import CORPORA, lm_corpus
+from minillm.data.lm_data import build_tokenizer, document_separator, lm_streams, sentence_documents, tokenizer_digest
 from minillm.models.arpa import write_arpa
+from minillm.models.bert import BertConfig, BertForPreTraining, start_local
 from minillm.models.gpt import GPT, GPTConfig
-from minillm.models.lstm_lm import LSTMConfig, LSTMLM
+from minillm.models.lstm_lm import LSTMLM, LSTMConfig
 from minillm.models.ngram import SMOOTHINGS, train_ngram
 from minillm.models.xlnet import XLNetConfig, XLNetLMHeadModel
 from minillm.nn.parallel import BatchParallel, add_threads_argument
-from minillm.tasks import FULL_VAL_TOKENS, CausalLMTask, MaskedLMTask, PermutationLMTask, TruncatedBPTTTask
-from minillm.trainer import NonFiniteLoss, Trainer, TrainConfig
+from minillm.tasks.causal_lm import FULL_VAL_TOKENS, CausalLMTask
+from minillm.tasks.masked_lm import MaskedLMTask, SpecialTokens
+from minillm.tasks.permutation_lm import PermutationLMTask
+from minillm.tasks.tbptt import TruncatedBPTTTask
+from minillm.tokenizers import WordPieceTokenizer
+from minillm.training.trainer import NonFiniteLoss, TrainConfig, Trainer
 
 DEFAULTS = dict(  # nanoGPT's shakespeare_char on the CPU
     n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, dropout=0.0,

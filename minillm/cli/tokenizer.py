@@ -9,7 +9,7 @@ import argparse
 import sys
 import time
 
-from minillm.corpus import training_texts
+from minillm.data.corpora import training_texts
 from minillm.tokenizers import load_tokenizer
 from minillm.tokenizers.bpe import PATTERNS, BPETokenizer
 from minillm.tokenizers.char import CharTokenizer

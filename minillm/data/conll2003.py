@@ -4,7 +4,6 @@ import re
 
 from minillm.data.datasets import DataFormatError, check_split, dataset_path, read_lines
 
-
 # CoNLL-2003 -----------------------------------------------------------------
 CONLL_FILES = {"train": "eng.train", "dev": "eng.testa", "test": "eng.testb"}
 

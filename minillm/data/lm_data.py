@@ -11,9 +11,11 @@ import os
 import tempfile
 
 from minillm.backend import np
-from minillm.datasets import cache_dir, chnsenticorp, imdb, tinyshakespeare, wikitext2
-from minillm.pretraining_data import review_documents
+from minillm.data.corpora import lm_corpus
+from minillm.data.datasets import cache_dir
+from minillm.data.sentences import review_documents
 from minillm.tokenizers import BPETokenizer, CharTokenizer, WordPieceTokenizer, load_tokenizer
+
 
 def build_tokenizer(kind, name, vocab_size, directory=None, progress=True):
     """A tokenizer trained on the corpus (characters: on all of it, so no character is unknown)."""

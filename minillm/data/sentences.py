@@ -13,7 +13,6 @@ import re
 
 from minillm.data.corpora import imdb
 
-
 _SENTENCE_END = re.compile(r"\s*<br\s*/?>\s*|(?<=[.!?])\s+|(?<=[.!?][\"')\]])\s+")
 
 

@@ -5,7 +5,6 @@ import json
 from minillm.backend import host_rng
 from minillm.data.datasets import DataFormatError, check_split, dataset_path, optional_path
 
-
 # SQuAD v1.1 -----------------------------------------------------------------
 SQUAD_TRAIN_FRACTION = 0.8  # of dev's articles, when train-v1.1.json is absent
 

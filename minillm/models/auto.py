@@ -7,9 +7,8 @@ A pretrained directory's config.json names its architecture family
 
 import math
 
-from minillm.models.heads import (QA_LABELS, BertForQuestionAnswering, BertForSequenceClassification,
-                                  BertForTokenClassification, GPTForSequenceClassification,
-                                  GPTForTokenClassification)
+from minillm.models.heads import (BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification,
+                                  GPTForSequenceClassification, GPTForTokenClassification)
 from minillm.models.lstm_classifier import LSTMForSequenceClassification
 
 CLASSIFIERS = {"gpt2": GPTForSequenceClassification, "bert": BertForSequenceClassification,

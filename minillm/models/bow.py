@@ -23,7 +23,7 @@ import collections
 import dataclasses
 import re
 
-from minillm.backend import host_rng, np, scatter_add, to_device, to_host, xp
+from minillm.backend import np, scatter_add, to_device, to_host, xp
 from minillm.nn.functional import softmax_forward
 from minillm.nn.layers import Module, Parameter
 

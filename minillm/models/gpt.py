@@ -17,7 +17,7 @@ from minillm.checkpoint import load_safetensors, read_json, save_model_directory
 from minillm.nn import functional as F
 from minillm.nn.attention import SelfAttention
 from minillm.nn.layers import GELU, Conv1D, Dropout, Embedding, LayerNorm, Module, ModuleList, RandomSource, init_std
-from minillm.sampling import sample_next
+from minillm.nn.sampling import sample_next
 
 
 @dataclasses.dataclass

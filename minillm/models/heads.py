@@ -11,7 +11,7 @@ so checkpoints load in transformers as the matching *For... class.
 
 import os
 
-from minillm.backend import np, xp
+from minillm.backend import xp
 from minillm.checkpoint import load_safetensors, read_json, save_model_directory
 from minillm.models.bert import BertConfig, BertModel, hf_bert_state
 from minillm.models.gpt import GPTConfig, GPTTransformer, hf_gpt2_state

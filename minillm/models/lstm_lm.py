@@ -26,7 +26,7 @@ from minillm.backend import xp
 from minillm.checkpoint import load_safetensors, read_json, save_model_directory
 from minillm.nn.layers import Dropout, Embedding, Linear, Module, RandomSource
 from minillm.nn.lstm import LSTM
-from minillm.sampling import sample_next
+from minillm.nn.sampling import sample_next
 
 MODEL_TYPE = "lstm_lm"
 

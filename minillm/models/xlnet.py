@@ -47,8 +47,8 @@ import os
 from minillm.backend import xp
 from minillm.checkpoint import load_safetensors, read_json, save_model_directory
 from minillm.nn import functional as F
-from minillm.nn.layers import (GELU, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, Parameter,
-                               RandomSource, normal_init)
+from minillm.nn.layers import (GELU, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, Parameter, RandomSource,
+                               normal_init)
 
 MODEL_TYPE = "minillm-xlnet"
 

@@ -14,7 +14,6 @@ differences below the rounding error are not counted.
 
 from minillm.backend import xp
 
-
 UNIT_ROUNDOFF = 2.0**-53
 
 

@@ -39,7 +39,6 @@ from itertools import accumulate
 
 from minillm.backend import blas_threads, cpu_threads, on_gpu, xp
 
-
 _pool, _pool_size = None, 0  # worker threads, made (and grown) when first needed
 
 

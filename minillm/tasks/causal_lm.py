@@ -12,10 +12,8 @@ generator, so a resumed run sees the same batches.
 
 import math
 
-from minillm.backend import np, to_device
+from minillm.backend import host_rng, np, to_device
 from minillm.nn.loss import IGNORE_INDEX, cross_entropy_backward, cross_entropy_forward
-from minillm.backend import host_rng
-
 
 FULL_VAL_TOKENS = 1_000_000  # every language model's final score: over the first this many held-out tokens
 

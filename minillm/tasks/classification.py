@@ -1,11 +1,11 @@
 """Sequence classification (sentiment, news, intent): one label per text."""
 
 from minillm.backend import np, to_device
-from minillm.tokenizers import WordPieceTokenizer
+from minillm.checkpoint import write_json
 from minillm.nn.loss import cross_entropy_backward, cross_entropy_forward
 from minillm.tasks import metrics
-from minillm.checkpoint import write_json
 from minillm.tasks.batching import EpochBatches, pad_batch, predict_probabilities
+from minillm.tokenizers import WordPieceTokenizer
 
 
 class SequenceClassificationTask:

@@ -26,7 +26,6 @@ from collections import namedtuple
 from minillm.backend import np, to_device, to_host, xp
 from minillm.nn.loss import IGNORE_INDEX, cross_entropy_backward, cross_entropy_forward
 
-
 IS_NEXT, IS_RANDOM = 0, 1  # NSP labels, as Hugging Face: 0 means B really follows A
 SpecialTokens = namedtuple("SpecialTokens", "pad unk cls sep mask")  # the ids of BERT's five specials
 

@@ -14,13 +14,14 @@ predicted O. They stay in the gold tags, so their entities count as missed.
 
 import re
 
-from minillm import metrics
 from minillm.backend import np
 from minillm.checkpoint import write_json
-from minillm.datasets import FINETUNE_SPLITS, conll2003
-from minillm.models.heads import first_subtoken_labels
-from minillm.nn.loss import cross_entropy_backward, cross_entropy_forward
-from minillm.tasks import SequenceClassificationTask, pad_batch, predict_probabilities
+from minillm.data.conll2003 import conll2003
+from minillm.data.datasets import FINETUNE_SPLITS
+from minillm.nn.loss import IGNORE_INDEX, cross_entropy_backward, cross_entropy_forward
+from minillm.tasks import metrics
+from minillm.tasks.batching import pad_batch, predict_probabilities
+from minillm.tasks.classification import SequenceClassificationTask
 from minillm.tokenizers import WordPieceTokenizer
 
 TAGS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]  # Hugging Face's order

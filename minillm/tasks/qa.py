@@ -16,12 +16,12 @@ text (case, accents, spacing), which is what the official script scores.
 import dataclasses
 import json
 
-from minillm import datasets, metrics
 from minillm.backend import np, to_device, to_host, xp
 from minillm.checkpoint import write_json
-from minillm.models.heads import best_spans
+from minillm.data.squad import squad_uses_official_train
 from minillm.nn.loss import cross_entropy_backward, cross_entropy_forward
-from minillm.tasks import EpochBatches, length_batches, pad_batch
+from minillm.tasks import metrics
+from minillm.tasks.batching import EpochBatches, length_batches, pad_batch
 
 
 def best_spans(start_logits, end_logits, allowed, max_answer_length):
@@ -249,7 +249,7 @@ def read_questions(path):
 # ---------------------------------------------------------------- reports
 def split_note(directory=None):
     """Which SQuAD files the splits come from; every report carries it."""
-    if datasets.squad_uses_official_train(directory):
+    if squad_uses_official_train(directory):
         return "SQuAD v1.1: official train-v1.1.json for training, dev-v1.1.json for evaluation"
     return ("SQuAD v1.1: train-v1.1.json is absent, so train and dev are dev-v1.1.json split 80/20 by article "
             "(seed 0); these scores are not comparable with published SQuAD dev scores")

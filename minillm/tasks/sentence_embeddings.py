@@ -8,7 +8,6 @@ from minillm.backend import xp
 from minillm.nn.functional import masked_mean_forward
 from minillm.tasks.batching import map_by_length
 
-
 NORM_EPS = 1e-12  # torch.nn.functional.normalize's floor, which sentence-transformers uses
 
 

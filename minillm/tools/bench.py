@@ -20,8 +20,8 @@ from minillm import backend
 from minillm.backend import host_rng, synchronize, to_device
 from minillm.models.gpt import GPT, GPTConfig
 from minillm.nn.parallel import BatchParallel, add_threads_argument
-from minillm.objectives import ar_loss, ar_loss_backward
-from minillm.optim import AdamW
+from minillm.tasks.causal_lm import ar_loss, ar_loss_backward
+from minillm.training.optim import AdamW
 
 SIZES = {
     "default": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12),
@@ -79,7 +79,7 @@ def torch_step(size, seed=0):
     import torch
     from torch.nn import functional as F
 
-    from minillm.torch_reference import torch_gpt
+    from minillm.tools.torch_reference import torch_gpt
 
     torch.manual_seed(seed)
     T, B = size["block_size"], size["batch_size"]

@@ -16,12 +16,14 @@ import os
 import shlex
 import time
 
-from minillm import backend, pretrain
-from minillm.corpus import CORPORA, document_separator
+from minillm import backend
+from minillm.cli import pretrain
+from minillm.data.corpora import CORPORA
+from minillm.data.lm_data import document_separator
 from minillm.models.gpt import GPT
 from minillm.models.lstm_lm import LSTMLM
 from minillm.tokenizers import load_tokenizer
-from minillm.trainer import TrainConfig, Trainer
+from minillm.training.trainer import TrainConfig, Trainer
 
 CHECKPOINTS = {"gpt": GPT, "lstm": LSTMLM}
 

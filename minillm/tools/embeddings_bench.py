@@ -12,15 +12,15 @@ import tempfile
 import time
 
 from minillm import backend
-from minillm.backend import xp
-from minillm.datasets import sst2
+from minillm.data.labelled import sst2
 from minillm.models.heads import BertForSequenceClassification
-from minillm.pretrained import load_bert_model, resolve_init
-from minillm.tasks.sentence_embeddings import sentence_embeddings
-from minillm.tasks.classification import SequenceClassificationTask
+from minillm.models.pretrained import load_bert_model, resolve_init
 from minillm.tasks.batching import predict_probabilities
-from minillm.trainer import Trainer, TrainConfig
+from minillm.tasks.classification import SequenceClassificationTask
+from minillm.tasks.sentence_embeddings import sentence_embeddings
 from minillm.tokenizers import load_tokenizer
+from minillm.training.trainer import TrainConfig, Trainer
+
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

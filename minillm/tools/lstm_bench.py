@@ -10,9 +10,9 @@ import argparse
 
 from minillm import backend
 from minillm.backend import host_rng, to_device
-from minillm.bench import time_steps
-from minillm.models.lstm_lm import LSTMConfig, LSTMLM
+from minillm.models.lstm_lm import LSTMLM, LSTMConfig
 from minillm.nn.loss import cross_entropy_backward, cross_entropy_forward
+from minillm.tools.bench import time_steps
 
 
 def train_step_fn(model, batch_size, bptt, lr=1.0, seed=0):

@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import time
 
-from minillm.datasets import imdb, wikitext2
+from minillm.data.corpora import imdb, wikitext2
 from minillm.models.arpa import read_arpa, write_arpa
 from minillm.models.ngram import train_ngram
 

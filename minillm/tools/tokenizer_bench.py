@@ -13,7 +13,7 @@ import argparse
 import itertools
 import time
 
-from minillm import datasets
+from minillm.data.corpora import imdb, tinyshakespeare
 from minillm.tokenizers.bpe import BPETokenizer
 from minillm.tokenizers.merges import learn_merges_naive
 from minillm.tokenizers.wordpiece import WordPieceTokenizer
@@ -63,11 +63,11 @@ def main(argv=None):
     parser.add_argument("--data-dir", help="dataset directory (default: $MINILLM_DATA, else ./data)")
     parser.add_argument("--naive-merges", type=int, default=8, help="naive merges run on IMDB before extrapolating")
     args = parser.parse_args(argv)
-    shakespeare = datasets.tinyshakespeare(args.data_dir)
+    shakespeare = tinyshakespeare(args.data_dir)
     bpe_training("tinyshakespeare", shakespeare, 512, naive_merges=512)
-    imdb_train = [text for text, _ in datasets.imdb("train", args.data_dir)]
+    imdb_train = [text for text, _ in imdb("train", args.data_dir)]
     tok = bpe_training("IMDB train (25,000 reviews)", imdb_train, 4096, naive_merges=args.naive_merges)
-    test_text = "\n".join(text for text, _ in datasets.imdb("test", args.data_dir)[:2000])
+    test_text = "\n".join(text for text, _ in imdb("test", args.data_dir)[:2000])
     bpe_encoding(tok, test_text)
     t_wp, wp = seconds(lambda: WordPieceTokenizer.train(imdb_train, 8192))
     print(f"WordPiece train IMDB train, vocab 8192: {t_wp:.1f} s")

@@ -101,11 +101,11 @@ def main(argv=None):
     except ImportError:
         raise SystemExit("python -m minillm.torch_reference needs PyTorch (pip install torch); minillm itself does not")
 
-    from minillm.corpus import lm_streams
+    from minillm.cli.pretrain import DEFAULTS
+    from minillm.data.lm_data import lm_streams
     from minillm.models.gpt import GPT, GPTConfig
-    from minillm.optim import AdamW, cosine_lr, weight_decay_groups
-    from minillm.pretrain import DEFAULTS
-    from minillm.tasks import CausalLMTask
+    from minillm.tasks.causal_lm import CausalLMTask
+    from minillm.training.optim import AdamW, cosine_lr, weight_decay_groups
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=DEFAULTS["max_iters"], help="training steps of each")

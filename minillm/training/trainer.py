@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from minillm.backend import synchronize
 from minillm.checkpoint import load_safetensors, read_json, save_safetensors, write_json
-from minillm.optim import AdamW, cosine_lr, linear_lr
+from minillm.training.optim import AdamW, cosine_lr, linear_lr
 
 
 @dataclasses.dataclass
