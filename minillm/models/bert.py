@@ -296,12 +296,10 @@ def start_local(model, amplitude=0.1, gain=2.0):
     classifiers read is not tied to its neighbour from the start; where it
     looks is left to training. The architecture and the checkpoint layout are
     BERT's unchanged; only the starting point differs (as XLNet's relative bias
-    starts as ALiBi's penalty). A and g were set by looking at the attention of
-    the 128-wide, 2-head default (D = 64) at step 0 (about half of each head's
-    weight on its neighbour, a third on itself); the peak score grows as
-    g^2 K / sqrt(D) = g^2 sqrt(D) / 8, so g is scaled by (64 / D)^(1/4) to keep
-    it for other head widths (heads narrower than 32 have too few pairs for so
-    sharp a start: about a fifth on the neighbour at D = 16).
+    starts as ALiBi's penalty). The peak score grows as g^2 K / sqrt(D) =
+    g^2 sqrt(D) / 8, so g is scaled by (64 / D)^(1/4) to keep the sharpness of
+    D = 64 for other head widths. How A and g were chosen, and what the start
+    does to pretraining: docs/DESIGN_NOTES.md and docs/RESULTS.md.
     """
     emb = model.embeddings.position_embeddings.weight.data  # (P, C)
     C = emb.shape[1]

@@ -26,11 +26,9 @@ distance penalty (Press et al., 2022) with slopes m_h from 1/2 to 1/16:
 Why: the absolute embeddings give the query stream its target's position,
 which is all the two-stream idea needs, but a query then finds its
 neighbours only through position-matching projections grown from small
-random embeddings, and Adam moves each weight by about the learning rate per
-step at most; trained so for 15 minutes here the model stayed at a unigram
-model's loss (6.62 after 500 steps, and with a zero-initialised b as well).
-Started local, the heads read their neighbours from the first step (5.90
-after 500 steps) and can learn to look further.
+random embeddings, which takes Adam thousands of steps; a short run stays at
+a unigram model's loss. Started local, the heads read their neighbours from
+the first step and can learn to look further (measurements: docs/RESULTS.md).
 
 XLNet itself uses sinusoidal relative encodings with r_w / r_r biases and
 segment recurrence (a memory of the previous segment), left out to keep the
