@@ -210,4 +210,3 @@ class SoftmaxRegression(_LinearClassifier):
 
     def scores(self, x):
         return to_host(self.model(x))
-

@@ -48,7 +48,6 @@ class SequenceClassificationTask:
                 "val_macro_f1": metrics.macro_f1(gold, pred, labels=range(probs.shape[1]))}
 
 
-
 def tokenizer_pad_id(tokenizer):
     """[PAD] for WordPiece; GPT-2 has no pad token, so like Hugging Face pad with <|endoftext|> (masked out)."""
     if isinstance(tokenizer, WordPieceTokenizer):

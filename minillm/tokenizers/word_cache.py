@@ -5,7 +5,6 @@ pieces once; the memo is emptied when it holds `limit` words, which keeps
 memory bounded on corpora with long tails of rare words.
 """
 
-
 class WordCache:
     """cache(word) -> encode(word), computed once per word until the memo is emptied."""
 

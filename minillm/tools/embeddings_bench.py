@@ -81,6 +81,5 @@ def time_fine_tuning(classifier, tokenizer, args):
     return tokens / seconds, 1000 * seconds / args.train_steps
 
 
-
 if __name__ == "__main__":
     main()

@@ -15,6 +15,7 @@ from minillm.models.bert import BertConfig, BertForPreTraining
 from minillm.models.heads import BertForQuestionAnswering
 from minillm.nn.gradcheck import gradcheck
 from minillm.tasks import qa
+from minillm.tasks.qa import best_spans
 from minillm.tokenizers.wordpiece import WordPieceTokenizer
 
 SLICE = 300  # dev questions the real-data tests read
@@ -245,3 +246,15 @@ def test_finetune_qa_reports_and_answers(tiny_bert, tmp_path, capsys):
     assert [x["question"] for x in lines] == [e["question"] for e in dev_slice()[:3]]
     with pytest.raises(SystemExit, match="--context TEXT"):
         finetune.main(common + ["--predict", "Which team won?"])
+
+
+def test_best_spans_respects_order_length_and_context():
+    start = np.array([[9.0, 1.0, 5.0, 0.0, 0.0]])
+    end = np.array([[0.0, 9.0, 0.0, 4.0, 8.0]])
+    allowed = np.array([[False, True, True, True, True]])  # position 0 is the question
+    s, e, score = best_spans(start, end, allowed, max_answer_length=2)
+    assert (s[0], e[0], score[0]) == (1, 1, 10.0)  # (2, 4) scores 13 but is 3 tokens long
+    s, e, score = best_spans(start, end, allowed, max_answer_length=3)
+    assert (s[0], e[0], score[0]) == (2, 4, 13.0)
+    tie = best_spans(np.zeros((1, 3)), np.zeros((1, 3)), np.ones((1, 3), bool), 3)
+    assert (tie[0][0], tie[1][0]) == (0, 0)  # ties: earliest start, shortest span

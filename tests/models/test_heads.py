@@ -2,15 +2,33 @@
 
 from hypothesis import given, strategies as st
 
-from minillm.backend import np, xp
+from minillm.backend import xp
 from minillm.models.gpt import GPTConfig
 from minillm.models.heads import GPTForSequenceClassification
 from minillm.nn import functional as F
 from minillm.nn.gradcheck import gradcheck
-from minillm.tasks.ner import first_subtoken_labels
-from minillm.tasks.qa import best_spans
 
 seeds = st.integers(0, 2**31 - 1)
+
+
+def tiny_token_classifiers(seed):
+    """A GPT and a BERT token classifier (3 labels, float64, no dropout) with every weight drawn at random."""
+    from minillm.models.bert import BertConfig
+    from minillm.models.heads import BertForTokenClassification, GPTForTokenClassification
+
+    gpt = GPTForTokenClassification(GPTConfig(vocab_size=7, n_positions=6, n_embd=4, n_layer=1, n_head=2,
+                                              resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0),
+                                    ["O", "B-X", "I-X"], seed=seed, dtype="float64")
+    bert = BertForTokenClassification(BertConfig(vocab_size=7, hidden_size=4, num_hidden_layers=1,
+                                                 num_attention_heads=2, intermediate_size=8, max_position_embeddings=6,
+                                                 hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
+                                      ["O", "B-X", "I-X"], seed=seed, dtype="float64")
+    rng = xp.random.default_rng(seed)
+    for model in (gpt, bert):
+        for name, p in model.named_parameters():
+            p.data = (1.0 if name.endswith(("LayerNorm.weight", "ln_1.weight", "ln_2.weight", "ln_f.weight"))
+                      else 0.0) + rng.standard_normal(p.shape) * 0.5
+    return gpt, bert
 
 
 @given(seeds, st.integers(1, 3), st.integers(1, 5), st.integers(1, 4))
@@ -54,24 +72,6 @@ def test_gpt_sequence_classifier_gradients_and_padding(seed, b, t):
     assert float(abs(alone - model(idx, mask)[:1]).max()) < 1e-12
 
 
-def test_first_subtoken_labels():
-    # [CLS] Jo ##hn lives in Par ##is [SEP]; words: John=B-PER(1) lives=O(0) in=O Paris=B-LOC(2)
-    word_ids = [None, 0, 0, 1, 2, 3, 3, None]
-    assert first_subtoken_labels(word_ids, [1, 0, 0, 2]) == [-100, 1, -100, 0, 0, 2, -100, -100]
-
-
-def test_best_spans_respects_order_length_and_context():
-    start = np.array([[9.0, 1.0, 5.0, 0.0, 0.0]])
-    end = np.array([[0.0, 9.0, 0.0, 4.0, 8.0]])
-    allowed = np.array([[False, True, True, True, True]])  # position 0 is the question
-    s, e, score = best_spans(start, end, allowed, max_answer_length=2)
-    assert (s[0], e[0], score[0]) == (1, 1, 10.0)  # (2, 4) scores 13 but is 3 tokens long
-    s, e, score = best_spans(start, end, allowed, max_answer_length=3)
-    assert (s[0], e[0], score[0]) == (2, 4, 13.0)
-    tie = best_spans(np.zeros((1, 3)), np.zeros((1, 3)), np.ones((1, 3), bool), 3)
-    assert (tie[0][0], tie[1][0]) == (0, 0)  # ties: earliest start, shortest span
-
-
 @given(seeds, st.integers(1, 3), st.integers(2, 5))
 def test_bert_sequence_classifier_gradients(seed, b, t):
     from minillm.models.bert import BertConfig
@@ -88,26 +88,6 @@ def test_bert_sequence_classifier_gradients(seed, b, t):
     errors = gradcheck(lambda: model(idx, mask), model.backward, (), list(model.named_parameters()), eps=1e-5)
     # softmax ignores a shift shared by every key, so the key bias has no gradient: 0 analytic, 0 numeric
     assert max(errors.values()) <= 1e-6, errors
-
-
-def tiny_token_classifiers(seed):
-    """A GPT and a BERT token classifier (3 labels, float64, no dropout) with every weight drawn at random."""
-    from minillm.models.bert import BertConfig
-    from minillm.models.heads import BertForTokenClassification, GPTForTokenClassification
-
-    gpt = GPTForTokenClassification(GPTConfig(vocab_size=7, n_positions=6, n_embd=4, n_layer=1, n_head=2,
-                                              resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0),
-                                    ["O", "B-X", "I-X"], seed=seed, dtype="float64")
-    bert = BertForTokenClassification(BertConfig(vocab_size=7, hidden_size=4, num_hidden_layers=1,
-                                                 num_attention_heads=2, intermediate_size=8, max_position_embeddings=6,
-                                                 hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
-                                      ["O", "B-X", "I-X"], seed=seed, dtype="float64")
-    rng = xp.random.default_rng(seed)
-    for model in (gpt, bert):
-        for name, p in model.named_parameters():
-            p.data = (1.0 if name.endswith(("LayerNorm.weight", "ln_1.weight", "ln_2.weight", "ln_f.weight"))
-                      else 0.0) + rng.standard_normal(p.shape) * 0.5
-    return gpt, bert
 
 
 @given(seeds, st.integers(1, 3), st.integers(1, 5))

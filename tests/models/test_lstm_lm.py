@@ -1,4 +1,4 @@
-"""LSTM: BPTT against finite differences (float64), carried state, the LM, checkpoints, generation."""
+"""The LSTM language model: gradients, carried state, tied weights, checkpoints, generation."""
 
 import json
 
@@ -9,10 +9,10 @@ from minillm.backend import xp
 from minillm.checkpoint import load_safetensors
 from minillm.models.lstm_lm import LSTMLM, LSTMConfig
 from minillm.nn.gradcheck import gradcheck
-from minillm.nn.layers import RandomSource
-from minillm.nn.lstm import LSTM, sigmoid
 
 TOL = 1e-6
+
+
 seeds = st.integers(0, 2**31 - 1)
 
 
@@ -24,94 +24,6 @@ def assert_small(errors, expected_names):
 
 def lstm_names(num_layers):
     return [f"{w}_l{k}" for k in range(num_layers) for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-
-
-@given(seeds, st.integers(1, 2), st.integers(1, 3), st.integers(1, 4), st.integers(1, 3), st.integers(1, 3),
-       st.booleans())
-def test_lstm_gradients_of_input_state_and_every_parameter(seed, num_layers, b, t, n_in, hidden, with_dstate):
-    """d(out, h_n, c_n) against finite differences, w.r.t. x, h0, c0 and all weights."""
-    rng = xp.random.default_rng(seed)
-    lstm = LSTM(n_in, hidden, num_layers, rng=rng, dtype="float64")
-    for p in lstm.parameters():  # larger than the default init, so the gates are not all near 0.5
-        p.data = rng.standard_normal(p.shape)
-    x = rng.standard_normal((b, t, n_in))
-    h0, c0 = rng.standard_normal((2, num_layers, b, hidden))
-
-    def forward(x, h0, c0):  # every output the backward takes a gradient for, flattened together
-        out, (h_n, c_n) = lstm(x, (h0, c0))
-        parts = [out.ravel()] + ([h_n.ravel(), c_n.ravel()] if with_dstate else [])
-        return xp.concatenate(parts)
-
-    def backward(dflat):
-        n_out = b * t * hidden
-        dout = dflat[:n_out].reshape(b, t, hidden)
-        dstate = None
-        if with_dstate:
-            dstate = tuple(d.reshape(num_layers, b, hidden) for d in xp.split(dflat[n_out:], 2))
-        dx, (dh0, dc0) = lstm.backward(dout, dstate)
-        return dx, dh0, dc0
-
-    errors = gradcheck(forward, backward, (x, h0, c0), list(lstm.named_parameters()))
-    assert_small(errors, ["input0", "input1", "input2"] + lstm_names(num_layers))
-
-
-def test_one_step_by_hand():
-    """One layer, one step, against the gate equations written out with PyTorch's i, f, g, o order."""
-    rng = xp.random.default_rng(3)
-    lstm = LSTM(2, 3, rng=rng, dtype="float64")
-    x, h0, c0 = rng.standard_normal((1, 1, 2)), rng.standard_normal((1, 1, 3)), rng.standard_normal((1, 1, 3))
-    a = x[0, 0] @ lstm.weight_ih_l0.data.T + lstm.bias_ih_l0.data + h0[0, 0] @ lstm.weight_hh_l0.data.T \
-        + lstm.bias_hh_l0.data
-    i, f, g, o = sigmoid(a[0:3]), sigmoid(a[3:6]), xp.tanh(a[6:9]), sigmoid(a[9:12])
-    c = f * c0[0, 0] + i * g
-    out, (h_n, c_n) = lstm(x, (h0, c0))
-    assert float(abs(c_n[0, 0] - c).max()) < 1e-14
-    assert float(abs(out[0, 0] - o * xp.tanh(c)).max()) < 1e-14
-    assert float(abs(h_n - out[:, -1]).max()) == 0.0
-
-
-def test_parameter_names_and_layouts_are_pytorchs():
-    lstm = LSTM(5, 3, num_layers=2)
-    shapes = {k: tuple(v.shape) for k, v in lstm.state_dict().items()}
-    assert shapes == {"weight_ih_l0": (12, 5), "weight_hh_l0": (12, 3), "bias_ih_l0": (12,), "bias_hh_l0": (12,),
-                      "weight_ih_l1": (12, 3), "weight_hh_l1": (12, 3), "bias_ih_l1": (12,), "bias_hh_l1": (12,)}
-    assert all(float(abs(v).max()) <= 1 / 3 ** 0.5 for v in lstm.state_dict().values())  # U(-1/sqrt(H), 1/sqrt(H))
-
-
-def test_carried_state_splits_a_sequence_exactly():
-    """Truncated BPTT: two half-sequence calls, the second from the first's final state, equal one call."""
-    rng = xp.random.default_rng(1)
-    lstm = LSTM(3, 4, num_layers=2, rng=rng, dtype="float64")
-    x = rng.standard_normal((2, 6, 3))
-    whole, (h_n, c_n) = lstm(x)
-    first, state = lstm(x[:, :3])
-    second, (h2, c2) = lstm(x[:, 3:], state)
-    assert float(abs(xp.concatenate([first, second], axis=1) - whole).max()) < 1e-14
-    assert float(abs(h2 - h_n).max()) < 1e-14 and float(abs(c2 - c_n).max()) < 1e-14
-
-
-def test_dropout_acts_between_layers_only():
-    source = RandomSource(0)
-    rng = xp.random.default_rng(2)
-    lstm = LSTM(3, 4, num_layers=2, dropout=0.5, rng=rng, dropout_source=source, dtype="float64")
-    x = rng.standard_normal((2, 5, 3))
-    source.reseed(7)
-    dropped, _ = lstm(x)
-    source.reseed(7)
-    assert float(abs(lstm(x)[0] - dropped).max()) == 0.0  # same seed, same masks
-    lstm.eval()
-    clean, _ = lstm(x)
-    assert float(abs(clean - dropped).max()) > 1e-3
-    one = LSTM(3, 4, num_layers=1, dropout=0.5, rng=xp.random.default_rng(2), dropout_source=source)
-    assert float(abs(one(x.astype("float32"))[0] - one.eval()(x.astype("float32"))[0]).max()) == 0.0
-
-
-def test_bad_shapes_are_clear_errors():
-    lstm = LSTM(3, 4, num_layers=2)
-    with pytest.raises(ValueError, match="expected input_size=3"):
-        lstm(xp.zeros((1, 2, 5), dtype="float32"))
-    with pytest.raises(ValueError, match=r"expected \(L, B, H\) = \(2, 1, 4\)"):
-        lstm(xp.zeros((1, 2, 3), dtype="float32"), lstm.zero_state(3))
 
 
 # ---------------------------------------------------------------- the language model
@@ -217,10 +129,3 @@ def test_generate_shapes_greedy_determinism_and_state():
     kept = model.final_state
     model.generate(prompt, 3)
     assert model.final_state is kept
-
-
-def test_benchmark_runs_on_a_tiny_model():
-    from minillm.tools.lstm_bench import measure
-
-    seconds, tokens_per_s = measure(LSTMConfig(vocab_size=5, n_embd=3, hidden_size=3, num_layers=2), 2, 4, 1, 2)
-    assert seconds > 0 and abs(tokens_per_s * seconds - 8) < 1e-6

@@ -1,5 +1,4 @@
-"""Bag-of-n-grams baselines: features by hand, the sparse product against a dense one,
-naive Bayes by hand, the softmax-regression gradient by finite differences, real SNIPS."""
+"""Bag-of-n-grams features and classifiers: n-grams, tf-idf, the sparse product and its gradient, naive Bayes."""
 
 import math
 
@@ -9,7 +8,6 @@ from hypothesis import given, strategies as st
 from minillm.backend import host_rng, np, to_device, to_host, xp
 from minillm.data.labelled import classification_data
 from minillm.models import bow
-from minillm.tasks.bow import fit_softmax_regression
 from minillm.nn.gradcheck import gradcheck
 from minillm.nn.loss import cross_entropy_backward, cross_entropy_forward
 
@@ -89,30 +87,6 @@ def test_naive_bayes_by_hand():
     proba = nb.predict_proba(vectorizer.transform(["a c"]))
     assert proba[0].tolist() == pytest.approx([(1 / 24) / (1 / 24 + 1 / 25), (1 / 25) / (1 / 24 + 1 / 25)])
     assert nb.predict(vectorizer.transform(["a c", "c c", "zzz"])).tolist() == [0, 1, 0]  # tie -> lowest class
-
-
-def test_softmax_regression_fits_a_separable_toy_set():
-    texts = ["good fun", "great good", "fun great film", "bad dull", "awful bad", "dull awful film"] * 4
-    labels = [1, 1, 1, 0, 0, 0] * 4
-    vectorizer = bow.NgramVectorizer(tfidf=True).fit(texts)
-    model = fit_softmax_regression(vectorizer.transform(texts), labels, epochs=20, lr=0.1, batch_size=4)
-    assert model.predict(vectorizer.transform(["good film", "awful film"])).tolist() == [1, 0]
-    assert model.losses[-1] < 0.1 < math.log(2) == pytest.approx(model.losses[0])
-    assert model.predict_proba(vectorizer.transform(["good"])).sum() == pytest.approx(1.0)
-
-
-def test_snips_intent_baselines_on_real_data():
-    splits, names, _ = classification_data("intent")
-    assert len(names) == 7
-    (train_texts, train_labels), (dev_texts, dev_labels) = splits["train"], splits["dev"]
-    vectorizer = bow.NgramVectorizer().fit(train_texts)
-    nb = bow.MultinomialNB().fit(vectorizer.transform(train_texts), train_labels)
-    accuracy = np.mean(nb.predict(vectorizer.transform(dev_texts)) == np.array(dev_labels))
-    assert accuracy > 0.96  # 97.86% with the defaults
-    with pytest.raises(ValueError, match="unknown classification task"):
-        classification_data("poetry")
-    with pytest.raises(ValueError, match="not 'sst2'"):
-        classification_data("news", "sst2")
 
 
 def test_chnsenticorp_split_is_stratified_and_disjoint():

@@ -241,3 +241,9 @@ def test_finetune_ner_gpt_from_scratch(tiny_checkpoints, tmp_path, capsys):
     lines = [json.loads(s) for s in capsys.readouterr().out.strip().splitlines()]
     assert [len(x["tags"]) for x in lines] == [4, 0] and lines[1]["entities"] == []
     assert metrics.entities(lines[0]["tags"]) == [(e["type"], e["start"], e["end"]) for e in lines[0]["entities"]]
+
+
+def test_first_subtoken_labels():
+    # [CLS] Jo ##hn lives in Par ##is [SEP]; words: John=B-PER(1) lives=O(0) in=O Paris=B-LOC(2)
+    word_ids = [None, 0, 0, 1, 2, 3, 3, None]
+    assert first_subtoken_labels(word_ids, [1, 0, 0, 2]) == [-100, 1, -100, 0, 0, 2, -100, -100]

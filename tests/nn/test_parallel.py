@@ -156,7 +156,6 @@ def test_an_array_without_the_batch_on_axis_0_is_refused():
         BatchParallel(tiny_gpt(), 0)
 
 
-
 def test_threads_flag(capsys, monkeypatch):
     monkeypatch.setenv("MINILLM_THREADS", "5")
     parser = argparse.ArgumentParser()

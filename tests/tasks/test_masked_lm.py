@@ -1,4 +1,4 @@
-"""MLM masking, NSP pairs and the BERT pretraining loss."""
+"""Masked language modelling and next-sentence prediction: masking, pairs, packing, the loss and its gradient, batches."""
 
 import math
 
@@ -6,13 +6,18 @@ import pytest
 from hypothesis import given, strategies as st
 
 from minillm.backend import np, xp
+from minillm.data.sentences import review_documents
 from minillm.nn.gradcheck import numerical_gradient, relative_error
 from minillm.nn.loss import IGNORE_INDEX
-from minillm.tasks.masked_lm import (IS_NEXT, IS_RANDOM, mask_tokens, mlm_nsp_loss, nsp_pairs, pack_pairs,
-                                     truncate_seq_pair)
+from minillm.tasks.masked_lm import (IS_NEXT, IS_RANDOM, MaskedLMTask, SpecialTokens, mask_tokens, mlm_nsp_loss,
+                                     nsp_pairs, pack_pairs, pretraining_batches, truncate_seq_pair)
 
 PAD, UNK, CLS, SEP, MASK = 0, 1, 2, 3, 4
+
+
 SPECIAL = (PAD, UNK, CLS, SEP, MASK)
+
+
 seeds = st.integers(0, 2**31 - 1)
 
 
@@ -27,6 +32,16 @@ def framed_batch(rng, b, t, vocab):
 
 def within_binomial(k, n, p, sigmas=5):
     return abs(k - n * p) <= sigmas * math.sqrt(n * p * (1 - p))
+
+
+def corpus(rng, n_docs, max_sents=8, max_len=9):
+    """Token t = 1000 * doc + position in the doc, so every token says where it came from."""
+    docs = []
+    for d in range(n_docs):
+        lengths = rng.integers(1, max_len + 1, int(rng.integers(1, max_sents + 1)))
+        ends = np.cumsum(lengths)
+        docs.append([list(range(1000 * d + e - n, 1000 * d + e)) for n, e in zip(lengths, ends)])
+    return docs
 
 
 def test_mlm_proportions_on_a_large_batch():
@@ -80,16 +95,6 @@ def test_whole_word_masking_takes_every_piece_of_a_word(seed):
             picked = chosen[r, ordinary[word == w]]
             assert picked.all() or not picked.any(), (r, w)
         assert chosen[r].sum() <= max(1, round(len(ordinary) * 0.15))  # whole words that fit the budget
-
-
-def corpus(rng, n_docs, max_sents=8, max_len=9):
-    """Token t = 1000 * doc + position in the doc, so every token says where it came from."""
-    docs = []
-    for d in range(n_docs):
-        lengths = rng.integers(1, max_len + 1, int(rng.integers(1, max_sents + 1)))
-        ends = np.cumsum(lengths)
-        docs.append([list(range(1000 * d + e - n, 1000 * d + e)) for n, e in zip(lengths, ends)])
-    return docs
 
 
 @given(seeds, st.integers(2, 8), st.integers(5, 40), st.floats(0.0, 1.0))
@@ -175,3 +180,63 @@ def test_mlm_nsp_loss_gradient_and_metrics():
     mlm_only = {k: v for k, v in batch.items() if k != "next_sentence_label"}
     assert mlm_nsp_loss(model, mlm_only)[0] == pytest.approx(metrics["mlm_loss"])
     assert model.cls.seq_relationship.weight.grad is None  # MLM alone leaves the NSP head untouched
+
+
+SPECIAL = SpecialTokens(pad=0, unk=1, cls=2, sep=3, mask=4)
+
+
+def word_encoder():
+    vocab = {}
+    return vocab, lambda s: [vocab.setdefault(w, len(vocab) + 5) for w in s.split()]
+
+
+def toy_documents(n=40):
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(30)]
+    texts = [" ".join(f"{' '.join(rng.choice(words, int(rng.integers(2, 9))))}." for _ in range(int(rng.integers(2, 9))))
+             for _ in range(n)]
+    vocab, encode = word_encoder()
+    return review_documents(texts + ["<br />"], encode), len(vocab) + 5
+
+
+def test_batches_are_ready_for_the_model_and_repeat_per_seed_and_epoch():
+    docs, vocab_size = toy_documents()
+    assert len(docs) == 40  # the empty review is dropped
+    batches = list(pretraining_batches(docs, 4, 24, SPECIAL, vocab_size, seed=7, epoch=0))
+    assert batches
+    for batch in batches:
+        assert set(batch) == {"input_ids", "token_type_ids", "attention_mask", "labels", "next_sentence_label"}
+        assert batch["input_ids"].shape == (4, 24) and batch["input_ids"].dtype == np.int64
+        assert (batch["input_ids"][:, 0] == SPECIAL.cls).all()
+        assert (batch["labels"][batch["attention_mask"] == 0] == IGNORE_INDEX).all()
+        assert ((batch["labels"] != IGNORE_INDEX).sum(axis=1) >= 1).all()
+    again = list(pretraining_batches(docs, 4, 24, SPECIAL, vocab_size, seed=7, epoch=0))
+    other = list(pretraining_batches(docs, 4, 24, SPECIAL, vocab_size, seed=7, epoch=1))
+    assert all((a["input_ids"] == b["input_ids"]).all() for a, b in zip(batches, again))
+    assert not all((a["input_ids"] == b["input_ids"]).all() for a, b in zip(batches, other))
+    mlm_only = next(pretraining_batches(docs, 4, 24, SPECIAL, vocab_size, seed=7, nsp=False))
+    assert "next_sentence_label" not in mlm_only
+
+
+def test_whole_word_masking_from_the_vocabulary():
+    docs, vocab_size = toy_documents()
+    is_continuation = np.arange(vocab_size) % 2 == 1  # pretend odd ids are `##` pieces
+    is_continuation[:5] = False
+    for batch in pretraining_batches(docs, 4, 24, SPECIAL, vocab_size, seed=1, is_continuation=is_continuation):
+        chosen = batch["labels"] != IGNORE_INDEX
+        original = np.where(chosen, batch["labels"], batch["input_ids"])
+        # a chosen continuation's word start (the token before it, same segment) is chosen too
+        follows = chosen[:, 1:] & is_continuation[original[:, 1:]] & (original[:, :-1] > 4)
+        assert (chosen[:, :-1][follows]).all()
+
+
+def test_bert_held_out_pairs_do_not_depend_on_the_training_batch_size():
+    rng = np.random.default_rng(0)
+    docs = [[rng.integers(5, 50, rng.integers(3, 12)).tolist() for _ in range(6)] for _ in range(40)]
+    special = SpecialTokens(pad=0, unk=1, cls=2, sep=3, mask=4)
+    small, large = (MaskedLMTask(None, docs, docs, batch_size, 24, special, 50, eval_iters=3)
+                    for batch_size in (4, 16))
+    assert len(small.val_batches) == 3 and small.val_batches[0]["input_ids"].shape == (MaskedLMTask.EVAL_ROWS, 24)
+    for a, b in zip(small.val_batches, large.val_batches):
+        assert all((a[k] == b[k]).all() for k in a)
+    assert small.batch(0)["input_ids"].shape == (4, 24)
