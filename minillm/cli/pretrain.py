@@ -1,61 +1,38 @@
 """Pretrain a language model: `python train.py` (GPT, characters, Tiny Shakespeare by default).
 
-The defaults are nanoGPT's CPU recipe for shakespeare_char: 4 layers, 4 heads,
-128 channels, 64-token blocks, batch 12, 2000 iterations of AdamW with lr 1e-3
-cosine-decayed to 1e-4 after 100 warmup steps. Every setting is a flag; a
-`--config file.json` of flag names sets defaults that explicit flags override.
-`--resume` continues the run in --out-dir exactly where its checkpoint left it.
+Each --model starts from its defaults file, configs/<model>.json (GPT's is
+nanoGPT's CPU recipe for shakespeare_char: 4 layers, 4 heads, 128 channels,
+64-token blocks, batch 12, 2000 iterations of AdamW with lr 1e-3
+cosine-decayed to 1e-4 after 100 warmup steps). `--config file.json` and then
+the flags override it (see cli/settings.py). `--resume` continues the run in
+--out-dir exactly where its checkpoint left it.
 """
 
 import argparse
-import dataclasses
-import json
 import math
 import os
 import sys
-import time
 
 from minillm import backend
-from minillm.backend import host_rng, np
+from minillm.cli.pretrain_ngram import run_ngram
+from minillm.cli.settings import add_train_config_defaults, config_path, parse_layered, read_settings, train_config
 from minillm.data.corpora import CORPORA, lm_corpus
 from minillm.data.lm_data import build_tokenizer, document_separator, lm_streams, sentence_documents, tokenizer_digest
-from minillm.models.arpa import write_arpa
 from minillm.models.bert import BertConfig, BertForPreTraining, start_local
 from minillm.models.gpt import GPT, GPTConfig
 from minillm.models.lstm_lm import LSTMLM, LSTMConfig
-from minillm.models.ngram import SMOOTHINGS, train_ngram
+from minillm.models.ngram import SMOOTHINGS
 from minillm.models.xlnet import XLNetConfig, XLNetLMHeadModel
 from minillm.nn.parallel import BatchParallel, add_threads_argument
-from minillm.tasks.causal_lm import FULL_VAL_TOKENS, CausalLMTask
+from minillm.tasks.causal_lm import CausalLMTask
 from minillm.tasks.masked_lm import MaskedLMTask, SpecialTokens
 from minillm.tasks.permutation_lm import PermutationLMTask
 from minillm.tasks.tbptt import TruncatedBPTTTask
 from minillm.tokenizers import WordPieceTokenizer
 from minillm.training.trainer import NonFiniteLoss, TrainConfig, Trainer
 
-DEFAULTS = dict(  # nanoGPT's shakespeare_char on the CPU
-    n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, dropout=0.0,
-    max_iters=2000, lr_decay_iters=2000, learning_rate=1e-3, min_lr=1e-4, warmup_iters=100,
-    weight_decay=0.1, beta1=0.9, beta2=0.99, grad_clip=1.0, eval_interval=250, eval_iters=20,
-)
-MODEL_DEFAULTS = {  # what differs from DEFAULTS for each --model
-    "gpt": {},
-    "ngram": {},
-    # bert and xlnet: about 15 minutes here. No dropout: so short a run underfits, and dropout
-    # 0.1 only slowed it (masked-token loss 6.50 against 6.47 at step 300; lr 1e-3 beat 5e-4 and 3e-3).
-    # BERT: batches of 8, as many steps as the time allows: with the local start, 500 steps of 8
-    # (82 s) reached 6.30 where 250 steps of 16 (73 s) reached 6.50
-    "bert": dict(data="imdb", tokenizer="wordpiece", vocab_size=8192, n_layer=2, n_head=2, n_embd=128,
-                 block_size=128, batch_size=8, dropout=0.0, max_iters=7000, lr_decay_iters=7000,
-                 warmup_iters=100, learning_rate=1e-3, min_lr=1e-4, beta2=0.999, weight_decay=0.01,
-                 eval_interval=500, eval_iters=20, sample_tokens=0, out_dir="out/bert-imdb"),
-    "lstm": dict(n_layer=2, n_embd=128, hidden_size=256, batch_size=32, learning_rate=2e-3, min_lr=2e-4,
-                 weight_decay=0.0, dropout=0.0),
-    "xlnet": dict(data="imdb", tokenizer="wordpiece", vocab_size=8192, n_layer=2, n_head=2, n_embd=128,
-                  block_size=128, batch_size=16, dropout=0.0, max_iters=2500, lr_decay_iters=2500,
-                  warmup_iters=100, learning_rate=1e-3, min_lr=1e-4, beta2=0.999, weight_decay=0.01,
-                  eval_interval=250, eval_iters=20, sample_tokens=0, out_dir="out/xlnet-imdb"),
-}
+DEFAULT_OUT_DIR = "out/shakespeare-char"
+MODELS = ("gpt", "lstm", "ngram", "bert", "xlnet")  # each has configs/<model>.json
 
 
 def parse_bool(text):
@@ -64,11 +41,19 @@ def parse_bool(text):
     return text.lower() in ("true", "1", "yes")
 
 
+TUNED = {  # the TrainConfig fields that are flags
+    "max_iters": "training steps", "learning_rate": "peak learning rate", "min_lr": "learning rate at the end",
+    "warmup_iters": "steps of linear warmup", "lr_decay_iters": "steps of cosine decay (usually max_iters)",
+    "weight_decay": "AdamW's decoupled weight decay", "grad_clip": "global gradient-norm clip (0: none)",
+    "grad_accum": "micro-batches per step", "eval_interval": "steps between evaluations and checkpoints",
+    "log_interval": "steps between loss logs", "max_seconds": "training-time budget in seconds (0: none)"}
+
+
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="JSON file of settings (keys are flag names with underscores)")
     run = p.add_argument_group("run")
-    run.add_argument("--model", choices=sorted(MODEL_DEFAULTS), default="gpt",
+    run.add_argument("--model", choices=MODELS, default="gpt",
                      help="gpt (GPT-2 architecture), lstm (embedding, LSTM, linear), ngram (counts, smoothed) "
                           "bert (masked LM + next-sentence prediction, on IMDB with WordPiece by default) "
                           "or xlnet (permutation LM, two-stream attention, on IMDB with WordPiece by default)")
@@ -79,7 +64,8 @@ def build_parser():
     run.add_argument("--data-dir", help="dataset directory (default: $MINILLM_DATA, else ./data)")
     run.add_argument("--tokenizer", choices=["char", "bpe", "wordpiece"], default="char")
     run.add_argument("--vocab-size", type=int, default=4096, help="for bpe and wordpiece, trained on the data")
-    run.add_argument("--out-dir", default="out/shakespeare-char", help="run directory: checkpoint/, metrics.jsonl")
+    run.add_argument("--out-dir", help="run directory: checkpoint/, metrics.jsonl (default: the model's configs "
+                                       f"file's out_dir, else {DEFAULT_OUT_DIR})")
     run.add_argument("--resume", action="store_true", help="continue from --out-dir's checkpoint")
     run.add_argument("--device", choices=["cpu", "gpu"], default=os.environ.get("MINILLM_DEVICE", "cpu"))
     run.add_argument("--dtype", choices=["float32", "float64"], default="float32")
@@ -89,11 +75,11 @@ def build_parser():
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     model = p.add_argument_group("model")
     for name in ("n_layer", "n_head", "n_embd", "block_size"):
-        model.add_argument("--" + name.replace("_", "-"), type=int, default=DEFAULTS[name])
-    model.add_argument("--hidden-size", type=int, default=256, help="LSTM state size")
+        model.add_argument("--" + name.replace("_", "-"), type=int)
+    model.add_argument("--hidden-size", type=int, help="LSTM state size")
     model.add_argument("--tie-weights", action="store_true", help="LSTM: decoder tied to the embedding")
-    model.add_argument("--order", type=int, default=5, help="n-gram order")
-    model.add_argument("--smoothing", choices=SMOOTHINGS, default="modified-kneser-ney", help="n-gram smoothing")
+    model.add_argument("--order", type=int, help="n-gram order")
+    model.add_argument("--smoothing", choices=SMOOTHINGS, help="n-gram smoothing")
     model.add_argument("--add-k", type=float, default=1.0, help="k of --smoothing add-k")
     model.add_argument("--save-arpa", action="store_true", help="n-gram: also write <out-dir>/model.arpa")
     model.add_argument("--relative-bias", type=parse_bool, default=True,
@@ -102,107 +88,35 @@ def build_parser():
     model.add_argument("--local-start", type=parse_bool, default=True,
                        help="bert: start positions and attention so that each head reads a neighbour "
                             "(models.bert.start_local; false: BERT's random start)")
-    model.add_argument("--dropout", type=float, default=DEFAULTS["dropout"])
-    opt = p.add_argument_group("optimisation")
-    for field in dataclasses.fields(TrainConfig):
-        if field.name == "seed":
-            continue
-        default = DEFAULTS.get(field.name, field.default)
-        kind = parse_bool if isinstance(field.default, bool) else type(field.default)
-        opt.add_argument("--" + field.name.replace("_", "-"), type=kind, default=default)
-    opt.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
-    opt.add_argument("--eval-iters", type=int, default=DEFAULTS["eval_iters"], help="batches per split per eval")
+    model.add_argument("--dropout", type=float)
+    opt = p.add_argument_group("optimisation (a --config file also reaches beta1, beta2, schedule and the other "
+                               "TrainConfig fields)")
+    for name in TUNED:
+        default = getattr(TrainConfig, name)  # where the model's configs file does not set it
+        opt.add_argument("--" + name.replace("_", "-"), type=type(default), default=default, help=TUNED[name])
+    opt.add_argument("--batch-size", type=int)
+    opt.add_argument("--eval-iters", type=int, help="batches per split per eval")
+    add_train_config_defaults(p)
     return p
 
 
 def parse_args(argv=None):
-    """Flags over --config over the resumed run's settings over the model's defaults."""
+    """configs/<model>.json, under the resumed run's settings, under --config, under the flags."""
     parser = build_parser()
-    parser.set_defaults(**MODEL_DEFAULTS[parser.parse_args(argv).model])
-    args = parser.parse_args(argv)
+    first = parser.parse_args(argv)
+    defaults = config_path(first.model)
     layers = []
-    if args.resume:
-        state_path = os.path.join(args.out_dir, "checkpoint", "trainer_state.json")
+    if first.resume:
+        state_path = os.path.join(first.out_dir or read_settings(defaults).get("out_dir", DEFAULT_OUT_DIR),
+                                  "checkpoint", "trainer_state.json")
         if not os.path.exists(state_path):
             parser.error(f"--resume: no checkpoint at {state_path}")
-        with open(state_path, encoding="utf-8") as f:
-            layers.append((state_path, json.load(f)["run_config"]))
-    if args.config:
-        with open(args.config, encoding="utf-8") as f:
-            layers.append((args.config, json.load(f)))
-    known = {a.dest for a in parser._actions}
-    for source, settings in layers:
-        unknown = sorted(set(settings) - known)
-        if unknown:
-            parser.error(f"{source}: unknown settings {unknown}")
-        parser.set_defaults(**{k: v for k, v in settings.items() if k not in ("resume", "config", "out_dir")})
-    return parser.parse_args(argv)
-
-
-def ngram_sentences(args):
-    """(tokenizer, train sentences, validation sentences) for the n-gram model, as lists of token strings.
-
-    Characters: a text line is a sentence and </s> stands for its newline, so
-    the tokens counted are the characters, as for the neural models. Subwords:
-    a document is a sentence and </s> stands for the separator token, read from
-    the token streams the neural models train on. Validation keeps the sentences
-    within the first FULL_VAL_TOKENS tokens (one </s> each): the tokens the
-    neural models are scored on.
-    """
-    if args.tokenizer == "char":
-        tokenizer = build_tokenizer("char", args.data, args.vocab_size, args.data_dir, not args.no_progress)
-        train_docs, val_docs = lm_corpus(args.data, args.data_dir)
-        train, val = ([list(line) for doc in docs for line in text_lines(doc)] for docs in (train_docs, val_docs))
-    else:
-        tokenizer, *streams = lm_streams(args.tokenizer, args.data, args.vocab_size, args.data_dir,
-                                         not args.no_progress)
-        separator = document_separator(tokenizer)[0]
-        documents = (np.split(ids, np.flatnonzero(ids == separator) + 1) for ids in streams)  # each ends in one
-        train, val = ([[str(i) for i in doc[:-1].tolist()] for doc in docs if len(doc)] for docs in documents)
-    return tokenizer, train, leading_sentences(val, FULL_VAL_TOKENS)
-
-
-def text_lines(text):
-    """A text's lines: a final newline closes the last line rather than opening an empty one."""
-    lines = text.split("\n")
-    return lines[:-1] if text.endswith("\n") else lines
-
-
-def leading_sentences(sentences, max_tokens):
-    """The first sentences whose tokens, with one </s> each, number at most max_tokens."""
-    total = 0
-    for k, sentence in enumerate(sentences):
-        total += len(sentence) + 1
-        if total > max_tokens:
-            return sentences[:k]
-    return sentences
-
-
-def run_ngram(args):
-    """Count, smooth, evaluate on the validation text, sample: the statistical baseline."""
-    tokenizer, train, val = ngram_sentences(args)
-    start = time.perf_counter()
-    model = train_ngram(train, args.order, args.smoothing, args.add_k)
-    seconds = time.perf_counter() - start
-    result = model.evaluate(val)
-    os.makedirs(args.out_dir, exist_ok=True)
-    record = {"model": f"{args.order}-gram {args.smoothing}", "train_seconds": seconds,
-              "ngrams": sum(len(keys) for keys in model.keys), "train_tokens": model.train_tokens,
-              "full_val_loss": result["cross_entropy"], **{"val_" + k: v for k, v in result.items()}}
-    with open(os.path.join(args.out_dir, "metrics.jsonl"), "a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
-    if args.save_arpa:
-        write_arpa(model, os.path.join(args.out_dir, "model.arpa"))
-    bits = f", {result['cross_entropy'] / math.log(2):.3f} bits/char" if args.tokenizer == "char" else ""
-    print(f"{record['model']}: {record['ngrams']:,} n-grams from {model.train_tokens:,} tokens in {seconds:.1f} s; "
-          f"validation loss {result['cross_entropy']:.4f} nats/token, perplexity {result['perplexity']:.2f}{bits} "
-          f"({result['oov']} of {result['tokens']:,} tokens out of vocabulary)")
-    if args.sample_tokens:
-        tokens = model.sample(host_rng(args.seed), max_tokens=args.sample_tokens)
-        record["sample"] = "".join(tokens) if args.tokenizer == "char" else tokenizer.decode(
-            [int(t) for t in tokens if t.isdigit()])
-        print("---- sample ----\n" + record["sample"])
-    return [record]
+        layers.append((state_path, read_settings(state_path)["run_config"]))
+    if first.config:
+        layers.append((first.config, read_settings(first.config)))
+    args = parse_layered(parser, argv, (defaults, read_settings(defaults)), layers)
+    args.out_dir = args.out_dir or DEFAULT_OUT_DIR
+    return args
 
 
 def run_bert(args):
@@ -270,8 +184,7 @@ def main(argv=None):
               f"{len(train_ids):,} train / {len(val_ids):,} val tokens")
         model, task = build_model_and_task(args, tokenizer.vocab_size, train_ids, val_ids)
     print(f"{args.model}: {model.num_parameters():,} parameters, {args.device}, {args.dtype}")
-    train_cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-                               if hasattr(args, f.name)})
+    train_cfg = train_config(args)
     run_config = {k: v for k, v in vars(args).items() if k not in ("resume", "config")}
     trainer = Trainer(model, task, train_cfg, args.out_dir, extra_files=tokenizer.save, run_config=run_config,
                       progress=not args.no_progress, threads=args.threads)

@@ -1,8 +1,8 @@
 """Command line: train a tokenizer on a dataset, encode text, decode ids.
 
-    python -m minillm.tokenizers train --data imdb --kind bpe --vocab-size 4096 --out DIR
-    python -m minillm.tokenizers encode --tokenizer DIR "Some text"      (or text on stdin)
-    python -m minillm.tokenizers decode --tokenizer DIR 464 1110 318     (or ids on stdin)
+    python -m minillm.cli.tokenizer train --data imdb --kind bpe --vocab-size 4096 --out DIR
+    python -m minillm.cli.tokenizer encode --tokenizer DIR "Some text"      (or text on stdin)
+    python -m minillm.cli.tokenizer decode --tokenizer DIR 464 1110 318     (or ids on stdin)
 """
 
 import argparse
@@ -48,7 +48,7 @@ def decode(args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m minillm.tokenizers", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m minillm.cli.tokenizer", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="learn a vocabulary from a dataset and save it")
     p.add_argument("--data", required=True, choices=["tinyshakespeare", "imdb", "wikitext-2", "chnsenticorp"])

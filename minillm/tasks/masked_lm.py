@@ -211,7 +211,7 @@ def mlm_nsp_loss(model, batch, backward=True, scale=1.0):
 
 def pretraining_batches(documents, batch_size, max_seq_length, special, vocab_size, seed, epoch=0,
                         nsp=True, mlm_probability=0.15, short_seq_prob=0.1, is_continuation=None):
-    """One epoch of BERT batches: dicts of int64 arrays for `objectives.mlm_nsp_loss`.
+    """One epoch of BERT batches: dicts of int64 arrays for `mlm_nsp_loss`.
 
     Keys: input_ids, token_type_ids, attention_mask, labels (MLM) and, with nsp,
     next_sentence_label; every batch has batch_size rows (the last partial one
@@ -236,7 +236,7 @@ def pretraining_batches(documents, batch_size, max_seq_length, special, vocab_si
 class MaskedLMTask:
     """BERT pretraining: masked-token prediction, with next-sentence prediction unless nsp=False.
 
-    Batches come from pretraining_data.pretraining_batches, an epoch at a time
+    Batches come from pretraining_batches, an epoch at a time
     from a generator seeded by (seed, epoch); batch number it * grad_accum +
     micro is the same in every run, so a resumed run replays the stream up to
     its step (a few milliseconds a batch) and goes on identically. The held-out

@@ -15,7 +15,7 @@ training is deterministic. Two versions produce the same merges:
   pushed, and a popped entry whose count is out of date is skipped.
 - `learn_merges_naive` recounts every pair of every word at every step: the
   textbook loop, kept as the reference the tests compare against and as the
-  baseline of the benchmark (python -m minillm.tokenizers.bench).
+  baseline of the benchmark (python -m minillm.tools.tokenizer_bench).
 
 Both are generators: the caller decides when to stop (BPE after a number of
 merges, WordPiece when its vocabulary of strings is full) and names the merged

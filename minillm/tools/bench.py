@@ -1,4 +1,4 @@
-"""Benchmark the GPT train step: `python -m minillm.bench`.
+"""Benchmark the GPT train step: `python -m minillm.tools.bench`.
 
 Prints ms/step, tokens/s and peak memory of one full step (forward, loss,
 backward, clipping, AdamW) at train.py's default size and at a larger one.

@@ -1,4 +1,4 @@
-"""Counting, recurrence, attention: `python -m minillm.compare --data tinyshakespeare`.
+"""Counting, recurrence, attention: `python -m minillm.tools.compare --data tinyshakespeare`.
 
 Trains the three language models of train.py on the same data and tokenizer:
 n-gram models of orders 2 to --max-order (modified Kneser-Ney; the best is kept), then

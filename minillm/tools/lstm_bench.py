@@ -1,4 +1,4 @@
-"""Benchmark LSTM language-model training: `python -m minillm.models.lstm_bench`.
+"""Benchmark LSTM language-model training: `python -m minillm.tools.lstm_bench`.
 
 Times full truncated-BPTT training steps (forward from the carried state,
 cross-entropy, backward, an SGD update) at a char-level Tiny Shakespeare

@@ -1,7 +1,7 @@
 """Benchmark of the n-gram models: build time, queries/s, perplexity; optionally against KenLM.
 
-    python -m minillm.models.ngram_bench                       # 5-gram, WikiText-2 and IMDB
-    python -m minillm.models.ngram_bench --orders 2 3 4 5 --kenlm path/to/kenlm/build/bin [--arpa]
+    python -m minillm.tools.ngram_bench                       # 5-gram, WikiText-2 and IMDB
+    python -m minillm.tools.ngram_bench --orders 2 3 4 5 --kenlm path/to/kenlm/build/bin [--arpa]
 
 Training and test text: WikiText-2 valid.txt / test.txt (train.txt is not in the
 data folder) and the IMDB train / test reviews, one review a line. With

@@ -1,6 +1,6 @@
 """Benchmark: training and encoding speed of BPE and WordPiece on real corpora.
 
-    MINILLM_DATA=../shared/data python -m minillm.tokenizers.bench
+    MINILLM_DATA=../shared/data python -m minillm.tools.tokenizer_bench
 
 BPE is trained twice: with the incremental pair counts of merges.learn_merges and
 with merges.learn_merges_naive, which recounts every pair at every merge. The naive

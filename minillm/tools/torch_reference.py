@@ -1,4 +1,4 @@
-"""GPT in PyTorch eager, nanoGPT's way, as a reference for minillm's: `python -m minillm.torch_reference`.
+"""GPT in PyTorch eager, nanoGPT's way, as a reference for minillm's: `python -m minillm.tools.torch_reference`.
 
 `minillm.bench` times this model beside minillm's. This command trains it step
 for step beside `python train.py`'s: the same initial weights (copied from
@@ -99,22 +99,22 @@ def main(argv=None):
         import torch
         from torch.nn import functional as F
     except ImportError:
-        raise SystemExit("python -m minillm.torch_reference needs PyTorch (pip install torch); minillm itself does not")
+        raise SystemExit("python -m minillm.tools.torch_reference needs PyTorch (pip install torch); minillm itself does not")
 
-    from minillm.cli.pretrain import DEFAULTS
+    from minillm.cli.settings import config_path, read_settings
     from minillm.data.lm_data import lm_streams
     from minillm.models.gpt import GPT, GPTConfig
     from minillm.tasks.causal_lm import CausalLMTask
     from minillm.training.optim import AdamW, cosine_lr, weight_decay_groups
 
+    d = read_settings(config_path("gpt"))  # train.py's GPT
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=DEFAULTS["max_iters"], help="training steps of each")
+    p.add_argument("--steps", type=int, default=d["max_iters"], help="training steps of each")
     p.add_argument("--log-every", type=int, default=250)
     p.add_argument("--seed", type=int, default=1337, help="train.py's --seed: minillm's weights and the batches")
     p.add_argument("--data-dir")
     p.add_argument("--no-validation", action="store_true", help="stop after the training steps")
     args = p.parse_args(argv)
-    d = DEFAULTS
     tokenizer, train_ids, val_ids = lm_streams("char", "tinyshakespeare", 0, args.data_dir, progress=False)
     cfg = GPTConfig(vocab_size=tokenizer.vocab_size, n_positions=d["block_size"], n_embd=d["n_embd"],
                     n_layer=d["n_layer"], n_head=d["n_head"])

@@ -1,6 +1,6 @@
 """The training loop shared by train.py and finetune.py.
 
-A task (see tasks.py) knows its data and objective: `train_step(it, micro,
+A task (see minillm/tasks/) knows its data and objective: `train_step(it, micro,
 scale)` runs forward and backward on one micro-batch and returns its loss,
 `evaluate()` returns metrics. The trainer owns everything else: the schedule,
 gradient accumulation and clipping, AdamW, NaN guards, JSON-lines metrics,

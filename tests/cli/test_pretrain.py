@@ -26,6 +26,25 @@ def losses(history):
     return [(r["iter"], r["loss"]) for r in history if "loss" in r]
 
 
+class ExplodingTask:
+    tokens_per_step = 1
+
+    def __init__(self, model):
+        self.model = model
+
+    def train_step(self, it, micro, scale):
+        return float("nan") if it == 3 else 1.0
+
+    def evaluate(self):
+        return {"val_loss": 1.0}
+
+
+def small_bert(tmp_path, *flags):
+    """(tokenizer, model, task) of a one-layer BERT run on WikiText-2, built as train.py builds them."""
+    return train.run_bert(train.parse_args(["--model", "bert", "--data", "wikitext-2", "--vocab-size", "400",
+                                            "--n-layer", "1", "--out-dir", str(tmp_path), "--no-progress", *flags]))
+
+
 def test_training_lowers_the_loss_and_saves_a_loadable_checkpoint(tmp_path):
     history = run(tmp_path, "a", "--max-iters", "30", "--eval-interval", "30", "--learning-rate", "1e-2")
     evals = [r for r in history if "val_loss" in r]
@@ -71,19 +90,6 @@ def test_config_file_and_unknown_keys(tmp_path):
         run(tmp_path, "d", "--config", str(config))
 
 
-class ExplodingTask:
-    tokens_per_step = 1
-
-    def __init__(self, model):
-        self.model = model
-
-    def train_step(self, it, micro, scale):
-        return float("nan") if it == 3 else 1.0
-
-    def evaluate(self):
-        return {"val_loss": 1.0}
-
-
 def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path):
     model = GPT(train.GPTConfig(vocab_size=5, n_positions=4, n_embd=4, n_layer=1, n_head=1))
     trainer = Trainer(model, ExplodingTask(model), TrainConfig(max_iters=10, eval_interval=2), str(tmp_path),
@@ -115,28 +121,6 @@ def test_lstm_trains_and_resumes_exactly_with_its_carried_state(tmp_path):
     assert evals[-1] < evals[0]
 
 
-def test_ngram_model_through_train_py(tmp_path, capsys):
-    records = train.main(["--model", "ngram", "--order", "3", "--out-dir", str(tmp_path / "ng"), "--no-progress",
-                          "--sample-tokens", "20"])
-    result = records[0]
-    assert result["val_tokens"] == 111_540  # every validation character (a line's "\n" is its </s>)
-    assert 1.5 < result["full_val_loss"] < 2.5 and result["val_oov"] == 0
-    assert "3-gram modified-kneser-ney" in capsys.readouterr().out
-
-
-def test_ngram_on_subwords_scores_the_first_held_out_tokens_as_the_neural_models(tmp_path, monkeypatch):
-    """Documents of the cached stream, one </s> per separator; validation cut at FULL_VAL_TOKENS."""
-    monkeypatch.setattr(train, "FULL_VAL_TOKENS", 20_000)
-    flags = ["--model", "ngram", "--order", "2", "--data", "wikitext-2", "--tokenizer", "bpe", "--vocab-size", "300",
-             "--no-progress", "--sample-tokens", "0"]
-    result = train.main(flags + ["--out-dir", str(tmp_path / "ng")])[0]
-    _, train_ids, val_ids = train.lm_streams("bpe", "wikitext-2", 300, None, False)
-    separators = np.flatnonzero(val_ids == val_ids[-1])  # the stream ends with a document's separator
-    kept = separators[separators < 20_000][-1] + 1  # the whole documents within the first 20,000 tokens
-    assert result["val_tokens"] == kept and 19_000 < kept <= 20_000
-    assert result["train_tokens"] == len(train_ids)  # every token of the stream, separators as </s>
-
-
 def test_lstm_full_validation_reads_the_first_held_out_tokens_only():
     """As the GPT's and the n-gram's: the first max_tokens ids, cut into the B streams."""
     model = LSTMLM(LSTMConfig(vocab_size=7, n_embd=4, hidden_size=5, num_layers=1), seed=0, dtype="float64")
@@ -146,14 +130,6 @@ def test_lstm_full_validation_reads_the_first_held_out_tokens_only():
                      for val in (head, np.concatenate([head, tail])))
     assert first == longer and 0 < first < 2 * math.log(7)
     assert first != TruncatedBPTTTask(model, head, head, batch_size=4, block_size=8).full_val_loss(max_tokens=300)
-
-
-def test_leading_sentences_keep_whole_sentences_within_the_token_budget():
-    sentences = [["a", "b"], ["c"], ["d", "e", "f"]]  # 3 + 2 + 4 tokens with their </s>
-    assert train.leading_sentences(sentences, 5) == sentences[:2]
-    assert train.leading_sentences(sentences, 8) == sentences[:2]
-    assert train.leading_sentences(sentences, 9) == sentences
-    assert train.leading_sentences(sentences, 2) == []
 
 
 def test_bert_pretraining_through_train_py(tmp_path):
@@ -189,12 +165,6 @@ def test_xlnet_pretraining_through_train_py(tmp_path):
     assert config["model_type"] == "minillm-xlnet"
     full = [r["full_val_loss"] for r in whole if "full_val_loss" in r]
     assert len(full) == 1 and 0 < full[0] < 2 * math.log(400)
-
-
-def small_bert(tmp_path, *flags):
-    """(tokenizer, model, task) of a one-layer BERT run on WikiText-2, built as train.py builds them."""
-    return train.run_bert(train.parse_args(["--model", "bert", "--data", "wikitext-2", "--vocab-size", "400",
-                                            "--n-layer", "1", "--out-dir", str(tmp_path), "--no-progress", *flags]))
 
 
 @pytest.mark.parametrize("whole_words", [True, False])

@@ -1,4 +1,4 @@
-"""`python -m minillm.compare`: the three language models under one budget, in one table."""
+"""`python -m minillm.tools.compare`: the three language models under one budget, in one table."""
 
 import math
 

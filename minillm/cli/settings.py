@@ -1,0 +1,69 @@
+"""Layered settings for train.py and finetune.py: a model's defaults file, a resumed run, --config, then flags.
+
+Each layer overrides the one before it:
+
+    configs/<name>.json  <  the resumed run's settings  <  --config FILE  <  flags on the command line
+
+A settings file is a JSON object of flag names with underscores
+({"n_layer": 4, "learning_rate": 1e-3}). Besides the flags, a file may set
+any TrainConfig field (beta2, schedule, ...): the flags expose what a user
+usually tunes, the files reach every setting. An unknown key is an error that
+names the file and the key.
+"""
+
+import dataclasses
+import json
+import os
+
+from minillm.training.trainer import TrainConfig
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "configs")
+
+
+def config_path(name):
+    """configs/<name>.json of the checkout."""
+    return os.path.join(CONFIG_DIR, name + ".json")
+
+
+def read_settings(path):
+    """A settings file as a dict; a missing file or anything but a JSON object is an error naming the file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            settings = json.load(f)
+    except FileNotFoundError:
+        raise SystemExit(f"error: {path}: settings file not found") from None
+    except ValueError as err:
+        raise SystemExit(f"error: {path}: not valid JSON ({err})") from None
+    if not isinstance(settings, dict):
+        raise SystemExit(f"error: {path}: expected a JSON object of settings, got {type(settings).__name__}")
+    return settings
+
+
+def add_train_config_defaults(parser):
+    """Give the namespace every TrainConfig field that has no flag, at its dataclass default."""
+    flags = {action.dest for action in parser._actions}
+    parser.set_defaults(**{f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name not in flags})
+
+
+def parse_layered(parser, argv, defaults, layers=()):
+    """Parse argv over `defaults` and then `layers`, each a (source, settings dict), the later ones winning.
+
+    Keys that are no setting of this parser raise an error naming their source.
+    The defaults file may set out_dir (where the model's runs go by default);
+    in the other layers `resume`, `config` and `out_dir` are ignored: a resumed
+    run or a shared settings file says how a run goes, not where it lives.
+    """
+    known = {action.dest for action in parser._actions} | set(parser._defaults)
+    for k, (source, settings) in enumerate([defaults, *layers]):
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            parser.error(f"{source}: unknown settings {unknown}")
+        kept = {n: v for n, v in settings.items() if k == 0 or n not in ("resume", "config", "out_dir")}
+        parser.set_defaults(**kept)
+    return parser.parse_args(argv)
+
+
+def train_config(args, **overrides):
+    """The TrainConfig of parsed settings (every field of it that args holds)."""
+    fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
+    return TrainConfig(**{**fields, **overrides})
