@@ -45,6 +45,15 @@ def resolve_init(name_or_path):
     return directory
 
 
+def is_installed(name):
+    """Whether the package of a NAMED_CHECKPOINTS entry is installed with its checkpoint."""
+    try:
+        resolve_init(name)
+    except (ModuleNotFoundError, FileNotFoundError):
+        return False
+    return True
+
+
 def load_bert_model(directory, dtype="float32"):
     """A Hugging Face BERT directory's encoder (embeddings, encoder, pooler) as a BertModel, in eval mode.
 

@@ -61,12 +61,13 @@ def first_subtoken_labels(word_ids, word_labels, ignore_index=IGNORE_INDEX):
     return out
 
 
-def conll_splits(tokenizer, max_length, max_train_examples=0, directory=None):
+def conll_splits(tokenizer, max_length, max_train_examples=0, max_eval_examples=0, directory=None):
     """({split: token ids}, {split: word ids}, {split: (words, gold tags)}) of CoNLL-2003's three
-    splits; train cut to its first max_train_examples sentences (0: all)."""
+    splits; train cut to its first max_train_examples sentences, dev and test to their first
+    max_eval_examples (0: all)."""
     sentences = {s: conll2003(s, directory) for s in FINETUNE_SPLITS}
-    if max_train_examples:
-        sentences["train"] = sentences["train"][:max_train_examples]
+    for split in sentences:
+        sentences[split] = sentences[split][:(max_train_examples if split == "train" else max_eval_examples) or None]
     encoded = {s: [encode_words(tokenizer, words, max_length) for words, _ in rows] for s, rows in sentences.items()}
     return ({s: [ids for ids, _ in pairs] for s, pairs in encoded.items()},
             {s: [w for _, w in pairs] for s, pairs in encoded.items()}, sentences)

@@ -142,13 +142,6 @@ def test_finetune_model_lstm_from_scratch_then_predict(tmp_path, capsys):
         finetune.main(common + ["--init", str(tmp_path)])
 
 
-def test_model_lstm_defaults_yield_to_flags():
-    args = finetune.parse_args(["--model", "lstm"])
-    assert (args.init, args.learning_rate) == ("none", 2e-3)
-    assert finetune.parse_args(["--model", "lstm", "--learning-rate", "1e-3"]).learning_rate == 1e-3
-    assert (finetune.parse_args([]).init, finetune.parse_args([]).learning_rate) == (finetune.DEFAULT_INIT, 3e-4)
-
-
 def test_a_character_lm_that_cannot_encode_the_task_is_a_clear_error(tmp_path):
     pre = tmp_path / "char"
     pretrain.main(["--model", "lstm", "--n-layer", "1", "--n-embd", "4", "--hidden-size", "4", "--block-size", "8",
