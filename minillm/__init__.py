@@ -1,0 +1,1 @@
+"""minillm: language models pretrained and fine-tuned from scratch on NumPy/CuPy (see docs/ARCHITECTURE.md)."""

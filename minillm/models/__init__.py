@@ -1,0 +1,1 @@
+"""Architectures built from nn/ modules, with Hugging Face names and layouts; models never train themselves."""

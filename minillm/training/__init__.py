@@ -1,0 +1,1 @@
+"""The trainer, the optimizer and the Task protocol that connects a task to the trainer."""
