@@ -1,6 +1,6 @@
 """GPT in PyTorch eager, nanoGPT's way, as a reference for minillm's: `python -m minillm.tools.torch_reference`.
 
-`minillm.bench` times this model beside minillm's. This command trains it step
+`python -m minillm.tools.bench` times this model beside minillm's. This command trains it step
 for step beside `python train.py`'s: the same initial weights (copied from
 minillm's GPT), the same batches, the same schedule, and PyTorch's own AdamW
 and clipping; it prints both training losses as they go and both validation
@@ -95,12 +95,6 @@ class TorchLogits:
 
 
 def main(argv=None):
-    try:
-        import torch
-        from torch.nn import functional as F
-    except ImportError:
-        raise SystemExit("python -m minillm.tools.torch_reference needs PyTorch (pip install torch); minillm itself does not")
-
     from minillm.cli.settings import config_path, read_settings
     from minillm.data.lm_data import lm_streams
     from minillm.models.gpt import GPT, GPTConfig
@@ -115,6 +109,12 @@ def main(argv=None):
     p.add_argument("--data-dir")
     p.add_argument("--no-validation", action="store_true", help="stop after the training steps")
     args = p.parse_args(argv)
+    try:
+        import torch
+        from torch.nn import functional as F
+    except ImportError:
+        raise SystemExit("python -m minillm.tools.torch_reference needs PyTorch (pip install torch); "
+                         "minillm itself does not") from None
     tokenizer, train_ids, val_ids = lm_streams("char", "tinyshakespeare", 0, args.data_dir, progress=False)
     cfg = GPTConfig(vocab_size=tokenizer.vocab_size, n_positions=d["block_size"], n_embd=d["n_embd"],
                     n_layer=d["n_layer"], n_head=d["n_head"])
