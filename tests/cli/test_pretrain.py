@@ -12,6 +12,7 @@ from minillm.models.gpt import GPT
 from minillm.models.lstm_lm import LSTMLM, LSTMConfig
 from minillm.tasks.tbptt import TruncatedBPTTTask
 from minillm.tokenizers import load_tokenizer
+from minillm.training.task import Task
 from minillm.training.trainer import NonFiniteLoss, TrainConfig, Trainer
 
 TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4",
@@ -71,7 +72,7 @@ def test_config_file_and_unknown_keys(tmp_path):
         run(tmp_path, "d", "--config", str(config))
 
 
-class ExplodingTask:
+class ExplodingTask(Task):
     tokens_per_step = 1
 
     def __init__(self, model):
