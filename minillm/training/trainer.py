@@ -52,7 +52,7 @@ class NonFiniteLoss(RuntimeError):
 
 
 class Trainer:
-    """Runs a task's steps under AdamW with warmup + cosine decay; checkpoints to run_dir/checkpoint."""
+    """Runs a Task's steps (task.py) under AdamW with warmup + cosine decay; checkpoints to run_dir/checkpoint."""
 
     def __init__(self, model, task, cfg, run_dir, extra_files=None, run_config=None, progress=True, threads=1):
         self.model, self.task, self.cfg, self.run_dir = model, task, cfg, run_dir
