@@ -86,7 +86,8 @@ def start_from(model, source, scratch):
 
 
 def train(model, task, args, tokenizer, metric_for_best):
-    """Fine-tune with linear warmup and decay, evaluating on dev; leaves the best dev weights in `model`."""
+    """Fine-tune for args.epochs passes of an EpochTask, with linear warmup and decay, evaluating on dev;
+    leaves the best dev weights in `model`."""
     steps = max(1, math.ceil(args.epochs * task.steps_per_epoch))
     cfg = TrainConfig(max_iters=steps, eval_interval=max(1, task.steps_per_epoch // args.evals_per_epoch),
                       log_interval=10, learning_rate=args.learning_rate, min_lr=0.0,

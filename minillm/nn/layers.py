@@ -121,6 +121,26 @@ class Module:
                 p.data = xp.asarray(state[name], dtype=p.data.dtype).copy()
         return missing
 
+    def random_source(self):
+        """The RandomSource this module's dropout draws from, found among its and its submodules'
+        attributes (a model gives one to all its layers); None when nothing draws from one."""
+        sources = {id(v): v for _, m in self.named_modules() for v in vars(m).values() if isinstance(v, RandomSource)}
+        if len(sources) > 1:
+            raise ValueError(f"{type(self).__name__} draws dropout from {len(sources)} RandomSources; expected one")
+        return next(iter(sources.values()), None)
+
+    def reseed_dropout(self, seed):
+        """Restart the dropout masks from `seed`. The trainer calls this before every step with a seed
+        made of (run seed, step), so a resumed run draws the masks of an uninterrupted one."""
+        source = self.random_source()
+        if source is not None:
+            source.reseed(seed)
+
+    def dropout_seeds(self, n):
+        """n seeds drawn from this module's dropout generator, for copies of it that need masks of their
+        own (nn/parallel.py's replicas); [] without dropout."""
+        source = self.random_source()
+        return [] if source is None else [int(s) for s in source.rng.integers(0, 2 ** 63, n)]
 
     def load_pretrained_state(self, tensors):
         """Load a checkpoint's tensors; models whose files differ from their parameters override this."""
@@ -239,9 +259,9 @@ class GELU(Module):
 class RandomSource:
     """One generator shared by a model's dropout layers.
 
-    The trainer reseeds it from (seed, step) before every step, so a resumed
-    run draws exactly the masks an uninterrupted run would, with no generator
-    state to save.
+    The trainer reseeds it from (seed, step) before every step, through
+    Module.reseed_dropout, so a resumed run draws exactly the masks an
+    uninterrupted run would, with no generator state to save.
     """
 
     def __init__(self, seed=0):

@@ -138,14 +138,14 @@ class BatchParallel:
 
     def _sync_replicas(self, n):
         """Replicas read the model's current arrays, in its mode, with dropout seeded from its generator."""
-        seeds = self.model.dropout_rng.rng.integers(0, 2 ** 63, n - 1) if self.model.training else ()
         for p, *copies in self.copies:
             for q in copies[:n - 1]:
                 q.data = p.data
-        for k, replica in enumerate(self.replicas[:n - 1]):
+        for replica in self.replicas[:n - 1]:
             replica.train(self.model.training)
-            if self.model.training:
-                replica.dropout_rng.reseed(int(seeds[k]))
+        if self.model.training:
+            for replica, seed in zip(self.replicas, self.model.dropout_seeds(n - 1)):
+                replica.reseed_dropout(seed)
 
 
 def deal_by_size(copies, n):

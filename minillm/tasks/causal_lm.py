@@ -14,6 +14,7 @@ import math
 
 from minillm.backend import host_rng, np, to_device
 from minillm.nn.loss import IGNORE_INDEX, cross_entropy_backward, cross_entropy_forward
+from minillm.training.task import PretrainingTask
 
 FULL_VAL_TOKENS = 1_000_000  # every language model's final score: over the first this many held-out tokens
 
@@ -46,7 +47,7 @@ def ar_loss_backward(dloss, cache):
     return cross_entropy_backward(dloss, ce_cache).reshape(shape)
 
 
-class CausalLMTask:
+class CausalLMTask(PretrainingTask):
     """Next-token prediction on random windows of a token stream (GPT's objective)."""
 
     def __init__(self, model, train_ids, val_ids, batch_size, block_size, eval_iters=20, seed=1337):

@@ -6,9 +6,10 @@ from minillm.nn.loss import cross_entropy_backward, cross_entropy_forward
 from minillm.tasks import metrics
 from minillm.tasks.batching import EpochBatches, pad_batch, predict_probabilities
 from minillm.tokenizers import WordPieceTokenizer
+from minillm.training.task import EpochTask
 
 
-class SequenceClassificationTask:
+class SequenceClassificationTask(EpochTask):
     """One label per text: cross-entropy on the model's (B, K) logits, accuracy and macro-F1 on dev.
 
     Training walks the examples epoch by epoch in batches of similar length
@@ -24,7 +25,6 @@ class SequenceClassificationTask:
         self.batch_indices = EpochBatches(map(len, encoded["train"]), batch_size, seed, group_by_length)
         self.steps_per_epoch = self.batch_indices.steps_per_epoch
         self.tokens_per_step = batch_size * sum(map(len, encoded["train"])) // len(encoded["train"])
-        self.last_predictions = None
 
     def train_step(self, it, micro, scale):
         rows = self.batch_indices(it * self.grad_accum + micro)
@@ -42,7 +42,6 @@ class SequenceClassificationTask:
         probs = self.predict(self.encoded[split])
         gold = self.labels[split]
         pred = probs.argmax(axis=1).tolist()
-        self.last_predictions = (split, probs)
         nll = -np.log(np.maximum(probs[np.arange(len(gold)), gold], 1e-30)).mean()
         return {"val_loss": float(nll), "val_accuracy": metrics.accuracy(gold, pred),
                 "val_macro_f1": metrics.macro_f1(gold, pred, labels=range(probs.shape[1]))}

@@ -25,6 +25,7 @@ from collections import namedtuple
 
 from minillm.backend import np, to_device, to_host, xp
 from minillm.nn.loss import IGNORE_INDEX, cross_entropy_backward, cross_entropy_forward
+from minillm.training.task import PretrainingTask
 
 IS_NEXT, IS_RANDOM = 0, 1  # NSP labels, as Hugging Face: 0 means B really follows A
 SpecialTokens = namedtuple("SpecialTokens", "pad unk cls sep mask")  # the ids of BERT's five specials
@@ -233,7 +234,7 @@ def pretraining_batches(documents, batch_size, max_seq_length, special, vocab_si
         yield batch
 
 
-class MaskedLMTask:
+class MaskedLMTask(PretrainingTask):
     """BERT pretraining: masked-token prediction, with next-sentence prediction unless nsp=False.
 
     Batches come from pretraining_batches, an epoch at a time

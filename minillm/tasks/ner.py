@@ -124,7 +124,6 @@ class TokenClassificationTask(SequenceClassificationTask):
         loss over the counted tokens, on one split (default: dev)."""
         split = split or self.eval_split
         probs = self.predict(self.encoded[split])
-        self.last_predictions = (split, probs)
         targets = np.concatenate([np.asarray(y, dtype=np.int64) for y in self.labels[split]])  # (N,)
         counted = targets != IGNORE_INDEX
         p_target = np.concatenate(probs)[counted, targets[counted]]

@@ -18,6 +18,7 @@ import math
 from minillm.backend import host_rng, np, to_host, xp
 from minillm.nn.loss import IGNORE_INDEX, cross_entropy_backward, cross_entropy_forward
 from minillm.tasks.causal_lm import FULL_VAL_SCOPE, FULL_VAL_TOKENS, ar_blocks
+from minillm.training.task import PretrainingTask
 
 
 def plm_masks(ranks, real):
@@ -81,7 +82,7 @@ def plm_loss(model, batch, backward=True, scale=1.0):
                          "plm_correct": int((logits.argmax(-1) == targets).sum())}
 
 
-class PermutationLMTask:
+class PermutationLMTask(PretrainingTask):
     """XLNet pretraining: permutation LM on random windows of a token stream.
 
     Each window gets its own factorization order and predicts its last

@@ -22,6 +22,7 @@ from minillm.data.squad import squad_uses_official_train
 from minillm.nn.loss import cross_entropy_backward, cross_entropy_forward
 from minillm.tasks import metrics
 from minillm.tasks.batching import EpochBatches, length_batches, pad_batch
+from minillm.training.task import EpochTask
 
 
 def best_spans(start_logits, end_logits, allowed, max_answer_length):
@@ -187,7 +188,7 @@ def predict_answers(model, windows, examples, batch_size, pad_id, max_answer_len
     return answers_from_spans(windows, starts, ends, scores, examples), total / max(len(windows), 1)
 
 
-class SpanExtractionTask:
+class SpanExtractionTask(EpochTask):
     """Extractive QA as the trainer drives it: span loss on windows, EM and F1 on dev questions.
 
     Training walks the windows epoch by epoch in batches of similar length

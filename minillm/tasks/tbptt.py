@@ -4,9 +4,10 @@ import math
 
 from minillm.backend import np, to_device
 from minillm.tasks.causal_lm import FULL_VAL_SCOPE, FULL_VAL_TOKENS, ar_loss, ar_loss_backward
+from minillm.training.task import PretrainingTask
 
 
-class TruncatedBPTTTask:
+class TruncatedBPTTTask(PretrainingTask):
     """Next-token prediction for a recurrent model over B parallel streams, state carried between steps.
 
     The training ids are cut into B contiguous streams (B, L); step `it` reads

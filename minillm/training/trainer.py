@@ -1,14 +1,15 @@
 """The training loop shared by train.py and finetune.py.
 
-A task (see minillm/tasks/) knows its data and objective: `train_step(it, micro,
-scale)` runs forward and backward on one micro-batch and returns its loss,
-`evaluate()` returns metrics. The trainer owns everything else: the schedule,
-gradient accumulation and clipping, AdamW, NaN guards, JSON-lines metrics,
-atomic checkpoints and exact resume.
+A task knows its data and objective; what it provides is the Task protocol
+(task.py). The trainer owns everything else: the schedule, gradient
+accumulation and clipping, AdamW, NaN guards, JSON-lines metrics, atomic
+checkpoints and exact resume.
 
 Exact resume needs no saved random state: the task draws the batch of step
-`it` from a generator seeded by (seed, it), and dropout is reseeded the same
-way, so a resumed run repeats an uninterrupted one bit for bit on the CPU.
+`it` from a generator seeded by (seed, it), and the model's dropout is
+reseeded the same way (Module.reseed_dropout), so a resumed run repeats an
+uninterrupted one bit for bit on the CPU. State a task carries between steps
+is saved with the checkpoint.
 """
 
 import dataclasses
@@ -51,7 +52,7 @@ class NonFiniteLoss(RuntimeError):
 
 
 class Trainer:
-    """Runs a task's steps under AdamW with warmup + cosine decay; checkpoints to run_dir/checkpoint."""
+    """Runs a Task's steps (task.py) under AdamW with warmup + cosine decay; checkpoints to run_dir/checkpoint."""
 
     def __init__(self, model, task, cfg, run_dir, extra_files=None, run_config=None, progress=True, threads=1):
         self.model, self.task, self.cfg, self.run_dir = model, task, cfg, run_dir
@@ -75,8 +76,7 @@ class Trainer:
     def save(self):
         def extras(tmp):
             save_safetensors(os.path.join(tmp, "optimizer.safetensors"), self.optimizer.state_dict())
-            if hasattr(self.task, "state_dict"):  # e.g. the recurrent state carried between steps
-                save_safetensors(os.path.join(tmp, "task_state.safetensors"), self.task.state_dict())
+            save_safetensors(os.path.join(tmp, "task_state.safetensors"), self.task.state_dict())
             write_json(os.path.join(tmp, "trainer_state.json"), {
                 "iter": self.iter, "best": self.best, "evals_since_best": self.evals_since_best,
                 "optimizer_step": self.optimizer.t,
@@ -95,8 +95,9 @@ class Trainer:
         self.model.load_pretrained_state(load_safetensors(os.path.join(directory, "model.safetensors")))
         self.optimizer.load_state_dict(load_safetensors(os.path.join(directory, "optimizer.safetensors")),
                                        state["optimizer_step"])
-        if hasattr(self.task, "load_state_dict"):
-            self.task.load_state_dict(load_safetensors(os.path.join(directory, "task_state.safetensors")))
+        task_state = os.path.join(directory, "task_state.safetensors")
+        # checkpoints written before every task had a state_dict() hold the file only for tasks with state
+        self.task.load_state_dict(load_safetensors(task_state) if os.path.exists(task_state) else {})
         self.iter, self.best, self.evals_since_best = state["iter"], state["best"], state["evals_since_best"]
         return state
 
@@ -174,7 +175,7 @@ class Trainer:
     def step(self, it, lr):
         """One optimizer step: grad_accum micro-batches, NaN guard, clipping, AdamW."""
         cfg = self.cfg
-        self.model.dropout_rng.reseed(cfg.seed * 1_000_003 + it)
+        self.model.reseed_dropout(cfg.seed * 1_000_003 + it)
         total = 0.0
         for micro in range(cfg.grad_accum):
             loss = self.task.train_step(it, micro, 1.0 / cfg.grad_accum)

@@ -12,6 +12,7 @@ from minillm.models.gpt import GPT
 from minillm.models.lstm_lm import LSTMLM, LSTMConfig
 from minillm.tasks.tbptt import TruncatedBPTTTask
 from minillm.tokenizers import load_tokenizer
+from minillm.training.task import Task
 from minillm.training.trainer import NonFiniteLoss, TrainConfig, Trainer
 
 TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4",
@@ -24,19 +25,6 @@ def run(tmp_path, name, *extra):
 
 def losses(history):
     return [(r["iter"], r["loss"]) for r in history if "loss" in r]
-
-
-class ExplodingTask:
-    tokens_per_step = 1
-
-    def __init__(self, model):
-        self.model = model
-
-    def train_step(self, it, micro, scale):
-        return float("nan") if it == 3 else 1.0
-
-    def evaluate(self):
-        return {"val_loss": 1.0}
 
 
 def small_bert(tmp_path, *flags):
@@ -88,6 +76,19 @@ def test_config_file_and_unknown_keys(tmp_path):
     config.write_text(json.dumps({"max_itters": 2}))
     with pytest.raises(SystemExit):
         run(tmp_path, "d", "--config", str(config))
+
+
+class ExplodingTask(Task):
+    tokens_per_step = 1
+
+    def __init__(self, model):
+        self.model = model
+
+    def train_step(self, it, micro, scale):
+        return float("nan") if it == 3 else 1.0
+
+    def evaluate(self):
+        return {"val_loss": 1.0}
 
 
 def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path):

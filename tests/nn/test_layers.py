@@ -6,7 +6,7 @@ from hypothesis import given, strategies as st
 from minillm.backend import xp
 from minillm.nn.attention import SelfAttention, combine_masks
 from minillm.nn.gradcheck import gradcheck_module
-from minillm.nn.layers import GELU, Conv1D, Dropout, Embedding, LayerNorm, Linear, RandomSource
+from minillm.nn.layers import GELU, Conv1D, Dropout, Embedding, LayerNorm, Linear, ModuleList, RandomSource
 
 TOL = 1e-6
 seeds = st.integers(0, 2**31 - 1)
@@ -115,6 +115,24 @@ def test_attention_ignores_masked_keys():
     x2[0, 2] = 100.0  # change the padded token: real positions must not notice
     y2 = attn(x2, causal=False, padding_mask=xp.array([[1, 1, 0]]))
     assert float(abs(y[0, :2] - y2[0, :2]).max()) < 1e-12
+
+
+def test_reseed_dropout_reaches_the_one_generator_the_layers_share():
+    source = RandomSource(0)
+    attn = SelfAttention(4, 2, xp.random.default_rng(0), source, attn_pdrop=0.5, resid_pdrop=0.5, dtype=F64)
+    x = xp.random.default_rng(1).standard_normal((2, 3, 4))
+    assert attn.random_source() is source
+    attn.reseed_dropout(3)
+    first = attn(x)
+    source.reseed(3)
+    assert float(abs(attn(x) - first).max()) == 0.0  # the same masks as reseeding the source itself
+    attn.reseed_dropout(3)
+    assert attn.dropout_seeds(2) == RandomSource(3).rng.integers(0, 2 ** 63, 2).tolist()
+    plain = Linear(2, 2, xp.random.default_rng(0))
+    assert plain.random_source() is None and plain.dropout_seeds(2) == []
+    plain.reseed_dropout(3)  # nothing to reseed
+    with pytest.raises(ValueError, match="2 RandomSources"):
+        ModuleList([Dropout(0.1, RandomSource(0)), Dropout(0.1, RandomSource(1))]).reseed_dropout(3)
 
 
 def test_attention_dropout_gradient():
