@@ -82,3 +82,12 @@ def gradcheck_module(module, *inputs, eps=1e-6, seed=0, **kwargs):
     """gradcheck for a Module: its forward (with kwargs), its backward, all its parameters."""
     return gradcheck(lambda *a: module.forward(*a, **kwargs), module.backward, inputs,
                      list(module.named_parameters()), eps=eps, seed=seed)
+
+
+def assert_gradients_close(errors, expected_names=(), tol=1e-6):
+    """Fail unless something was checked, every name in expected_names among it, each relative error <= tol."""
+    assert errors, "nothing was checked"
+    unchecked = set(expected_names) - set(errors)
+    assert not unchecked, f"unchecked: {unchecked}"
+    bad = {k: v for k, v in errors.items() if not v <= tol}
+    assert not bad, f"relative errors above {tol}: {bad}"

@@ -8,13 +8,6 @@ from minillm.data.conll2003 import conll2003, iob1_to_bio2
 from minillm.data.datasets import DataFormatError
 
 
-def write(root, relative, text):
-    path = root / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
 # ------------------------------------------------------------ CoNLL-2003
 def test_iob1_to_bio2_by_hand():
     iob1 = ["I-PER", "I-PER", "O", "I-LOC", "B-LOC", "I-LOC", "I-ORG", "I-MISC", "B-MISC", "O", "I-PER"]
@@ -34,10 +27,10 @@ def test_conll_dev_entity_counts_after_conversion_match_the_paper():
                        "VICTORY", "."], ["O", "O", "B-ORG", "O", "O", "O", "O", "O", "O", "O", "O"])
 
 
-def test_conll_malformed_line_names_file_and_line(tmp_path):
-    write(tmp_path, "conll2003/eng.testa", "-DOCSTART- -X- O O\n\nEU NNP I-NP I-ORG\nrejects VBZ I-VP\n")
+def test_conll_malformed_line_names_file_and_line(tmp_path, write_file):
+    write_file(tmp_path, "conll2003/eng.testa", "-DOCSTART- -X- O O\n\nEU NNP I-NP I-ORG\nrejects VBZ I-VP\n")
     with pytest.raises(DataFormatError, match="eng.testa:4: expected 4 space-separated columns"):
         conll2003("dev", str(tmp_path))
-    write(tmp_path, "conll2003/eng.testa", "EU NNP I-NP I-ORGANISATION\n")
+    write_file(tmp_path, "conll2003/eng.testa", "EU NNP I-NP I-ORGANISATION\n")
     with pytest.raises(DataFormatError, match="eng.testa:1: NER tag 'I-ORGANISATION'"):
         conll2003("dev", str(tmp_path))

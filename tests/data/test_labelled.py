@@ -8,13 +8,6 @@ from minillm.data.datasets import FINETUNE_SPLITS, DataFormatError
 from minillm.data.labelled import ag_news, ag_news_classes, ag_news_uses_official_train, snips, sst2
 
 
-def write(root, relative, text):
-    path = root / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
 # ------------------------------------------------------------ SST-2
 def test_sst2_counts_and_no_labelled_test():
     dev = sst2("dev")
@@ -26,11 +19,11 @@ def test_sst2_counts_and_no_labelled_test():
         sst2("test")
 
 
-def test_sst2_malformed_rows_name_file_and_line(tmp_path):
-    write(tmp_path, "sst2/dev.tsv", "sentence\tlabel\ngood .\t1\nbad .\tnegative\n")
+def test_sst2_malformed_rows_name_file_and_line(tmp_path, write_file):
+    write_file(tmp_path, "sst2/dev.tsv", "sentence\tlabel\ngood .\t1\nbad .\tnegative\n")
     with pytest.raises(DataFormatError, match=r"sst2/dev.tsv:3: expected 'sentence<TAB>0\|1'"):
         sst2("dev", directory=str(tmp_path))
-    write(tmp_path, "sst2/dev.tsv", "text\tlabel\n")
+    write_file(tmp_path, "sst2/dev.tsv", "text\tlabel\n")
     with pytest.raises(DataFormatError, match="dev.tsv:1: expected the header"):
         sst2("dev", directory=str(tmp_path))
 
@@ -50,11 +43,11 @@ def test_ag_news_stratified_split_of_test_csv():
     assert any("$1 billion" in t for t in everything) and not any("\\" in t for t in everything)
 
 
-def test_ag_news_uses_the_official_train_file_when_present(tmp_path):
-    write(tmp_path, "ag_news/classes.txt", "World\nSports\n")
-    write(tmp_path, "ag_news/test.csv", '"1","T","D"\n"2","T2","D2"\n')
+def test_ag_news_uses_the_official_train_file_when_present(tmp_path, write_file):
+    write_file(tmp_path, "ag_news/classes.txt", "World\nSports\n")
+    write_file(tmp_path, "ag_news/test.csv", '"1","T","D"\n"2","T2","D2"\n')
     rows = "".join(f'"{1 + i % 2}","title {i}","say ""hi"" {i}"\n' for i in range(40))
-    write(tmp_path, "ag_news/train.csv", rows)
+    write_file(tmp_path, "ag_news/train.csv", rows)
     root = str(tmp_path)
     assert ag_news_uses_official_train(root)
     assert ag_news("test", root) == [("T\nD", 0), ("T2\nD2", 1)]
@@ -63,12 +56,12 @@ def test_ag_news_uses_the_official_train_file_when_present(tmp_path):
     assert train[0] == ('title 0\nsay "hi" 0', 0)
 
 
-def test_ag_news_malformed_rows_name_file_and_line(tmp_path):
-    write(tmp_path, "ag_news/classes.txt", "World\nSports\n")
-    write(tmp_path, "ag_news/test.csv", '"1","T","D"\n"5","T","D"\n')
+def test_ag_news_malformed_rows_name_file_and_line(tmp_path, write_file):
+    write_file(tmp_path, "ag_news/classes.txt", "World\nSports\n")
+    write_file(tmp_path, "ag_news/test.csv", '"1","T","D"\n"5","T","D"\n')
     with pytest.raises(DataFormatError, match=r"test.csv:2: expected '\"class 1-2\""):
         ag_news("test", str(tmp_path))
-    write(tmp_path, "ag_news/test.csv", '"1","T","D"\n"2","T"\n')
+    write_file(tmp_path, "ag_news/test.csv", '"1","T","D"\n"2","T"\n')
     with pytest.raises(DataFormatError, match="test.csv:2:"):
         ag_news("test", str(tmp_path))
 
@@ -83,12 +76,12 @@ def test_snips_counts_intents_and_alignment():
     assert all(len(tokens) == len(tags) for tokens, tags, _ in test)
 
 
-def test_snips_tag_count_mismatch_names_file_and_line(tmp_path):
-    write(tmp_path, "snips/valid/seq.in", "play a song\nbook it\n")
-    write(tmp_path, "snips/valid/seq.out", "O O O \nO \n")
-    write(tmp_path, "snips/valid/label", "PlayMusic\nBookRestaurant\n")
+def test_snips_tag_count_mismatch_names_file_and_line(tmp_path, write_file):
+    write_file(tmp_path, "snips/valid/seq.in", "play a song\nbook it\n")
+    write_file(tmp_path, "snips/valid/seq.out", "O O O \nO \n")
+    write_file(tmp_path, "snips/valid/label", "PlayMusic\nBookRestaurant\n")
     with pytest.raises(DataFormatError, match=r"valid/seq.out:2: 1 tags for 2 tokens"):
         snips("dev", str(tmp_path))
-    write(tmp_path, "snips/valid/label", "PlayMusic\n")
+    write_file(tmp_path, "snips/valid/label", "PlayMusic\n")
     with pytest.raises(DataFormatError, match="must be line-aligned"):
         snips("dev", str(tmp_path))

@@ -8,13 +8,6 @@ from minillm.data.datasets import DataFormatError
 from minillm.data.squad import squad, squad_uses_official_train
 
 
-def write(root, relative, text):
-    path = root / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
 def _squad_file(answer_start):
     return {"version": "1.1", "data": [{"title": "T", "paragraphs": [{
         "context": "The Broncos won.", "qas": [
@@ -39,18 +32,18 @@ def test_squad_split_by_article_keeps_every_question_once():
         squad("test")
 
 
-def test_squad_official_train_is_used_when_present_and_answers_are_checked(tmp_path):
-    write(tmp_path, "squad1.1/dev-v1.1.json", json.dumps(_squad_file(4)))
-    write(tmp_path, "squad1.1/train-v1.1.json", json.dumps(_squad_file(4)))
+def test_squad_official_train_is_used_when_present_and_answers_are_checked(tmp_path, write_file):
+    write_file(tmp_path, "squad1.1/dev-v1.1.json", json.dumps(_squad_file(4)))
+    write_file(tmp_path, "squad1.1/train-v1.1.json", json.dumps(_squad_file(4)))
     root = str(tmp_path)
     assert squad_uses_official_train(root)
     assert squad("dev", root)[1] == {"id": "b", "title": "T", "question": "Who?",
                                               "context": "The Broncos won.",
                                               "answers": {"text": ["Broncos"], "answer_start": [4]}}
-    write(tmp_path, "squad1.1/train-v1.1.json", json.dumps(_squad_file(5)))
+    write_file(tmp_path, "squad1.1/train-v1.1.json", json.dumps(_squad_file(5)))
     with pytest.raises(DataFormatError, match=r"train-v1.1.json: data\[0\].paragraphs\[0\].qas\[1\].answers\[0\]: "
                                               r"context\[5:12\] is 'roncos ', not the answer 'Broncos'"):
         squad("train", root)
-    write(tmp_path, "squad1.1/train-v1.1.json", '{"data": [\n{"title": }]}')
+    write_file(tmp_path, "squad1.1/train-v1.1.json", '{"data": [\n{"title": }]}')
     with pytest.raises(DataFormatError, match="train-v1.1.json:2: invalid JSON"):
         squad("train", root)
