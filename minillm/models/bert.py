@@ -118,24 +118,16 @@ class BertSelfAttention(Module):
         self.attn_pdrop = cfg.attention_probs_dropout_prob
         self.dropout_source = dropout_source
 
-    def _split_heads(self, a):  # (B, T, C) -> (B, H, T, D)
-        B, T, C = a.shape
-        return a.reshape(B, T, self.n_head, C // self.n_head).transpose(0, 2, 1, 3)
-
-    def _merge_heads(self, a):  # (B, H, T, D) -> (B, T, C)
-        B, H, T, D = a.shape
-        return a.transpose(0, 2, 1, 3).reshape(B, T, H * D)
-
     def forward(self, h, mask):
-        q, k, v = (self._split_heads(proj(h)) for proj in (self.query, self.key, self.value))
+        q, k, v = (F.split_heads(proj(h), self.n_head) for proj in (self.query, self.key, self.value))
         y, self.cache = F.attention_forward(q, k, v, mask, self.attn_pdrop, self.dropout_source.rng, self.training)
-        return self._merge_heads(y)  # (B, T, C)
+        return F.merge_heads(y)  # (B, T, C)
 
     def backward(self, dy):
-        dq, dk, dv = F.attention_backward(self._split_heads(dy), self.cache)  # (B, H, T, D) each
+        dq, dk, dv = F.attention_backward(F.split_heads(dy, self.n_head), self.cache)  # (B, H, T, D) each
         # h fed all three projections, so its gradient is the sum of theirs
-        return (self.query.backward(self._merge_heads(dq)) + self.key.backward(self._merge_heads(dk))
-                + self.value.backward(self._merge_heads(dv)))
+        return (self.query.backward(F.merge_heads(dq)) + self.key.backward(F.merge_heads(dk))
+                + self.value.backward(F.merge_heads(dv)))
 
 
 class BertResidualOutput(Module):

@@ -103,19 +103,10 @@ class TwoStreamAttention(Module):
         self.relative_attention_bias = Parameter(alibi_init(cfg.n_head, cfg.max_position_embeddings, dtype)) \
             if cfg.relative_bias else None
 
-    def _split_heads(self, a):  # (..., T, C) -> (..., H, T, D)
-        *lead, T, C = a.shape
-        return a.reshape(*lead, T, self.n_head, C // self.n_head).swapaxes(-2, -3)
-
-    @staticmethod
-    def _merge_heads(a):  # (..., H, T, D) -> (..., T, C)
-        *lead, H, T, D = a.shape
-        return a.swapaxes(-2, -3).reshape(*lead, T, H * D)
-
     def forward(self, x, mask):
-        q = self._split_heads(self.q(x))  # (2, B, H, T, D): h W_Q and g W_Q
-        k = self._split_heads(self.k(x[0]))[None]  # (1, B, H, T, D), broadcast over the two streams
-        v = self._split_heads(self.v(x[0]))[None]
+        q = F.split_heads(self.q(x), self.n_head)  # (2, B, H, T, D): h W_Q and g W_Q
+        k = F.split_heads(self.k(x[0]), self.n_head)[None]  # (1, B, H, T, D), broadcast over the two streams
+        v = F.split_heads(self.v(x[0]), self.n_head)[None]
         bias = None
         if self.relative_attention_bias is not None:  # a lookup of b[j - i], as an embedding of the offsets
             T, table = x.shape[-2], self.relative_attention_bias.data
@@ -124,18 +115,18 @@ class TwoStreamAttention(Module):
             bias = rows.transpose(2, 0, 1)  # (H, T, T): the same for both streams and every batch row
         a, self.cache = F.attention_forward(q, k, v, mask, self.attn_pdrop, self.dropout_source.rng, self.training,
                                             bias)
-        return self.layer_norm(x + self.dropout(self.o(self._merge_heads(a))))
+        return self.layer_norm(x + self.dropout(self.o(F.merge_heads(a))))
 
     def backward(self, dy):
         dsum = self.layer_norm.backward(dy)
-        dq, dk, dv, *dbias = F.attention_backward(self._split_heads(self.o.backward(self.dropout.backward(dsum))),
-                                                  self.cache)
+        da = F.split_heads(self.o.backward(self.dropout.backward(dsum)), self.n_head)  # (2, B, H, T, D)
+        dq, dk, dv, *dbias = F.attention_backward(da, self.cache)
         if dbias:  # (H, T, T): each offset's row collects every (i, j) at that offset
             self.relative_attention_bias.accumulate(F.embedding_backward(dbias[0].transpose(1, 2, 0), self.bias_cache))
-        dx = dsum + self.q.backward(self._merge_heads(dq))  # the residual, and both streams' queries
+        dx = dsum + self.q.backward(F.merge_heads(dq))  # the residual, and both streams' queries
         # k and v were broadcast over the streams: their gradients are summed over them, and reach h only
-        dx[0] += self.k.backward(self._merge_heads(dk.sum(axis=0)))
-        dx[0] += self.v.backward(self._merge_heads(dv.sum(axis=0)))
+        dx[0] += self.k.backward(F.merge_heads(dk.sum(axis=0)))
+        dx[0] += self.v.backward(F.merge_heads(dv.sum(axis=0)))
         return dx
 
 
