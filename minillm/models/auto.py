@@ -27,7 +27,7 @@ def build_model(classes, config, label_names, pad_token_id, dropout, seed, pooli
     kind = config.get("model_type")
     if kind not in classes:
         raise ValueError(f"config.json model_type {kind!r}: this task supports {', '.join(classes)}")
-    cfg = classes[kind].config_class.from_hf_dict(config)
+    cfg = classes[kind].config_class.from_dict(config)
     if kind == "gpt2":
         cfg.resid_pdrop = cfg.embd_pdrop = cfg.attn_pdrop = dropout
     elif kind == "lstm_lm":

@@ -15,19 +15,20 @@ Linear weights are stored (out, in) as PyTorch stores them.
 """
 
 import dataclasses
-import os
-import warnings
 
 from minillm.backend import xp
-from minillm.checkpoint import load_safetensors, read_json, save_directory_atomically, save_safetensors, write_json
+from minillm.checkpoint import Config, Pretrained
 from minillm.nn import functional as F
 from minillm.nn.attention import combine_masks
 from minillm.nn.layers import GELU, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, Parameter, RandomSource
 
 
 @dataclasses.dataclass
-class BertConfig:
+class BertConfig(Config):
     """Hyperparameters, named as in Hugging Face's BertConfig (defaults: BERT-base)."""
+
+    checked = {"model_type": ("bert",), "hidden_act": ("gelu",),  # BERT's exact erf GELU
+               "position_embedding_type": ("absolute",)}  # the only position encoding implemented
 
     vocab_size: int = 30522
     hidden_size: int = 768
@@ -47,23 +48,6 @@ class BertConfig:
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(f"hidden_size ({self.hidden_size}) must be divisible by "
                              f"num_attention_heads ({self.num_attention_heads})")
-
-    def to_hf_dict(self, architecture="BertForPreTraining"):
-        d = dataclasses.asdict(self)
-        d.update(model_type="bert", architectures=[architecture], position_embedding_type="absolute")
-        return d
-
-    @classmethod
-    def from_hf_dict(cls, d, source="config.json"):
-        if d.get("model_type", "bert") != "bert":
-            raise ValueError(f"{source}: model_type is {d.get('model_type')!r}, expected 'bert'")
-        if d.get("hidden_act", "gelu") != "gelu":
-            raise ValueError(f"{source}: hidden_act {d.get('hidden_act')!r} is not BERT's exact 'gelu'")
-        if d.get("position_embedding_type", "absolute") != "absolute":
-            raise ValueError(f"{source}: position_embedding_type {d['position_embedding_type']!r}; "
-                             "only 'absolute' is implemented")
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 # ---------------------------------------------------------------- embeddings
@@ -229,14 +213,20 @@ class BertPooler(Module):
 
 
 # ---------------------------------------------------------------- the encoder model
-class BertModel(Module):
+class BertModel(Pretrained, Module):
     """Embeddings + encoder + pooler: Hugging Face's BertModel, the body every BERT head reuses.
 
     add_pooling_layer=False leaves the pooler out (pooled output None), as
     Hugging Face does for heads that read every position (token classification, question answering).
+    from_pretrained reads the encoder of a bare BertModel checkpoint (MiniLM's
+    names have no `bert.` prefix) or of a BertForPreTraining one, whose heads
+    (`cls.*`) are not used; a missing, unexpected or misshapen tensor is an error.
     """
 
+    config_class, architecture = BertConfig, "BertModel"
+
     def __init__(self, cfg, rng, dropout_source, dtype, add_pooling_layer=True):
+        self.config = cfg
         self.embeddings = BertEmbeddings(cfg, rng, dropout_source, dtype)
         self.encoder = BertEncoder(cfg, rng, dropout_source, dtype)
         self.pooler = BertPooler(cfg, rng, dtype) if add_pooling_layer else None
@@ -263,6 +253,39 @@ class BertModel(Module):
         """From the gradients of both outputs to the embedding tables; returns d(inputs_embeds) or None."""
         dh = dseq if dpooled is None else dseq + self.pooler.backward(dpooled)
         return self.embeddings.backward(self.encoder.backward(dh))
+
+    @classmethod
+    def from_config_dict(cls, config, source, dtype="float32"):
+        cfg = BertConfig.from_dict(config, source)
+        return cls(cfg, xp.random.default_rng(0), RandomSource(0), dtype)  # every weight is then overwritten
+
+    @staticmethod
+    def state_from_checkpoint(tensors):
+        return {n[len("bert."):]: a for n, a in hf_bert_state(tensors).items() if n.startswith("bert.")}
+
+
+def hf_bert_state(tensors):
+    """Hugging Face BERT tensors under our names.
+
+    A bare BertModel checkpoint lacks the `bert.` prefix; `position_ids` /
+    `token_type_ids` are buffers, not parameters; `cls.predictions.decoder.weight`
+    (when stored) must equal the tied word embeddings and `cls.predictions.decoder.bias`
+    the head's bias, so both are dropped after that check.
+    """
+    state = {}
+    for name, a in tensors.items():
+        if name.endswith(("embeddings.position_ids", "embeddings.token_type_ids")):
+            continue
+        heads = ("bert.", "cls.", "classifier.", "qa_outputs.")  # task heads keep their own names
+        state[name if name.startswith(heads) else "bert." + name] = a
+    for tied, owner in (("cls.predictions.decoder.weight", "bert.embeddings.word_embeddings.weight"),
+                        ("cls.predictions.decoder.bias", "cls.predictions.bias")):
+        if tied in state:
+            copy = state.pop(tied)
+            kept = state.setdefault(owner, copy)
+            if not (kept.shape == copy.shape and (kept == copy).all()):
+                raise ValueError(f"{tied} differs from {owner}; BERT here ties them")
+    return state
 
 
 def start_local(model, amplitude=0.1, gain=2.0):
@@ -366,8 +389,18 @@ class BertPreTrainingHeads(Module):
         self.seq_relationship = Linear(cfg.hidden_size, 2, rng, std=cfg.initializer_range, dtype=dtype)
 
 
-class BertForPreTraining(Module):
-    """BERT with the masked-LM and next-sentence heads: Hugging Face's BertForPreTraining."""
+class BertForPreTraining(Pretrained, Module):
+    """BERT with the masked-LM and next-sentence heads: Hugging Face's BertForPreTraining.
+
+    Checkpoints are Hugging Face's: the tied decoder is not stored (transformers
+    re-ties it on load). from_pretrained also takes a bare BertModel's
+    directory (all-MiniLM-L6-v2's, say): the pretraining heads it lacks keep
+    their fresh initialisation, listed in `model.fresh_parameters` and a warning.
+    """
+
+    config_class, architecture = BertConfig, "BertForPreTraining"
+    state_from_checkpoint = staticmethod(hf_bert_state)
+    missing_ok = True
 
     def __init__(self, cfg, seed=0, dtype="float32"):
         self.config = cfg
@@ -400,63 +433,3 @@ class BertForPreTraining(Module):
             dh = dseq
         dpooled = None if dnsp is None else self.cls.seq_relationship.backward(dnsp)
         return self.bert.backward(dh, dpooled)
-
-    # ------------------------------------------------------------ Hugging Face checkpoints
-    def save_pretrained(self, directory, extra_files=None):
-        """Write config.json + model.safetensors as Hugging Face's BertForPreTraining does.
-
-        The tied decoder is not stored (transformers re-ties it on load).
-        extra_files(tmp_dir) may add files (vocab.txt, trainer state) to the same atomic save.
-        """
-        def write(tmp):
-            write_json(os.path.join(tmp, "config.json"), self.config.to_hf_dict())
-            save_safetensors(os.path.join(tmp, "model.safetensors"), self.state_dict(), {"format": "pt"})
-            if extra_files:
-                extra_files(tmp)
-
-        save_directory_atomically(directory, write)
-
-    @classmethod
-    def from_pretrained(cls, directory, dtype="float32"):
-        """Load a Hugging Face BERT directory: ours, BertForPreTraining's, or a bare BertModel's.
-
-        Parameters the checkpoint lacks (the pretraining heads of an encoder-only
-        checkpoint such as all-MiniLM-L6-v2) keep their fresh initialisation; their
-        names are in `model.fresh_parameters` and a warning lists them.
-        Unexpected or misshapen tensors are an error listing them.
-        """
-        config_path = os.path.join(directory, "config.json")
-        model = cls(BertConfig.from_hf_dict(read_json(config_path), config_path), dtype=dtype)
-        path = os.path.join(directory, "model.safetensors")
-        try:
-            model.fresh_parameters = model.load_state_dict(hf_bert_state(load_safetensors(path)), strict=False)
-        except ValueError as err:
-            raise ValueError(f"{path}: {err}") from None
-        if model.fresh_parameters:
-            warnings.warn(f"{path}: initialised fresh (not in the checkpoint): {', '.join(model.fresh_parameters)}",
-                          stacklevel=2)
-        return model
-
-
-def hf_bert_state(tensors):
-    """Hugging Face BERT tensors under our names.
-
-    A bare BertModel checkpoint lacks the `bert.` prefix; `position_ids` /
-    `token_type_ids` are buffers, not parameters; `cls.predictions.decoder.weight`
-    (when stored) must equal the tied word embeddings and `cls.predictions.decoder.bias`
-    the head's bias, so both are dropped after that check.
-    """
-    state = {}
-    for name, a in tensors.items():
-        if name.endswith(("embeddings.position_ids", "embeddings.token_type_ids")):
-            continue
-        heads = ("bert.", "cls.", "classifier.", "qa_outputs.")  # task heads keep their own names
-        state[name if name.startswith(heads) else "bert." + name] = a
-    for tied, owner in (("cls.predictions.decoder.weight", "bert.embeddings.word_embeddings.weight"),
-                        ("cls.predictions.decoder.bias", "cls.predictions.bias")):
-        if tied in state:
-            copy = state.pop(tied)
-            kept = state.setdefault(owner, copy)
-            if not (kept.shape == copy.shape and (kept == copy).all()):
-                raise ValueError(f"{tied} differs from {owner}; BERT here ties them")
-    return state

@@ -40,10 +40,9 @@ part exists there (`transformer.word_embedding`, `transformer.mask_emb`,
 """
 
 import dataclasses
-import os
 
 from minillm.backend import xp
-from minillm.checkpoint import load_safetensors, read_json, save_model_directory
+from minillm.checkpoint import Config, Pretrained
 from minillm.nn import functional as F
 from minillm.nn.layers import (GELU, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, Parameter, RandomSource,
                                normal_init)
@@ -52,8 +51,10 @@ MODEL_TYPE = "minillm-xlnet"
 
 
 @dataclasses.dataclass
-class XLNetConfig:
+class XLNetConfig(Config):
     """Hyperparameters, named as in Hugging Face's XLNetConfig where they exist there."""
+
+    checked = {"model_type": (MODEL_TYPE,), "ff_activation": ("gelu",)}
 
     vocab_size: int = 32000
     d_model: int = 128
@@ -69,17 +70,6 @@ class XLNetConfig:
     def __post_init__(self):
         if self.d_model % self.n_head:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_head ({self.n_head})")
-
-    def to_dict(self):
-        return {**dataclasses.asdict(self), "model_type": MODEL_TYPE, "ff_activation": "gelu",
-                "architectures": ["XLNetLMHeadModel"]}
-
-    @classmethod
-    def from_dict(cls, d, source="config.json"):
-        if d.get("model_type") != MODEL_TYPE:
-            raise ValueError(f"{source}: model_type is {d.get('model_type')!r}, expected {MODEL_TYPE!r}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 class TwoStreamAttention(Module):
@@ -209,8 +199,13 @@ class XLNetModel(Module):
         self.mask_emb.accumulate(dx[1].sum(axis=(0, 1)).reshape(self.mask_emb.shape))
 
 
-class XLNetLMHeadModel(Module):
-    """The two-stream Transformer and its LM head on the query stream (Hugging Face's XLNetLMHeadModel)."""
+class XLNetLMHeadModel(Pretrained, Module):
+    """The two-stream Transformer and its LM head on the query stream (Hugging Face's XLNetLMHeadModel).
+
+    Checkpoints hold the parameters under their names; the tied decoder is the word embedding, stored once.
+    """
+
+    config_class, architecture = XLNetConfig, "XLNetLMHeadModel"
 
     def __init__(self, cfg, seed=0, dtype="float32"):
         self.config = cfg
@@ -240,24 +235,6 @@ class XLNetLMHeadModel(Module):
         else:
             dx[1][self.target_mask] = dg  # each position chosen once, so assignment is a sum
         self.transformer.backward(dx)
-
-    def save_pretrained(self, directory, extra_files=None):
-        """config.json + model.safetensors (the tied decoder is the word embedding, stored once)."""
-        save_model_directory(directory, self.config.to_dict(), self.state_dict(), extra_files)
-
-    def load_pretrained_state(self, tensors):
-        self.load_state_dict(tensors)
-
-    @classmethod
-    def from_pretrained(cls, directory, dtype="float32"):
-        config_path = os.path.join(directory, "config.json")
-        model = cls(XLNetConfig.from_dict(read_json(config_path), config_path), dtype=dtype)
-        path = os.path.join(directory, "model.safetensors")
-        try:
-            model.load_pretrained_state(load_safetensors(path))
-        except ValueError as err:
-            raise ValueError(f"{path}: {err}") from None
-        return model
 
 
 class XLNetLMHead(Module):

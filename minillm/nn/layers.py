@@ -122,11 +122,6 @@ class Module:
         return missing
 
 
-    def load_pretrained_state(self, tensors):
-        """Load a checkpoint's tensors; models whose files differ from their parameters override this."""
-        self.load_state_dict(tensors)
-
-
 class ModuleList(Module):
     """Numbered submodules: `h.0`, `h.1`, ... as in Hugging Face names."""
 

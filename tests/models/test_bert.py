@@ -8,7 +8,7 @@ from hypothesis import given, strategies as st
 
 from minillm.backend import xp
 from minillm.checkpoint import load_safetensors, save_safetensors, write_json
-from minillm.models.bert import BertConfig, BertForPreTraining, start_local
+from minillm.models.bert import BertConfig, BertForPreTraining, BertModel, start_local
 from minillm.nn.gradcheck import gradcheck
 from minillm.tasks.masked_lm import mlm_nsp_loss
 from minillm.training.optim import AdamW
@@ -170,7 +170,7 @@ def test_save_and_load_pretrained(tmp_path):
 def write_checkpoint(directory, state, cfg):
     directory.mkdir(exist_ok=True)
     save_safetensors(directory / "model.safetensors", state)
-    write_json(directory / "config.json", {**cfg.to_hf_dict("BertModel"), "transformers_version": "x"})
+    write_json(directory / "config.json", {**cfg.to_dict(), "architectures": ["BertModel"], "transformers_version": "x"})
 
 
 def test_encoder_only_checkpoint_loads_and_reports_fresh_heads(tmp_path):
@@ -185,6 +185,27 @@ def test_encoder_only_checkpoint_loads_and_reports_fresh_heads(tmp_path):
     ids, mask = xp.array([[1, 2, 3, 4]]), xp.array([[1, 1, 1, 0]])
     for a, b in zip(loaded.bert(ids, attention_mask=mask), model.bert(ids, attention_mask=mask)):
         assert float(abs(a - b).max()) == 0.0
+
+
+def test_bert_model_loads_the_encoder_of_a_pretraining_checkpoint_and_saves_a_bare_one(tmp_path):
+    model = tiny(3, dtype="float32").eval()
+    model.save_pretrained(tmp_path / "pre")
+    encoder = BertModel.from_pretrained(tmp_path / "pre").eval()  # the heads cls.* are not used
+    encoder.save_pretrained(tmp_path / "enc")  # names without `bert.`, as sentence-transformers ships
+    assert set(load_safetensors(tmp_path / "enc" / "model.safetensors")) == set(encoder.state_dict())
+    again = BertModel.from_pretrained(tmp_path / "enc").eval()
+    ids, mask = xp.array([[2, 5, 6, 0]]), xp.array([[1, 1, 1, 0]])
+    for loaded in (encoder, again):
+        for a, b in zip(loaded(ids, attention_mask=mask), model.bert(ids, attention_mask=mask)):
+            assert float(abs(a - b).max()) == 0.0
+
+
+def test_bert_model_names_the_file_and_the_tensor_it_cannot_place(tmp_path):
+    model = tiny(3, dtype="float32")
+    state = dict(model.state_dict(), **{"bert.encoder.layer.7.output.dense.weight": xp.zeros((4, 6), dtype="float32")})
+    write_checkpoint(tmp_path / "bad", state, model.config)
+    with pytest.raises(ValueError, match=r"model\.safetensors: .*unexpected: encoder\.layer\.7\.output\.dense\.weight"):
+        BertModel.from_pretrained(tmp_path / "bad")
 
 
 def test_stored_decoder_must_equal_the_tied_embeddings_and_bad_tensors_are_listed(tmp_path):
@@ -212,7 +233,7 @@ def test_config_errors_name_the_field(tmp_path):
     cfg = BertConfig(vocab_size=5, hidden_size=4, num_attention_heads=2)
     for field, value in (("hidden_act", "relu"), ("model_type", "gpt2"), ("position_embedding_type", "relative_key")):
         with pytest.raises(ValueError, match=f"config.json: {field}"):
-            BertConfig.from_hf_dict({**cfg.to_hf_dict(), field: value})
+            BertConfig.from_dict({**cfg.to_dict(), field: value})
     with pytest.raises(ValueError, match="divisible"):
         BertConfig(hidden_size=6, num_attention_heads=4)
     with pytest.raises(ValueError, match="max_position_embeddings=6"):
