@@ -11,7 +11,8 @@ from hypothesis import given, strategies as st
 from minillm.backend import np, xp
 from minillm.checkpoint import (load_safetensors, read_json, read_safetensors, save_directory_atomically,
                                 save_safetensors, write_json)
-from minillm.models.bert import BertConfig, BertForPreTraining, BertModel
+from minillm.models.bert import BertConfig, BertModel
+from minillm.models.bert_pretraining import BertForPreTraining
 from minillm.models.gpt import GPT, GPTConfig
 from minillm.models.heads import (BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification,
                                   GPTForSequenceClassification, GPTForTokenClassification)

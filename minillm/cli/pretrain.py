@@ -20,7 +20,8 @@ from minillm.backend import host_rng, np
 from minillm.data.corpora import CORPORA, lm_corpus
 from minillm.data.lm_data import build_tokenizer, document_separator, lm_streams, sentence_documents, tokenizer_digest
 from minillm.models.arpa import write_arpa
-from minillm.models.bert import BertConfig, BertForPreTraining, start_local
+from minillm.models.bert import BertConfig
+from minillm.models.bert_pretraining import BertForPreTraining, start_local
 from minillm.models.gpt import GPT, GPTConfig
 from minillm.models.lstm_lm import LSTMLM, LSTMConfig
 from minillm.models.ngram import SMOOTHINGS, train_ngram
@@ -101,7 +102,7 @@ def build_parser():
                             "positions only)")
     model.add_argument("--local-start", type=parse_bool, default=True,
                        help="bert: start positions and attention so that each head reads a neighbour "
-                            "(models.bert.start_local; false: BERT's random start)")
+                            "(models.bert_pretraining.start_local; false: BERT's random start)")
     model.add_argument("--dropout", type=float, default=DEFAULTS["dropout"])
     opt = p.add_argument_group("optimisation")
     for field in dataclasses.fields(TrainConfig):
