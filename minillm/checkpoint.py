@@ -8,14 +8,18 @@ safetensors is a simple, pickle-free format, written here from its spec:
     the rest  every tensor's bytes, little-endian, C order, at its offsets
 
 A checkpoint is a directory, written under a temporary name and renamed into
-place, so a crash mid-save never leaves a half-written checkpoint.
+place, so a crash mid-save never leaves a half-written checkpoint. A model
+directory is Hugging Face's: config.json (see Config) and model.safetensors;
+`Pretrained` saves and loads one for every model class.
 """
 
+import dataclasses
 import json
 import os
 import shutil
 import struct
 import tempfile
+import warnings
 
 from minillm.backend import np, to_host
 
@@ -146,3 +150,99 @@ def save_model_directory(directory, config, state, extra_files=None):
             extra_files(tmp)
 
     save_directory_atomically(directory, write)
+
+
+class Config:
+    """config.json for a config dataclass, with one rule for the keys a file holds.
+
+    A subclass is a dataclass whose fields are config.json keys, and names in
+    `checked` ({key: accepted values}) the keys that change the math though
+    only one way of it is implemented here (model_type, the activation, the
+    position encoding...). to_dict() writes every field and every checked key
+    (a checked key that is not a field at its first accepted value).
+    from_dict(d, source) reads:
+
+        a field's key         sets the field;
+        a checked key         must hold an accepted value; absent, it is the
+                              first one (what transformers assumes then);
+        any other key         is ignored: transformers writes many that do not
+                              change these models (torch_dtype, transformers_version,
+                              _name_or_path, id2label, ...), and task models add their own.
+
+    Errors, a value __post_init__ rejects included, name `source`.
+    """
+
+    checked = {}
+
+    def to_dict(self):
+        return {**{key: accepted[0] for key, accepted in self.checked.items()}, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, d, source="config.json"):
+        for key, accepted in cls.checked.items():
+            if d.get(key, accepted[0]) not in accepted:
+                raise ValueError(f"{source}: {key} is {d[key]!r}, expected {' or '.join(map(repr, accepted))}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        try:
+            return cls(**{k: v for k, v in d.items() if k in names})
+        except ValueError as err:
+            raise ValueError(f"{source}: {err}") from None
+
+
+class Pretrained:
+    """save_pretrained / from_pretrained / load_pretrained_state, for a Module with a `config`.
+
+    A model class states only what differs from the defaults:
+
+        config_class                 its Config dataclass
+        architecture                 written as config.json's `architectures` (None: not written)
+        config_dict()                config.json's contents (default: config.to_dict() + architectures)
+        checkpoint_state()           the tensors saved (default: state_dict())
+        state_from_checkpoint(t)     a checkpoint's tensors under the model's names (default: as they are)
+        from_config_dict(d, source)  a fresh model for config.json's contents (default: cls(config))
+        missing_ok                   True: parameters a checkpoint lacks keep their fresh values,
+                                     listed in `fresh_parameters` and a warning (default: an error)
+    """
+
+    config_class = architecture = None
+    missing_ok = False
+
+    def config_dict(self):
+        d = self.config.to_dict()
+        if self.architecture:
+            d["architectures"] = [self.architecture]
+        return d
+
+    def checkpoint_state(self):
+        return self.state_dict()
+
+    @staticmethod
+    def state_from_checkpoint(tensors):
+        return tensors
+
+    @classmethod
+    def from_config_dict(cls, config, source, dtype="float32"):
+        return cls(cls.config_class.from_dict(config, source), dtype=dtype)
+
+    def save_pretrained(self, directory, extra_files=None):
+        """config.json + model.safetensors, atomically (see save_model_directory for extra_files)."""
+        save_model_directory(directory, self.config_dict(), self.checkpoint_state(), extra_files)
+
+    def load_pretrained_state(self, tensors):
+        """Load a checkpoint's tensors into the parameters; returns the names of those it lacked."""
+        return self.load_state_dict(self.state_from_checkpoint(tensors), strict=not self.missing_ok)
+
+    @classmethod
+    def from_pretrained(cls, directory, dtype="float32"):
+        """The model a directory holds: ours, or one saved by transformers. Errors name the file."""
+        config_path = os.path.join(directory, "config.json")
+        model = cls.from_config_dict(read_json(config_path), config_path, dtype)
+        path = os.path.join(directory, "model.safetensors")
+        try:
+            model.fresh_parameters = model.load_pretrained_state(load_safetensors(path))
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
+        if model.fresh_parameters:
+            warnings.warn(f"{path}: initialised fresh (not in the checkpoint): {', '.join(model.fresh_parameters)}",
+                          stacklevel=2)
+        return model

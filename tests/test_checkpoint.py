@@ -1,14 +1,25 @@
-"""safetensors written and read from the spec; atomic checkpoint directories."""
+"""safetensors written and read from the spec; atomic checkpoint directories; every model's save and load."""
 
 import json
 import os
+import re
 import struct
 
 import pytest
 from hypothesis import given, strategies as st
 
-from minillm.backend import np
-from minillm.checkpoint import read_safetensors, save_directory_atomically, save_safetensors
+from minillm.backend import np, xp
+from minillm.checkpoint import (load_safetensors, read_json, read_safetensors, save_directory_atomically,
+                                save_safetensors, write_json)
+from minillm.models.bert import BertConfig, BertModel
+from minillm.models.bert_pretraining import BertForPreTraining
+from minillm.models.gpt import GPT, GPTConfig
+from minillm.models.heads import (BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification,
+                                  GPTForSequenceClassification, GPTForTokenClassification)
+from minillm.models.lstm_classifier import LSTMClassifierConfig, LSTMForSequenceClassification
+from minillm.models.lstm_lm import LSTMLM, LSTMConfig
+from minillm.models.xlnet import XLNetConfig, XLNetLMHeadModel
+from minillm.nn.layers import RandomSource
 
 
 @given(st.sampled_from(["float32", "float64", "float16", "int64", "int32", "uint8", "bool"]),
@@ -71,3 +82,95 @@ def test_atomic_save_keeps_the_old_checkpoint_when_writing_fails(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["ckpt"]
     save_directory_atomically(target, lambda d: open(os.path.join(d, "a.txt"), "w").write("two"))
     assert (target / "a.txt").read_text() == "two" and sorted(os.listdir(tmp_path)) == ["ckpt"]
+
+
+# ---------------------------------------------------------------- every model through save_pretrained / from_pretrained
+GPT_CFG = GPTConfig(vocab_size=11, n_positions=8, n_embd=4, n_layer=1, n_head=2)
+BERT_CFG = BertConfig(vocab_size=11, hidden_size=4, num_hidden_layers=1, num_attention_heads=2, intermediate_size=6,
+                      max_position_embeddings=8)
+XLNET_CFG = XLNetConfig(vocab_size=11, d_model=4, n_layer=1, n_head=2, d_inner=6, max_position_embeddings=8)
+LSTM_CFG = LSTMConfig(vocab_size=11, n_embd=4, hidden_size=4, num_layers=1, tie_weights=True)
+LSTM_CLS_CFG = LSTMClassifierConfig(vocab_size=11, n_embd=4, hidden_size=6, num_layers=2, pooling="last")
+LABELS = ["neg", "pos", "odd"]
+
+# (a tiny model drawn with a seed, the architecture its config.json names: None for none)
+MODELS = {
+    "GPT": (lambda seed: GPT(GPT_CFG, seed=seed), "GPT2LMHeadModel"),
+    "BertForPreTraining": (lambda seed: BertForPreTraining(BERT_CFG, seed=seed), "BertForPreTraining"),
+    "BertModel": (lambda seed: BertModel(BERT_CFG, xp.random.default_rng(seed), RandomSource(seed), "float32"),
+                  "BertModel"),
+    "XLNetLMHeadModel": (lambda seed: XLNetLMHeadModel(XLNET_CFG, seed=seed), "XLNetLMHeadModel"),
+    "LSTMLM": (lambda seed: LSTMLM(LSTM_CFG, seed=seed), None),
+    "GPTForSequenceClassification": (lambda seed: GPTForSequenceClassification(GPT_CFG, LABELS, 3, seed=seed),
+                                     "GPT2ForSequenceClassification"),
+    "GPTForTokenClassification": (lambda seed: GPTForTokenClassification(GPT_CFG, LABELS, 3, seed=seed),
+                                  "GPT2ForTokenClassification"),
+    "BertForSequenceClassification": (lambda seed: BertForSequenceClassification(BERT_CFG, LABELS, seed=seed),
+                                      "BertForSequenceClassification"),
+    "BertForTokenClassification": (lambda seed: BertForTokenClassification(BERT_CFG, LABELS, seed=seed),
+                                   "BertForTokenClassification"),
+    "BertForQuestionAnswering": (lambda seed: BertForQuestionAnswering(BERT_CFG, seed=seed),
+                                 "BertForQuestionAnswering"),
+    "LSTMForSequenceClassification": (lambda seed: LSTMForSequenceClassification(LSTM_CLS_CFG, LABELS, seed=seed),
+                                      "LSTMForSequenceClassification"),
+}
+
+
+def same_state(a, b):
+    return set(a) == set(b) and all(a[n].shape == b[n].shape and (a[n] == b[n]).all() for n in a)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_model_round_trips_its_directory(tmp_path, name):
+    make, architecture = MODELS[name]
+    model = make(3)
+    model.save_pretrained(tmp_path / "m", extra_files=lambda d: write_json(os.path.join(d, "extra.json"), {"a": 1}))
+    assert sorted(os.listdir(tmp_path)) == ["m"]  # no temporary directory left behind
+    assert read_json(tmp_path / "m" / "extra.json") == {"a": 1}
+    config = read_json(tmp_path / "m" / "config.json")
+    assert config.get("architectures") == (architecture and [architecture])
+    assert config["model_type"] == {GPTConfig: "gpt2", BertConfig: "bert", XLNetConfig: "minillm-xlnet"}.get(
+        type(model.config), "lstm_lm")
+    loaded = type(model).from_pretrained(tmp_path / "m")
+    assert type(loaded) is type(model) and loaded.config == model.config and loaded.fresh_parameters == []
+    assert same_state(loaded.state_dict(), model.state_dict())
+    assert getattr(loaded, "label_names", None) == getattr(model, "label_names", None)
+    resumed = make(4)  # the trainer's resume: the saved tensors into a model built from the run's config
+    resumed.load_pretrained_state(load_safetensors(tmp_path / "m" / "model.safetensors"))
+    assert same_state(resumed.state_dict(), model.state_dict())
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_model_names_the_file_it_cannot_load(tmp_path, name):
+    model = MODELS[name][0](0)
+    model.save_pretrained(tmp_path / "m")
+    path = tmp_path / "m" / "model.safetensors"
+    tensors = load_safetensors(path)
+    first = sorted(tensors)[0]
+    tensors[first] = np.zeros(tensors[first].shape + (2,), dtype="float32")
+    save_safetensors(path, tensors)
+    with pytest.raises(ValueError, match=re.escape(f"{path}: state does not fit the model; shape of {first}")):
+        type(model).from_pretrained(tmp_path / "m")
+    os.remove(tmp_path / "m" / "config.json")
+    with pytest.raises(FileNotFoundError, match="config.json: not found"):
+        type(model).from_pretrained(tmp_path / "m")
+
+
+# ---------------------------------------------------------------- one rule for config.json keys
+CONFIGS = [GPT_CFG, BERT_CFG, XLNET_CFG, LSTM_CFG, LSTM_CLS_CFG]
+TRANSFORMERS_KEYS = {"torch_dtype": "float32", "transformers_version": "4.44.0", "_name_or_path": "somewhere",
+                     "id2label": {"0": "LABEL_0"}, "architectures": ["Anything"], "use_cache": True}
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: type(c).__name__)
+def test_every_config_ignores_unknown_keys_and_checks_the_ones_that_change_the_math(cfg):
+    cls = type(cfg)
+    d = cfg.to_dict()
+    assert cls.from_dict(d) == cfg
+    assert cls.from_dict({**d, **TRANSFORMERS_KEYS}) == cfg
+    assert "model_type" in cls.checked
+    for key, accepted in cls.checked.items():
+        assert d[key] == accepted[0]
+        assert cls.from_dict({k: v for k, v in d.items() if k != key}) == cfg  # absent: what transformers assumes
+        with pytest.raises(ValueError, match=f"^somewhere/config.json: {key} is 'other', expected"):
+            cls.from_dict({**d, key: "other"}, "somewhere/config.json")

@@ -18,7 +18,8 @@ from minillm.cli.pretrain_ngram import run_ngram
 from minillm.cli.settings import add_train_config_defaults, config_path, parse_layered, read_settings, train_config
 from minillm.data.corpora import CORPORA, lm_corpus
 from minillm.data.lm_data import build_tokenizer, document_separator, lm_streams, sentence_documents, tokenizer_digest
-from minillm.models.bert import BertConfig, BertForPreTraining, start_local
+from minillm.models.bert import BertConfig
+from minillm.models.bert_pretraining import BertForPreTraining, start_local
 from minillm.models.gpt import GPT, GPTConfig
 from minillm.models.lstm_lm import LSTMLM, LSTMConfig
 from minillm.models.ngram import SMOOTHINGS
@@ -87,7 +88,7 @@ def build_parser():
                             "positions only)")
     model.add_argument("--local-start", type=parse_bool, default=True,
                        help="bert: start positions and attention so that each head reads a neighbour "
-                            "(models.bert.start_local; false: BERT's random start)")
+                            "(models.bert_pretraining.start_local; false: BERT's random start)")
     model.add_argument("--dropout", type=float)
     opt = p.add_argument_group("optimisation (a --config file also reaches beta1, beta2, schedule and the other "
                                "TrainConfig fields)")

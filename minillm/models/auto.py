@@ -15,8 +15,6 @@ CLASSIFIERS = {"gpt2": GPTForSequenceClassification, "bert": BertForSequenceClas
                "lstm_lm": LSTMForSequenceClassification}
 TOKEN_CLASSIFIERS = {"gpt2": GPTForTokenClassification, "bert": BertForTokenClassification}
 QUESTION_ANSWERERS = {"bert": BertForQuestionAnswering}
-TASK_MODELS = {c.architecture: c for table in (CLASSIFIERS, TOKEN_CLASSIFIERS, QUESTION_ANSWERERS)
-               for c in table.values()}  # a fine-tuned config.json's architectures[0] -> its class
 
 
 def build_model(classes, config, label_names, pad_token_id, dropout, seed, pooling="mean"):
@@ -27,7 +25,7 @@ def build_model(classes, config, label_names, pad_token_id, dropout, seed, pooli
     kind = config.get("model_type")
     if kind not in classes:
         raise ValueError(f"config.json model_type {kind!r}: this task supports {', '.join(classes)}")
-    cfg = classes[kind].config_class.from_hf_dict(config)
+    cfg = classes[kind].config_class.from_dict(config)
     if kind == "gpt2":
         cfg.resid_pdrop = cfg.embd_pdrop = cfg.attn_pdrop = dropout
     elif kind == "lstm_lm":

@@ -4,30 +4,29 @@
     a   = LN(h + attn(h) W_O + b_O)                           post-LN: the residual sum is normalised
     h'  = LN(a + gelu(a W_1 + b_1) W_2 + b_2)                 exact (erf) GELU
     pooled = tanh(h_L[CLS] W_P + b_P)                         the sentence vector, for NSP and classifiers
-    MLM:  scores = LN(gelu(h_L W_T + b_T)) W_word^T + b       decoder tied to the word embeddings
-    NSP:  logits = pooled W_NSP^T + b_NSP                     (B, 2): 0 = B follows A, 1 = random B
 
-`BertModel` (embeddings + encoder + pooler) is the part fine-tuning heads reuse;
-`BertForPreTraining` adds the two pretraining heads (`cls.*`). Every module's
+`BertModel` (embeddings + encoder + pooler) is the part every head reuses:
+the pretraining heads (bert_pretraining.py) and the fine-tuning ones (heads.py). Every module's
 `backward` adds into its parameters' `.grad` and returns the gradient of its
 input, and the models call them in reverse order, one line a module.
 Linear weights are stored (out, in) as PyTorch stores them.
 """
 
 import dataclasses
-import os
-import warnings
 
 from minillm.backend import xp
-from minillm.checkpoint import load_safetensors, read_json, save_directory_atomically, save_safetensors, write_json
+from minillm.checkpoint import Config, Pretrained
 from minillm.nn import functional as F
 from minillm.nn.attention import combine_masks
-from minillm.nn.layers import GELU, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, Parameter, RandomSource
+from minillm.nn.layers import GELU, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, RandomSource
 
 
 @dataclasses.dataclass
-class BertConfig:
+class BertConfig(Config):
     """Hyperparameters, named as in Hugging Face's BertConfig (defaults: BERT-base)."""
+
+    checked = {"model_type": ("bert",), "hidden_act": ("gelu",),  # BERT's exact erf GELU
+               "position_embedding_type": ("absolute",)}  # the only position encoding implemented
 
     vocab_size: int = 30522
     hidden_size: int = 768
@@ -47,23 +46,6 @@ class BertConfig:
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(f"hidden_size ({self.hidden_size}) must be divisible by "
                              f"num_attention_heads ({self.num_attention_heads})")
-
-    def to_hf_dict(self, architecture="BertForPreTraining"):
-        d = dataclasses.asdict(self)
-        d.update(model_type="bert", architectures=[architecture], position_embedding_type="absolute")
-        return d
-
-    @classmethod
-    def from_hf_dict(cls, d, source="config.json"):
-        if d.get("model_type", "bert") != "bert":
-            raise ValueError(f"{source}: model_type is {d.get('model_type')!r}, expected 'bert'")
-        if d.get("hidden_act", "gelu") != "gelu":
-            raise ValueError(f"{source}: hidden_act {d.get('hidden_act')!r} is not BERT's exact 'gelu'")
-        if d.get("position_embedding_type", "absolute") != "absolute":
-            raise ValueError(f"{source}: position_embedding_type {d['position_embedding_type']!r}; "
-                             "only 'absolute' is implemented")
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 # ---------------------------------------------------------------- embeddings
@@ -118,24 +100,16 @@ class BertSelfAttention(Module):
         self.attn_pdrop = cfg.attention_probs_dropout_prob
         self.dropout_source = dropout_source
 
-    def _split_heads(self, a):  # (B, T, C) -> (B, H, T, D)
-        B, T, C = a.shape
-        return a.reshape(B, T, self.n_head, C // self.n_head).transpose(0, 2, 1, 3)
-
-    def _merge_heads(self, a):  # (B, H, T, D) -> (B, T, C)
-        B, H, T, D = a.shape
-        return a.transpose(0, 2, 1, 3).reshape(B, T, H * D)
-
     def forward(self, h, mask):
-        q, k, v = (self._split_heads(proj(h)) for proj in (self.query, self.key, self.value))
+        q, k, v = (F.split_heads(proj(h), self.n_head) for proj in (self.query, self.key, self.value))
         y, self.cache = F.attention_forward(q, k, v, mask, self.attn_pdrop, self.dropout_source.rng, self.training)
-        return self._merge_heads(y)  # (B, T, C)
+        return F.merge_heads(y)  # (B, T, C)
 
     def backward(self, dy):
-        dq, dk, dv = F.attention_backward(self._split_heads(dy), self.cache)  # (B, H, T, D) each
+        dq, dk, dv = F.attention_backward(F.split_heads(dy, self.n_head), self.cache)  # (B, H, T, D) each
         # h fed all three projections, so its gradient is the sum of theirs
-        return (self.query.backward(self._merge_heads(dq)) + self.key.backward(self._merge_heads(dk))
-                + self.value.backward(self._merge_heads(dv)))
+        return (self.query.backward(F.merge_heads(dq)) + self.key.backward(F.merge_heads(dk))
+                + self.value.backward(F.merge_heads(dv)))
 
 
 class BertResidualOutput(Module):
@@ -237,14 +211,20 @@ class BertPooler(Module):
 
 
 # ---------------------------------------------------------------- the encoder model
-class BertModel(Module):
+class BertModel(Pretrained, Module):
     """Embeddings + encoder + pooler: Hugging Face's BertModel, the body every BERT head reuses.
 
     add_pooling_layer=False leaves the pooler out (pooled output None), as
     Hugging Face does for heads that read every position (token classification, question answering).
+    from_pretrained reads the encoder of a bare BertModel checkpoint (MiniLM's
+    names have no `bert.` prefix) or of a BertForPreTraining one, whose heads
+    (`cls.*`) are not used; a missing, unexpected or misshapen tensor is an error.
     """
 
+    config_class, architecture = BertConfig, "BertModel"
+
     def __init__(self, cfg, rng, dropout_source, dtype, add_pooling_layer=True):
+        self.config = cfg
         self.embeddings = BertEmbeddings(cfg, rng, dropout_source, dtype)
         self.encoder = BertEncoder(cfg, rng, dropout_source, dtype)
         self.pooler = BertPooler(cfg, rng, dtype) if add_pooling_layer else None
@@ -272,178 +252,14 @@ class BertModel(Module):
         dh = dseq if dpooled is None else dseq + self.pooler.backward(dpooled)
         return self.embeddings.backward(self.encoder.backward(dh))
 
-
-def start_local(model, amplitude=0.1, gain=2.0):
-    """Give a freshly initialised BertModel heads that read a neighbour from the first step.
-
-    BERT's positions are learned vectors started at random, so no head knows
-    where its neighbours are, and Adam, moving each weight by about the
-    learning rate a step, takes thousands of steps to build position-matching
-    attention: a short run only learns word frequencies and the review's topic.
-    Here the first 2K channels of every head (K = D / 8 pairs) start as
-    sinusoids of the position, at angular frequencies w_k from 1 down to 1/20,
-
-        p_t[2k] = A sin(w_k t),   p_t[2k + 1] = A cos(w_k t)          (0 in the other channels)
-
-    and every layer's W_Q gains g I and W_K g R(s w_k) on those channels, R a
-    rotation by the angle s w_k, s = -1 for even heads and +1 for odd ones, so
-    that (rotating (sin, cos) by s w turns it into the position t - s)
-
-        (W_Q p_i) . (W_K p_j)  ~  sum_k cos(w_k (i - j + s)),       largest at j = i + s:
-
-    even heads look one token left, odd heads one right. Row 0, where [CLS]
-    always sits, keeps no sinusoid: the summary that the NSP head and the
-    classifiers read is not tied to its neighbour from the start; where it
-    looks is left to training. The architecture and the checkpoint layout are
-    BERT's unchanged; only the starting point differs (as XLNet's relative bias
-    starts as ALiBi's penalty). The peak score grows as g^2 K / sqrt(D) =
-    g^2 sqrt(D) / 8, so g is scaled by (64 / D)^(1/4) to keep the sharpness of
-    D = 64 for other head widths. How A and g were chosen, and what the start
-    does to pretraining: docs/DESIGN_NOTES.md and docs/RESULTS.md.
-    """
-    emb = model.embeddings.position_embeddings.weight.data  # (P, C)
-    C = emb.shape[1]
-    layers = list(model.encoder.layer)
-    H = layers[0].attention.self.n_head
-    D = C // H
-    K = max(1, D // 8)
-    gain = gain * (64 / D) ** 0.25
-    freq = xp.geomspace(1.0, 0.05, K)  # (K,)
-    angle = xp.arange(emb.shape[0])[:, None] * freq[None, :]  # (P, K): w_k t
-    emb[...] = 0
-    query = xp.zeros((C, C))
-    key = xp.zeros((C, C))
-    for h in range(H):
-        s = -1.0 if h % 2 == 0 else 1.0
-        ch = h * D + 2 * xp.arange(K)  # the sin channel of each pair; cos is ch + 1
-        emb[1:, ch], emb[1:, ch + 1] = amplitude * xp.sin(angle[1:]), amplitude * xp.cos(angle[1:])  # not [CLS]'s
-        cos, sin = xp.cos(s * freq), xp.sin(s * freq)
-        query[ch, ch] = query[ch + 1, ch + 1] = 1.0
-        key[ch, ch], key[ch, ch + 1], key[ch + 1, ch], key[ch + 1, ch + 1] = cos, -sin, sin, cos
-    for layer in layers:
-        attention = layer.attention.self
-        attention.query.weight.data += (gain * query).astype(emb.dtype)  # (out, in), as Linear stores it
-        attention.key.weight.data += (gain * key).astype(emb.dtype)
-
-
-# ---------------------------------------------------------------- pretraining heads
-class BertPredictionHeadTransform(Module):
-    """`cls.predictions.transform`: LN(gelu(h W_T^T + b_T)) before the tied decoder."""
-
-    def __init__(self, cfg, rng, dtype):
-        self.dense = Linear(cfg.hidden_size, cfg.hidden_size, rng, std=cfg.initializer_range, dtype=dtype)
-        self.transform_act_fn = GELU("erf")
-        self.LayerNorm = LayerNorm(cfg.hidden_size, cfg.layer_norm_eps, dtype=dtype)
-
-    def forward(self, h):
-        return self.LayerNorm(self.transform_act_fn(self.dense(h)))
-
-    def backward(self, dy):
-        return self.dense.backward(self.transform_act_fn.backward(self.LayerNorm.backward(dy)))
-
-
-class BertLMPredictionHead(Module):
-    """`cls.predictions`: scores = transform(h) W_word^T + b, one score per vocabulary entry.
-
-    The decoder is the word-embedding table itself (passed in, not owned), so
-    the MLM gradient and the embedding lookup's gradient add into one array.
-    """
-
-    def __init__(self, cfg, rng, dtype):
-        self.transform = BertPredictionHeadTransform(cfg, rng, dtype)
-        self.bias = Parameter(xp.zeros(cfg.vocab_size, dtype=dtype))
-
-    def forward(self, h, word_embeddings):  # (..., C) -> (..., V)
-        scores, cache = F.linear_forward(self.transform(h), word_embeddings.weight.data.T, self.bias.data)
-        self.cache = (cache, word_embeddings.weight)
-        return scores
-
-    def backward(self, dscores):
-        cache, decoder = self.cache
-        dt, dw, db = F.linear_backward(dscores, cache)
-        decoder.accumulate(dw.T)  # the tied decoder's share of W_word's gradient
-        self.bias.accumulate(db)
-        return self.transform.backward(dt)
-
-
-class BertPreTrainingHeads(Module):
-    """`cls`: the masked-LM head on every (or every chosen) position, the NSP head on the pooled vector."""
-
-    def __init__(self, cfg, rng, dtype):
-        self.predictions = BertLMPredictionHead(cfg, rng, dtype)
-        self.seq_relationship = Linear(cfg.hidden_size, 2, rng, std=cfg.initializer_range, dtype=dtype)
-
-
-class BertForPreTraining(Module):
-    """BERT with the masked-LM and next-sentence heads: Hugging Face's BertForPreTraining."""
-
-    def __init__(self, cfg, seed=0, dtype="float32"):
-        self.config = cfg
-        self.dropout_rng = RandomSource(seed)
-        init_rng = xp.random.default_rng(seed)
-        self.bert = BertModel(cfg, init_rng, self.dropout_rng, dtype)
-        self.cls = BertPreTrainingHeads(cfg, init_rng, dtype)
-
-    def forward(self, input_ids=None, token_type_ids=None, attention_mask=None, inputs_embeds=None,
-                mlm_mask=None):
-        """-> (MLM scores, NSP logits (B, 2)).
-
-        The MLM scores are (B, T, V) for every position, or (N, V) for the N
-        positions where mlm_mask (B, T) is True, in row-major order: BERT scores
-        only the masked tokens, which saves most of the (.., C) x (C, V) product.
-        """
-        seq, pooled = self.bert(input_ids, token_type_ids, attention_mask, inputs_embeds)
-        self.seq_shape = seq.shape
-        self.mlm_mask = None if mlm_mask is None else xp.asarray(mlm_mask, dtype=bool)
-        h = seq if self.mlm_mask is None else seq[self.mlm_mask]  # (N, C)
-        scores = self.cls.predictions(h, self.bert.embeddings.word_embeddings)
-        return scores, self.cls.seq_relationship(pooled)
-
-    def backward(self, dscores, dnsp=None):
-        """From d(MLM scores) and d(NSP logits) (None: MLM alone) down to the embedding tables."""
-        dh = self.cls.predictions.backward(dscores)
-        if self.mlm_mask is not None:  # scatter the chosen rows back into place
-            dseq = xp.zeros(self.seq_shape, dtype=dh.dtype)
-            dseq[self.mlm_mask] = dh  # each position chosen once, so assignment is a sum
-            dh = dseq
-        dpooled = None if dnsp is None else self.cls.seq_relationship.backward(dnsp)
-        return self.bert.backward(dh, dpooled)
-
-    # ------------------------------------------------------------ Hugging Face checkpoints
-    def save_pretrained(self, directory, extra_files=None):
-        """Write config.json + model.safetensors as Hugging Face's BertForPreTraining does.
-
-        The tied decoder is not stored (transformers re-ties it on load).
-        extra_files(tmp_dir) may add files (vocab.txt, trainer state) to the same atomic save.
-        """
-        def write(tmp):
-            write_json(os.path.join(tmp, "config.json"), self.config.to_hf_dict())
-            save_safetensors(os.path.join(tmp, "model.safetensors"), self.state_dict(), {"format": "pt"})
-            if extra_files:
-                extra_files(tmp)
-
-        save_directory_atomically(directory, write)
-
     @classmethod
-    def from_pretrained(cls, directory, dtype="float32"):
-        """Load a Hugging Face BERT directory: ours, BertForPreTraining's, or a bare BertModel's.
+    def from_config_dict(cls, config, source, dtype="float32"):
+        cfg = BertConfig.from_dict(config, source)
+        return cls(cfg, xp.random.default_rng(0), RandomSource(0), dtype)  # every weight is then overwritten
 
-        Parameters the checkpoint lacks (the pretraining heads of an encoder-only
-        checkpoint such as all-MiniLM-L6-v2) keep their fresh initialisation; their
-        names are in `model.fresh_parameters` and a warning lists them.
-        Unexpected or misshapen tensors are an error listing them.
-        """
-        config_path = os.path.join(directory, "config.json")
-        model = cls(BertConfig.from_hf_dict(read_json(config_path), config_path), dtype=dtype)
-        path = os.path.join(directory, "model.safetensors")
-        try:
-            model.fresh_parameters = model.load_state_dict(hf_bert_state(load_safetensors(path)), strict=False)
-        except ValueError as err:
-            raise ValueError(f"{path}: {err}") from None
-        if model.fresh_parameters:
-            warnings.warn(f"{path}: initialised fresh (not in the checkpoint): {', '.join(model.fresh_parameters)}",
-                          stacklevel=2)
-        return model
+    @staticmethod
+    def state_from_checkpoint(tensors):
+        return {n[len("bert."):]: a for n, a in hf_bert_state(tensors).items() if n.startswith("bert.")}
 
 
 def hf_bert_state(tensors):

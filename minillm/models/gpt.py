@@ -10,10 +10,9 @@ parameter's `.grad`, running the blocks in reverse, one call a layer.
 """
 
 import dataclasses
-import os
 
 from minillm.backend import xp
-from minillm.checkpoint import load_safetensors, read_json, save_model_directory
+from minillm.checkpoint import Config, Pretrained
 from minillm.nn import functional as F
 from minillm.nn.attention import SelfAttention
 from minillm.nn.layers import GELU, Conv1D, Dropout, Embedding, LayerNorm, Module, ModuleList, RandomSource, init_std
@@ -21,8 +20,11 @@ from minillm.nn.sampling import sample_next
 
 
 @dataclasses.dataclass
-class GPTConfig:
+class GPTConfig(Config):
     """Hyperparameters, named as in Hugging Face's GPT2Config."""
+
+    checked = {"model_type": ("gpt2",), "activation_function": ("gelu_new", "gelu_pytorch_tanh"),
+               "tie_word_embeddings": (True,)}  # GPT-2's tanh GELU, the LM head tied to W_te
 
     vocab_size: int = 50257
     n_positions: int = 1024
@@ -38,21 +40,8 @@ class GPTConfig:
     bos_token_id: int = None
     eos_token_id: int = None
 
-    def to_hf_dict(self):
-        d = dataclasses.asdict(self)
-        d.update(model_type="gpt2", architectures=["GPT2LMHeadModel"], activation_function="gelu_new",
-                 n_ctx=self.n_positions, tie_word_embeddings=True)
-        return d
-
-    @classmethod
-    def from_hf_dict(cls, d, source="config.json"):
-        if d.get("model_type", "gpt2") != "gpt2":
-            raise ValueError(f"{source}: model_type is {d.get('model_type')!r}, expected 'gpt2'")
-        act = d.get("activation_function", "gelu_new")
-        if act not in ("gelu_new", "gelu_pytorch_tanh"):
-            raise ValueError(f"{source}: activation_function {act!r} is not GPT-2's tanh GELU")
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+    def to_dict(self):
+        return {**super().to_dict(), "n_ctx": self.n_positions}  # GPT-2's first name for n_positions
 
 
 class MLP(Module):
@@ -140,8 +129,35 @@ class GPTTransformer(Module):
         self.wpe.backward(dx.sum(axis=0, keepdims=True))  # positions are shared across the batch
 
 
-class GPT(Module):
-    """GPT2LMHeadModel. The LM head is W_te itself (tied), so it owns no parameter."""
+def hf_gpt2_state(tensors):
+    """Hugging Face GPT-2 tensors under our names.
+
+    Checkpoints saved from GPT2Model lack the `transformer.` prefix; older ones
+    carry the causal-mask buffers `attn.bias` / `attn.masked_bias`, which are
+    not parameters; `lm_head.weight`, when present, must equal the tied W_te.
+    """
+    state = {}
+    for name, a in tensors.items():
+        if name.endswith((".attn.bias", ".attn.masked_bias")):
+            continue
+        if name == "lm_head.weight":
+            continue
+        state[name if name.startswith("transformer.") else "transformer." + name] = a
+    head = tensors.get("lm_head.weight")
+    wte = state.get("transformer.wte.weight")
+    if head is not None and wte is not None and not (head.shape == wte.shape and (head == wte).all()):
+        raise ValueError("lm_head.weight differs from transformer.wte.weight; GPT here ties them")
+    return state
+
+
+class GPT(Pretrained, Module):
+    """GPT2LMHeadModel. The LM head is W_te itself (tied), so it owns no parameter.
+
+    Checkpoints are Hugging Face's GPT2LMHeadModel's (see hf_gpt2_state for what loading accepts).
+    """
+
+    config_class, architecture = GPTConfig, "GPT2LMHeadModel"
+    state_from_checkpoint = staticmethod(hf_gpt2_state)
 
     def __init__(self, cfg, seed=0, dtype="float32"):
         self.config = cfg
@@ -185,49 +201,3 @@ class GPT(Module):
                 logits, past = self(next_id, past_key_values=past, use_cache=True)
         self.train(was_training)
         return out
-
-    # ------------------------------------------------------------ Hugging Face checkpoints
-    def save_pretrained(self, directory, extra_files=None):
-        """Write config.json + model.safetensors as Hugging Face's GPT2LMHeadModel does.
-
-        extra_files(tmp_dir) may add files (tokenizer, trainer state) to the same atomic save.
-        """
-        save_model_directory(directory, self.config.to_hf_dict(), self.state_dict(), extra_files)
-
-    def load_pretrained_state(self, tensors):
-        """Load Hugging Face GPT-2 tensors (see hf_gpt2_state)."""
-        self.load_state_dict(hf_gpt2_state(tensors))
-
-    @classmethod
-    def from_pretrained(cls, directory, dtype="float32"):
-        """Load a Hugging Face GPT-2 directory (ours, or one saved by transformers)."""
-        cfg = GPTConfig.from_hf_dict(read_json(os.path.join(directory, "config.json")),
-                                     os.path.join(directory, "config.json"))
-        model = cls(cfg, dtype=dtype)
-        path = os.path.join(directory, "model.safetensors")
-        try:
-            model.load_pretrained_state(load_safetensors(path))
-        except ValueError as err:
-            raise ValueError(f"{path}: {err}") from None
-        return model
-
-
-def hf_gpt2_state(tensors):
-    """Hugging Face GPT-2 tensors under our names.
-
-    Checkpoints saved from GPT2Model lack the `transformer.` prefix; older ones
-    carry the causal-mask buffers `attn.bias` / `attn.masked_bias`, which are
-    not parameters; `lm_head.weight`, when present, must equal the tied W_te.
-    """
-    state = {}
-    for name, a in tensors.items():
-        if name.endswith((".attn.bias", ".attn.masked_bias")):
-            continue
-        if name == "lm_head.weight":
-            continue
-        state[name if name.startswith("transformer.") else "transformer." + name] = a
-    head = tensors.get("lm_head.weight")
-    wte = state.get("transformer.wte.weight")
-    if head is not None and wte is not None and not (head.shape == wte.shape and (head == wte).all()):
-        raise ValueError("lm_head.weight differs from transformer.wte.weight; GPT here ties them")
-    return state

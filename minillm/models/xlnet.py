@@ -40,10 +40,9 @@ part exists there (`transformer.word_embedding`, `transformer.mask_emb`,
 """
 
 import dataclasses
-import os
 
 from minillm.backend import xp
-from minillm.checkpoint import load_safetensors, read_json, save_model_directory
+from minillm.checkpoint import Config, Pretrained
 from minillm.nn import functional as F
 from minillm.nn.layers import (GELU, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, Parameter, RandomSource,
                                normal_init)
@@ -52,8 +51,10 @@ MODEL_TYPE = "minillm-xlnet"
 
 
 @dataclasses.dataclass
-class XLNetConfig:
+class XLNetConfig(Config):
     """Hyperparameters, named as in Hugging Face's XLNetConfig where they exist there."""
+
+    checked = {"model_type": (MODEL_TYPE,), "ff_activation": ("gelu",)}
 
     vocab_size: int = 32000
     d_model: int = 128
@@ -69,17 +70,6 @@ class XLNetConfig:
     def __post_init__(self):
         if self.d_model % self.n_head:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_head ({self.n_head})")
-
-    def to_dict(self):
-        return {**dataclasses.asdict(self), "model_type": MODEL_TYPE, "ff_activation": "gelu",
-                "architectures": ["XLNetLMHeadModel"]}
-
-    @classmethod
-    def from_dict(cls, d, source="config.json"):
-        if d.get("model_type") != MODEL_TYPE:
-            raise ValueError(f"{source}: model_type is {d.get('model_type')!r}, expected {MODEL_TYPE!r}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 class TwoStreamAttention(Module):
@@ -103,19 +93,10 @@ class TwoStreamAttention(Module):
         self.relative_attention_bias = Parameter(alibi_init(cfg.n_head, cfg.max_position_embeddings, dtype)) \
             if cfg.relative_bias else None
 
-    def _split_heads(self, a):  # (..., T, C) -> (..., H, T, D)
-        *lead, T, C = a.shape
-        return a.reshape(*lead, T, self.n_head, C // self.n_head).swapaxes(-2, -3)
-
-    @staticmethod
-    def _merge_heads(a):  # (..., H, T, D) -> (..., T, C)
-        *lead, H, T, D = a.shape
-        return a.swapaxes(-2, -3).reshape(*lead, T, H * D)
-
     def forward(self, x, mask):
-        q = self._split_heads(self.q(x))  # (2, B, H, T, D): h W_Q and g W_Q
-        k = self._split_heads(self.k(x[0]))[None]  # (1, B, H, T, D), broadcast over the two streams
-        v = self._split_heads(self.v(x[0]))[None]
+        q = F.split_heads(self.q(x), self.n_head)  # (2, B, H, T, D): h W_Q and g W_Q
+        k = F.split_heads(self.k(x[0]), self.n_head)[None]  # (1, B, H, T, D), broadcast over the two streams
+        v = F.split_heads(self.v(x[0]), self.n_head)[None]
         bias = None
         if self.relative_attention_bias is not None:  # a lookup of b[j - i], as an embedding of the offsets
             T, table = x.shape[-2], self.relative_attention_bias.data
@@ -124,18 +105,18 @@ class TwoStreamAttention(Module):
             bias = rows.transpose(2, 0, 1)  # (H, T, T): the same for both streams and every batch row
         a, self.cache = F.attention_forward(q, k, v, mask, self.attn_pdrop, self.dropout_source.rng, self.training,
                                             bias)
-        return self.layer_norm(x + self.dropout(self.o(self._merge_heads(a))))
+        return self.layer_norm(x + self.dropout(self.o(F.merge_heads(a))))
 
     def backward(self, dy):
         dsum = self.layer_norm.backward(dy)
-        dq, dk, dv, *dbias = F.attention_backward(self._split_heads(self.o.backward(self.dropout.backward(dsum))),
-                                                  self.cache)
+        da = F.split_heads(self.o.backward(self.dropout.backward(dsum)), self.n_head)  # (2, B, H, T, D)
+        dq, dk, dv, *dbias = F.attention_backward(da, self.cache)
         if dbias:  # (H, T, T): each offset's row collects every (i, j) at that offset
             self.relative_attention_bias.accumulate(F.embedding_backward(dbias[0].transpose(1, 2, 0), self.bias_cache))
-        dx = dsum + self.q.backward(self._merge_heads(dq))  # the residual, and both streams' queries
+        dx = dsum + self.q.backward(F.merge_heads(dq))  # the residual, and both streams' queries
         # k and v were broadcast over the streams: their gradients are summed over them, and reach h only
-        dx[0] += self.k.backward(self._merge_heads(dk.sum(axis=0)))
-        dx[0] += self.v.backward(self._merge_heads(dv.sum(axis=0)))
+        dx[0] += self.k.backward(F.merge_heads(dk.sum(axis=0)))
+        dx[0] += self.v.backward(F.merge_heads(dv.sum(axis=0)))
         return dx
 
 
@@ -218,8 +199,13 @@ class XLNetModel(Module):
         self.mask_emb.accumulate(dx[1].sum(axis=(0, 1)).reshape(self.mask_emb.shape))
 
 
-class XLNetLMHeadModel(Module):
-    """The two-stream Transformer and its LM head on the query stream (Hugging Face's XLNetLMHeadModel)."""
+class XLNetLMHeadModel(Pretrained, Module):
+    """The two-stream Transformer and its LM head on the query stream (Hugging Face's XLNetLMHeadModel).
+
+    Checkpoints hold the parameters under their names; the tied decoder is the word embedding, stored once.
+    """
+
+    config_class, architecture = XLNetConfig, "XLNetLMHeadModel"
 
     def __init__(self, cfg, seed=0, dtype="float32"):
         self.config = cfg
@@ -249,24 +235,6 @@ class XLNetLMHeadModel(Module):
         else:
             dx[1][self.target_mask] = dg  # each position chosen once, so assignment is a sum
         self.transformer.backward(dx)
-
-    def save_pretrained(self, directory, extra_files=None):
-        """config.json + model.safetensors (the tied decoder is the word embedding, stored once)."""
-        save_model_directory(directory, self.config.to_dict(), self.state_dict(), extra_files)
-
-    def load_pretrained_state(self, tensors):
-        self.load_state_dict(tensors)
-
-    @classmethod
-    def from_pretrained(cls, directory, dtype="float32"):
-        config_path = os.path.join(directory, "config.json")
-        model = cls(XLNetConfig.from_dict(read_json(config_path), config_path), dtype=dtype)
-        path = os.path.join(directory, "model.safetensors")
-        try:
-            model.load_pretrained_state(load_safetensors(path))
-        except ValueError as err:
-            raise ValueError(f"{path}: {err}") from None
-        return model
 
 
 class XLNetLMHead(Module):

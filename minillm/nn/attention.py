@@ -50,32 +50,26 @@ class SelfAttention(Module):
         self.dropout_source = dropout_source
         self.resid_dropout = Dropout(resid_pdrop, dropout_source)
 
-    def _split_heads(self, a):  # (B, T, C) -> (B, H, T, D)
-        B, T, C = a.shape
-        return a.reshape(B, T, self.n_head, C // self.n_head).transpose(0, 2, 1, 3)
-
     def forward(self, x, causal=True, padding_mask=None, mask=None, past=None, use_cache=False):
         """x: (B, T, C) -> (B, T, C). With use_cache, also returns (k, v) for the next call.
 
         past: (k, v) from earlier calls, each (B, H, Tpast, D), so that generation
         computes attention for the new positions only.
         """
-        B, T, C = x.shape
+        T = x.shape[1]
         qkv = self.c_attn(x)  # (B, T, 3C)
-        q, k, v = (self._split_heads(a) for a in xp.split(qkv, 3, axis=-1))  # (B, H, T, D) each
+        q, k, v = (F.split_heads(a, self.n_head) for a in xp.split(qkv, 3, axis=-1))  # (B, H, T, D) each
         if past is not None:
             k = xp.concatenate([past[0], k], axis=2)
             v = xp.concatenate([past[1], v], axis=2)
         full_mask = combine_masks(T, k.shape[2], causal, padding_mask, mask)
         y, self.attn_cache = F.attention_forward(q, k, v, full_mask, self.attn_pdrop,
                                                  self.dropout_source.rng, self.training)  # (B, H, T, D)
-        y = y.transpose(0, 2, 1, 3).reshape(B, T, C)  # heads side by side again
-        y = self.resid_dropout(self.c_proj(y))
+        y = self.resid_dropout(self.c_proj(F.merge_heads(y)))  # (B, T, C)
         return (y, (k, v)) if use_cache else y
 
     def backward(self, dy):
         dy = self.c_proj.backward(self.resid_dropout.backward(dy))  # (B, T, C)
-        B, T, C = dy.shape
-        dq, dk, dv = F.attention_backward(self._split_heads(dy), self.attn_cache)  # (B, H, T, D)
-        dqkv = xp.concatenate([d.transpose(0, 2, 1, 3).reshape(B, T, C) for d in (dq, dk, dv)], axis=-1)
+        dq, dk, dv = F.attention_backward(F.split_heads(dy, self.n_head), self.attn_cache)  # (B, H, T, D)
+        dqkv = xp.concatenate([F.merge_heads(d) for d in (dq, dk, dv)], axis=-1)  # (B, T, 3C)
         return self.c_attn.backward(dqkv)

@@ -165,6 +165,21 @@ def softmax_backward(dp, p):
 
 
 # ---------------------------------------------------------------- attention
+def split_heads(x, n_head):
+    """(..., T, C) -> (..., H, T, D), D = C / H: head h reads channels h D .. (h + 1) D - 1.
+
+    A pure reshape and transpose, so its backward is merge_heads.
+    """
+    *lead, T, C = x.shape
+    return x.reshape(*lead, T, n_head, C // n_head).swapaxes(-2, -3)
+
+
+def merge_heads(x):
+    """(..., H, T, D) -> (..., T, H D): the heads side by side again; its backward is split_heads."""
+    *lead, H, T, D = x.shape
+    return x.swapaxes(-2, -3).reshape(*lead, T, H * D)
+
+
 def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None, training=False, bias=None):
     """Scaled dot-product attention for every head at once.
 

@@ -142,11 +142,6 @@ class Module:
         source = self.random_source()
         return [] if source is None else [int(s) for s in source.rng.integers(0, 2 ** 63, n)]
 
-    def load_pretrained_state(self, tensors):
-        """Load a checkpoint's tensors; models whose files differ from their parameters override this."""
-        self.load_state_dict(tensors)
-
-
 class ModuleList(Module):
     """Numbered submodules: `h.0`, `h.1`, ... as in Hugging Face names."""
 

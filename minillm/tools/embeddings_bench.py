@@ -13,8 +13,9 @@ import time
 
 from minillm import backend
 from minillm.data.labelled import sst2
+from minillm.models.bert import BertModel
 from minillm.models.heads import BertForSequenceClassification
-from minillm.models.pretrained import load_bert_model, resolve_init
+from minillm.models.pretrained import resolve_init
 from minillm.tasks.batching import predict_probabilities
 from minillm.tasks.classification import SequenceClassificationTask
 from minillm.tasks.sentence_embeddings import sentence_embeddings
@@ -39,7 +40,7 @@ def main(argv=None):
     texts = [t for t, _ in sst2("dev", args.data_dir)][:args.limit or None]
     tokens = sum(len(tokenizer.encode_plus(t, max_length=args.max_length, truncation=True).input_ids) for t in texts)
 
-    encoder = load_bert_model(directory)
+    encoder = BertModel.from_pretrained(directory).eval()
     start = time.perf_counter()
     sentence_embeddings(encoder, tokenizer, texts, args.batch_size, args.max_length)
     backend.synchronize()

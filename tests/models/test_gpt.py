@@ -92,7 +92,7 @@ def test_loads_checkpoints_saved_without_prefix_and_with_buffers(tmp_path):
     state["lm_head.weight"] = state["wte.weight"]
     (tmp_path / "hf").mkdir()
     save_safetensors(tmp_path / "hf" / "model.safetensors", state)
-    write_json(tmp_path / "hf" / "config.json", model.config.to_hf_dict())
+    write_json(tmp_path / "hf" / "config.json", model.config.to_dict())
     loaded = GPT.from_pretrained(tmp_path / "hf")
     assert float(abs(loaded(xp.array([[3, 4]])) - model(xp.array([[3, 4]]))).max()) == 0.0
     state["h.0.ln_1.weight"] = xp.ones(5, dtype="float32")

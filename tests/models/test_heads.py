@@ -107,7 +107,8 @@ def test_token_classifier_gradients_and_padding(seed, b, t):
 
 
 def test_bert_token_classifier_has_no_pooler_and_leaves_a_checkpoints_unused():
-    from minillm.models.bert import BertConfig, BertForPreTraining
+    from minillm.models.bert import BertConfig
+    from minillm.models.bert_pretraining import BertForPreTraining
     from minillm.models.heads import BertForTokenClassification
 
     cfg = BertConfig(vocab_size=9, hidden_size=4, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8,

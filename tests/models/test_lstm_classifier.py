@@ -92,7 +92,7 @@ def test_bad_pooling_in_config_names_the_file(tmp_path):
 def test_backbone_from_an_lstm_lm_checkpoint(tmp_path, tie):
     lm = LSTMLM(LSTMConfig(vocab_size=V, n_embd=4, hidden_size=4, num_layers=2, tie_weights=tie), seed=5)
     lm.save_pretrained(tmp_path)
-    cfg = LSTMClassifierConfig.from_hf_dict(json.loads((tmp_path / "config.json").read_text()))
+    cfg = LSTMClassifierConfig.from_dict(json.loads((tmp_path / "config.json").read_text()))
     model = LSTMForSequenceClassification(cfg, ["x", "y"], seed=9)
     fresh, unused = model.load_backbone(load_safetensors(tmp_path / "model.safetensors"))
     assert fresh == ["classifier.bias", "classifier.weight"] and unused == ["decoder.bias", "decoder.weight"]

@@ -9,12 +9,11 @@ import importlib.util
 import pytest
 
 from minillm.backend import np, to_host
-from minillm.checkpoint import load_safetensors, save_safetensors
 from minillm.cli import finetune
 from minillm.models import pretrained
-from minillm.models.bert import BertConfig, BertForPreTraining
+from minillm.models.bert import BertModel
 from minillm.models.heads import BertForSequenceClassification
-from minillm.models.pretrained import load_bert_model, resolve_init
+from minillm.models.pretrained import resolve_init
 from minillm.tasks.sentence_embeddings import sentence_embeddings
 from minillm.tokenizers import load_tokenizer
 
@@ -40,7 +39,7 @@ TEXTS = [t for triple in TRIPLES for t in triple]
 
 @pytest.fixture(scope="module")
 def minilm():
-    return load_bert_model(MINILM), load_tokenizer(MINILM)
+    return BertModel.from_pretrained(MINILM).eval(), load_tokenizer(MINILM)
 
 
 @needs_minilm
@@ -67,7 +66,7 @@ def test_padding_does_not_change_an_embedding(minilm):
 def test_float32_and_float64_agree(minilm):
     model, tokenizer = minilm
     e32 = sentence_embeddings(model, tokenizer, TEXTS)
-    e64 = sentence_embeddings(load_bert_model(MINILM, dtype="float64"), tokenizer, TEXTS)
+    e64 = sentence_embeddings(BertModel.from_pretrained(MINILM, dtype="float64").eval(), tokenizer, TEXTS)
     assert e32.dtype == np.float32 and e64.dtype == np.float64
     np.testing.assert_allclose(e32, e64, atol=1e-4)
 
@@ -114,34 +113,7 @@ def test_finetune_from_minilm(tmp_path, capsys):
     assert "initialised fresh: classifier.bias, classifier.weight" in capsys.readouterr().out
     assert 0.0 <= results["dev"]["accuracy"] <= 1.0
     tuned = BertForSequenceClassification.from_pretrained(out / "best")
-    original = load_bert_model(MINILM)
+    original = BertModel.from_pretrained(MINILM).eval()
     # the encoder started from MiniLM (two small steps moved it a little), not from a random draw
     for name, p in original.named_parameters():
         assert np.abs(to_host(dict(tuned.bert.named_parameters())[name].data) - to_host(p.data)).max() < 1e-3, name
-
-
-def tiny_bert_dir(tmp_path):
-    cfg = BertConfig(vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16,
-                     max_position_embeddings=16)
-    model = BertForPreTraining(cfg, seed=3)
-    model.save_pretrained(tmp_path / "bert")
-    return tmp_path / "bert", model
-
-
-def test_load_bert_model_takes_the_encoder_of_a_pretraining_checkpoint(tmp_path):
-    directory, model = tiny_bert_dir(tmp_path)
-    encoder = load_bert_model(directory)
-    ids, mask = np.array([[2, 5, 7, 0]]), np.array([[1, 1, 1, 0]])
-    model.eval()
-    np.testing.assert_array_equal(to_host(encoder(ids, attention_mask=mask)[0]),
-                                  to_host(model.bert(ids, attention_mask=mask)[0]))
-
-
-def test_load_bert_model_names_the_file_and_the_tensor_it_cannot_place(tmp_path):
-    directory, _ = tiny_bert_dir(tmp_path)
-    path = directory / "model.safetensors"
-    tensors = load_safetensors(path)
-    tensors["bert.encoder.layer.7.output.dense.weight"] = np.zeros((8, 16), dtype=np.float32)
-    save_safetensors(path, tensors, {"format": "pt"})
-    with pytest.raises(ValueError, match=r"model\.safetensors: .*unexpected: encoder\.layer\.7\.output\.dense\.weight"):
-        load_bert_model(directory)

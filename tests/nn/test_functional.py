@@ -146,6 +146,16 @@ def attention_case(draw):
     return randn(rng, b, h, tq, d), randn(rng, b, h, tk, d), randn(rng, b, h, tk, d), mask
 
 
+@given(seed=seeds, lead=st.lists(dims, min_size=0, max_size=2), t=dims, h=st.integers(1, 3), d=dims)
+def test_split_and_merge_heads_are_inverse_reshapes(seed, lead, t, h, d):
+    x = randn(xp.random.default_rng(seed), *lead, t, h * d)  # (..., T, C)
+    heads = F.split_heads(x, h)  # (..., H, T, D)
+    assert heads.shape == (*lead, h, t, d)
+    for i in range(h):  # head i is channels i D .. (i + 1) D - 1
+        assert (heads[..., i, :, :] == x[..., i * d:(i + 1) * d]).all()
+    assert (F.merge_heads(heads) == x).all()
+
+
 @given(attention_case())
 def test_attention_with_arbitrary_masks(case):
     q, k, v, mask = case

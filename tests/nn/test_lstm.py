@@ -8,7 +8,6 @@ from minillm.nn.gradcheck import assert_gradients_close, gradcheck
 from minillm.nn.layers import RandomSource
 from minillm.nn.lstm import LSTM, sigmoid
 
-
 seeds = st.integers(0, 2**31 - 1)
 
 

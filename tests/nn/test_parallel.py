@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 from minillm.backend import np, to_device, to_host
-from minillm.models.bert import BertConfig, BertForPreTraining
+from minillm.models.bert import BertConfig
+from minillm.models.bert_pretraining import BertForPreTraining
 from minillm.models.gpt import GPT, GPTConfig
 from minillm.models.heads import BertForQuestionAnswering
 from minillm.models.xlnet import XLNetConfig, XLNetLMHeadModel

@@ -155,7 +155,8 @@ def test_nsp_errors():
 
 def test_mlm_nsp_loss_gradient_and_metrics():
     """The loss function's backward against finite differences of its own loss, every parameter."""
-    from minillm.models.bert import BertConfig, BertForPreTraining
+    from minillm.models.bert import BertConfig
+    from minillm.models.bert_pretraining import BertForPreTraining
 
     cfg = BertConfig(vocab_size=12, hidden_size=4, num_hidden_layers=1, num_attention_heads=2,
                      intermediate_size=6, max_position_embeddings=10, hidden_dropout_prob=0.0,

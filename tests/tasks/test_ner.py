@@ -8,7 +8,8 @@ import pytest
 from minillm.backend import np, to_host, xp
 from minillm.cli import finetune
 from minillm.data.conll2003 import conll2003
-from minillm.models.bert import BertConfig, BertForPreTraining
+from minillm.models.bert import BertConfig
+from minillm.models.bert_pretraining import BertForPreTraining
 from minillm.models.gpt import GPT, GPTConfig
 from minillm.models.heads import BertForTokenClassification, GPTForTokenClassification
 from minillm.tasks import metrics, ner

@@ -11,7 +11,8 @@ from minillm.backend import np, xp
 from minillm.checkpoint import load_safetensors
 from minillm.cli import finetune
 from minillm.data.squad import squad
-from minillm.models.bert import BertConfig, BertForPreTraining
+from minillm.models.bert import BertConfig
+from minillm.models.bert_pretraining import BertForPreTraining
 from minillm.models.heads import BertForQuestionAnswering
 from minillm.nn.gradcheck import gradcheck
 from minillm.tasks import qa
