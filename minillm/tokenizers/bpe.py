@@ -19,13 +19,13 @@ merges.txt hold strings like "Ġthe" and the line "Ġt he".
 
 import functools
 import json
-import operator
 import os
 
 import regex
 from tqdm import tqdm
 
 from minillm.checkpoint import read_json, write_json
+from minillm.tokenizers.lookup import look_up
 from minillm.tokenizers.merges import learn_merges, merge_word
 from minillm.tokenizers.special import special_pattern, split_special
 from minillm.tokenizers.word_cache import WordCache
@@ -203,14 +203,7 @@ class BPETokenizer:
     def decode(self, ids):
         """The text of `ids`. Bytes that are not valid UTF-8 (a character cut between tokens)
         become U+FFFD; an id that is not in the vocabulary is a ValueError."""
-        out = []
-        for k, i in enumerate(ids):
-            try:
-                out.append(self.id_bytes[operator.index(i)])
-            except (KeyError, TypeError):
-                raise ValueError(f"id {i!r} at position {k} is not in the vocabulary "
-                                 f"(size {self.vocab_size})") from None
-        return b"".join(out).decode("utf-8", errors="replace")
+        return b"".join(look_up(self.id_bytes, ids)).decode("utf-8", errors="replace")
 
     # ---------------------------------------------------------------- files
 

@@ -7,6 +7,8 @@ All tokenizers share this small interface: `encode(text) -> list[int]`,
 import json
 import os
 
+from minillm.tokenizers.lookup import look_up
+
 
 class CharTokenizer:
     def __init__(self, chars):
@@ -33,11 +35,7 @@ class CharTokenizer:
 
     def decode(self, ids):
         """The text of `ids`; an id outside 0..vocab_size-1 is a ValueError."""
-        ids = [int(i) for i in ids]
-        bad = next((k for k, i in enumerate(ids) if not 0 <= i < len(self.itos)), None)
-        if bad is not None:
-            raise ValueError(f"id {ids[bad]} at position {bad} is not in the vocabulary (size {self.vocab_size})")
-        return "".join(self.itos[i] for i in ids)
+        return "".join(look_up(self.itos, ids))
 
     def save(self, directory):
         os.makedirs(directory, exist_ok=True)

@@ -22,12 +22,12 @@ encoding works the same for any vocabulary.
 """
 
 import dataclasses
-import operator
 import os
 
 from tqdm import tqdm
 
 from minillm.checkpoint import read_json, write_json
+from minillm.tokenizers.lookup import look_up
 from minillm.tokenizers.merges import learn_merges
 from minillm.tokenizers.normalize import basic_words
 from minillm.tokenizers.special import special_pattern, split_special
@@ -261,14 +261,7 @@ class WordPieceTokenizer:
         enc.sequence_ids += [None] * n
 
     def convert_ids_to_tokens(self, ids):
-        out = []
-        for k, i in enumerate(ids):
-            try:
-                out.append(self.itos[operator.index(i)])
-            except (IndexError, TypeError):
-                raise ValueError(f"id {i!r} at position {k} is not in the vocabulary "
-                                 f"(size {self.vocab_size})") from None
-        return out
+        return look_up(self.itos, ids)
 
     def decode(self, ids, skip_special_tokens=True):
         """Tokens joined by spaces, "##" continuations glued to the piece before.
