@@ -21,13 +21,14 @@ def linear_forward(x, w, b):
     return y.reshape(*x.shape[:-1], w.shape[1]), (x2, w, b is not None, x.shape)
 
 
-def linear_backward(dy, cache):
-    """dx = dy W^T, dW = x^T dy, db = sum_n dy."""
+def linear_backward(dy, cache, weight_grad=True, bias_grad=True):
+    """dx = dy W^T, dW = x^T dy, db = sum_n dy; dW (db) is None without weight_grad (bias_grad):
+    a frozen weight skips its product, the larger half of the backward."""
     x2, w, has_bias, x_shape = cache
     dy2 = dy.reshape(-1, dy.shape[-1])  # (N, O)
     dx = (dy2 @ w.T).reshape(x_shape)
-    dw = x2.T @ dy2
-    db = dy2.sum(axis=0) if has_bias else None
+    dw = x2.T @ dy2 if weight_grad else None
+    db = dy2.sum(axis=0) if has_bias and bias_grad else None
     return dx, dw, db
 
 
@@ -72,12 +73,13 @@ def layernorm_forward(x, w, b, eps=1e-5):
     return y, (xhat, rstd, w)
 
 
-def layernorm_backward(dy, cache):
-    """dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * w."""
+def layernorm_backward(dy, cache, weight_grad=True, bias_grad=True):
+    """dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * w; dw = sum dy * xhat, db = sum dy
+    (each None when not asked for: a frozen gain or bias)."""
     xhat, rstd, w = cache
     lead = tuple(range(dy.ndim - 1))
-    dw = (dy * xhat).sum(axis=lead)
-    db = dy.sum(axis=lead)
+    dw = (dy * xhat).sum(axis=lead) if weight_grad else None
+    db = dy.sum(axis=lead) if bias_grad else None
     C = dy.shape[-1]
     g = dy * w
     dx = g - sum_last(g, 1.0 / C)

@@ -14,18 +14,28 @@ from minillm.nn import functional as F
 
 
 class Parameter:
-    """A trainable array and the gradient accumulated into it."""
+    """An array and the gradient accumulated into it.
 
-    def __init__(self, data):
+    A frozen parameter (requires_grad False, as in PyTorch) gets no gradient:
+    the layers that own it skip the products that would compute it, and the
+    optimizer keeps no moments for it (training/optim.py). Parameter-efficient
+    fine-tuning (minillm/peft/) freezes the backbone this way.
+    """
+
+    def __init__(self, data, requires_grad=True):
         self.data = data
         self.grad = None
+        self.requires_grad = requires_grad
 
     @property
     def shape(self):
         return self.data.shape
 
     def accumulate(self, g):
-        """grad += g (the first contribution is taken as it is, without a copy of zeros)."""
+        """grad += g (the first contribution is taken as it is, without a copy of zeros); a frozen
+        parameter keeps None (layers check requires_grad first, so as not to compute g at all)."""
+        if not self.requires_grad:
+            return
         if self.grad is None:
             self.grad = g.copy() if g.base is not None or not g.flags.c_contiguous else g
         else:
@@ -70,8 +80,15 @@ class Module:
     def parameters(self):
         return [p for _, p in self.named_parameters()]
 
-    def num_parameters(self):
-        return sum(int(p.data.size) for p in self.parameters())
+    def num_parameters(self, trainable_only=False):
+        return sum(int(p.data.size) for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    def requires_grad_(self, flag=True):
+        """Freeze (False) or unfreeze every parameter of this module and its submodules."""
+        for p in self.parameters():
+            p.requires_grad = flag
+            p.grad = None
+        return self
 
     def zero_grad(self):
         for p in self.parameters():
@@ -176,7 +193,7 @@ class Conv1D(Module):
         return y
 
     def backward(self, dy):
-        dx, dw, db = F.linear_backward(dy, self.cache)
+        dx, dw, db = F.linear_backward(dy, self.cache, self.weight.requires_grad, self.bias.requires_grad)
         self.weight.accumulate(dw)
         self.bias.accumulate(db)
         return dx
@@ -195,9 +212,11 @@ class Linear(Module):
         return y
 
     def backward(self, dy):
-        dx, dw, db = F.linear_backward(dy, self.cache)
-        self.weight.accumulate(dw.T)
-        if self.bias is not None:
+        bias_grad = self.bias is not None and self.bias.requires_grad
+        dx, dw, db = F.linear_backward(dy, self.cache, self.weight.requires_grad, bias_grad)
+        if dw is not None:
+            self.weight.accumulate(dw.T)
+        if bias_grad:
             self.bias.accumulate(db)
         return dx
 
@@ -213,8 +232,9 @@ class Embedding(Module):
         return out
 
     def backward(self, dout):
-        """Scatter-adds into W's gradient; the input (indices) has no gradient."""
-        self.weight.accumulate(F.embedding_backward(dout, self.cache))
+        """Scatter-adds into W's gradient (none when frozen); the input (indices) has no gradient."""
+        if self.weight.requires_grad:
+            self.weight.accumulate(F.embedding_backward(dout, self.cache))
 
 
 class LayerNorm(Module):
@@ -228,7 +248,7 @@ class LayerNorm(Module):
         return y
 
     def backward(self, dy):
-        dx, dw, db = F.layernorm_backward(dy, self.cache)
+        dx, dw, db = F.layernorm_backward(dy, self.cache, self.weight.requires_grad, self.bias.requires_grad)
         self.weight.accumulate(dw)
         self.bias.accumulate(db)
         return dx

@@ -15,7 +15,7 @@ from minillm.nn.parallel import run_in_threads
 
 
 def weight_decay_groups(model):
-    """(decayed, not decayed) parameter names.
+    """(decayed, not decayed) names of the trainable parameters (frozen ones are in neither).
 
     Matrices that multiply activations decay; biases, LayerNorm gains and
     embedding tables do not (shrinking them toward 0 only hurts).
@@ -26,6 +26,8 @@ def weight_decay_groups(model):
             exempt.update(id(p) for p in vars(module).values() if isinstance(p, Parameter))
     decay, no_decay = [], []
     for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
         (no_decay if id(p) in exempt or p.data.ndim < 2 else decay).append(name)
     return decay, no_decay
 
@@ -50,7 +52,9 @@ class AdamW:
     was replaced (a checkpoint loaded into the model) is moved in again at the
     next step; one without a gradient is left alone, moments included. The
     price: two more arrays the size of the model, the gathered gradients and
-    a work array.
+    a work array. Frozen parameters (requires_grad False) are not moved in:
+    every one of those arrays is the size of the trainable parameters only,
+    which is what parameter-efficient fine-tuning saves.
     """
 
     def __init__(self, model, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, threads=1):
@@ -58,6 +62,8 @@ class AdamW:
         decay, no_decay = weight_decay_groups(model)
         self.names = decay + no_decay
         self.params = [named[n] for n in self.names]
+        if not self.params:
+            raise ValueError("AdamW: the model has no trainable parameters (all are frozen)")
         dtypes = {p.data.dtype for p in self.params}
         if len(dtypes) != 1:
             raise ValueError(f"AdamW keeps all parameters in one array; they have dtypes {sorted(map(str, dtypes))}")

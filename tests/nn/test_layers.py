@@ -5,7 +5,7 @@ from hypothesis import given, strategies as st
 
 from minillm.backend import xp
 from minillm.nn.attention import SelfAttention, combine_masks
-from minillm.nn.gradcheck import assert_gradients_close, gradcheck_module
+from minillm.nn.gradcheck import assert_gradients_close, gradcheck, gradcheck_module
 from minillm.nn.layers import GELU, Conv1D, Dropout, Embedding, LayerNorm, Linear, ModuleList, RandomSource
 
 seeds = st.integers(0, 2**31 - 1)
@@ -141,3 +141,21 @@ def test_attention_dropout_gradient():
     attn.forward = same_masks
     errors = gradcheck_module(attn, rng.standard_normal((2, 3, 4)))
     assert_gradients_close(errors, ["input0", "c_attn.weight"])
+
+
+@given(seeds, dims, dims)
+def test_frozen_parameters_get_no_gradient_and_the_rest_are_unchanged(seed, i, o):
+    """requires_grad False: no .grad, while the input's and the other parameters' gradients stay exact."""
+    rng = xp.random.default_rng(seed)
+    x = rng.standard_normal((2, 3, i))
+    for layer in (Linear(i, o, rng, std=1.0, dtype=F64), Conv1D(i, o, rng, std=1.0, dtype=F64),
+                  LayerNorm(i + 2, dtype=F64)):
+        inputs = x if not isinstance(layer, LayerNorm) else rng.standard_normal((2, 3, i + 2))
+        layer.bias.data = rng.standard_normal(layer.bias.shape)
+        layer.weight.requires_grad = False
+        errors = gradcheck(layer.forward, layer.backward, [inputs], [("bias", layer.bias)])
+        assert_gradients_close(errors, ["input0", "bias"])
+        assert layer.weight.grad is None
+    emb = Embedding(5, o, rng, dtype=F64).requires_grad_(False)
+    emb.backward(emb(rng.integers(0, 5, (2, 3))))
+    assert emb.weight.grad is None and emb.num_parameters(trainable_only=True) == 0

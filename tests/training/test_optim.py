@@ -96,6 +96,22 @@ def test_no_decay_for_biases_layernorm_and_embeddings():
     assert "transformer.wte.weight" in no_decay and "transformer.ln_f.weight" in no_decay
 
 
+def test_adamw_keeps_state_for_the_trainable_parameters_only():
+    """Frozen parameters: no moments, no flat copy, no update; the state is the size of what trains."""
+    model = GPT(GPTConfig(vocab_size=5, n_positions=4, n_embd=4, n_layer=1, n_head=1))
+    model.requires_grad_(False)
+    model.transformer.ln_f.bias.requires_grad = True
+    frozen = model.transformer.wte.weight.data
+    opt = AdamW(model, 0.1, weight_decay=0.5)
+    assert opt.names == ["transformer.ln_f.bias"] and opt.flat.size == opt.flat_m.size == 4
+    assert sum(int(m.size) for m in opt.state_dict().values()) == 2 * model.num_parameters(trainable_only=True)
+    model.transformer.ln_f.bias.grad = xp.ones(4, dtype=xp.float32)
+    opt.step()
+    assert model.transformer.wte.weight.data is frozen and float(model.transformer.ln_f.bias.data[0]) < 0
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        AdamW(model.requires_grad_(False))
+
+
 def test_optimizer_state_round_trip_and_errors():
     model = TwoParams(xp.ones((2, 2)), xp.ones(2))
     opt = AdamW(model, 0.1)
