@@ -5,6 +5,7 @@ What the flags mean, and what `--init auto` chooses: cli/finetune_args.py
 model: cli/predict.py.
 """
 
+import copy
 import math
 import os
 import sys
@@ -21,6 +22,8 @@ from minillm.models.heads import QA_LABELS
 from minillm.models.lstm_classifier import LSTMClassifierConfig
 from minillm.models.pretrained import resolve_init
 from minillm.nn.parallel import BatchParallel
+from minillm.peft.bitfit import add_bitfit
+from minillm.peft.lora import add_lora, merge_lora, save_lora
 from minillm.tasks import ner, qa
 from minillm.tasks.classification import SequenceClassificationTask, encode_all, tokenizer_pad_id, write_report
 from minillm.tokenizers import load_tokenizer
@@ -54,18 +57,47 @@ def fresh_lstm(args):
     return source, tokenizer, config.to_dict()
 
 
-def start_from(model, source, scratch):
-    """Load the pretrained backbone into a fresh task model (unless --init none), saying what was new."""
-    if scratch:
+def start_from(model, source, args):
+    """Load the pretrained backbone into a fresh task model (unless --init none), saying what was new;
+    then freeze it for --peft."""
+    if args.init == "none":
         print(f"random initialisation; architecture and tokenizer from {source}")
+    else:
+        weights = os.path.join(source, "model.safetensors")
+        try:
+            fresh, unused = model.load_backbone(load_safetensors(weights))
+        except ValueError as err:
+            sys.exit(f"error: {weights}: {err}")
+        print(f"backbone from {source}; initialised fresh: {', '.join(fresh)}"
+              + (f"; checkpoint weights not used: {', '.join(unused)}" if unused else ""))
+    if args.peft:
+        apply_peft(model, args)
+
+
+def apply_peft(model, args):
+    """--peft lora|bitfit: freeze the backbone and add (or unfreeze) the few parameters that train."""
+    if args.peft == "bitfit":
+        add_bitfit(model)
+    else:
+        targets = args.lora_targets or (["c_attn"] if hasattr(model, "transformer") else ["query", "value"])
+        try:
+            add_lora(model, args.lora_r, args.lora_alpha, args.lora_dropout, targets, seed=args.seed)
+        except ValueError as err:
+            sys.exit(f"error: --lora-targets: {err}")
+    n, total = model.num_parameters(trainable_only=True), model.num_parameters()
+    print(f"--peft {args.peft}: {n:,} of {total:,} parameters train ({100 * n / total:.2f}%)")
+
+
+def save_peft(model, args, tokenizer):
+    """--peft lora: the best adapter in <out-dir>/adapter (PEFT's layout); with --merge, a merged copy too
+    (the model itself keeps its adapters: the reports still run it)."""
+    if args.peft != "lora":
         return
-    weights = os.path.join(source, "model.safetensors")
-    try:
-        fresh, unused = model.load_backbone(load_safetensors(weights))
-    except ValueError as err:
-        sys.exit(f"error: {weights}: {err}")
-    print(f"backbone from {source}; initialised fresh: {', '.join(fresh)}"
-          + (f"; checkpoint weights not used: {', '.join(unused)}" if unused else ""))
+    save_lora(model, os.path.join(args.out_dir, "adapter"), args.init)
+    print(f"LoRA adapter (Hugging Face PEFT layout): {args.out_dir}/adapter")
+    if args.merge:
+        merge_lora(copy.deepcopy(model)).save_pretrained(os.path.join(args.out_dir, "merged"), extra_files=tokenizer.save)
+        print(f"merged model: {args.out_dir}/merged")
 
 
 def train(model, task, args, tokenizer, metric_for_best):
@@ -85,6 +117,7 @@ def train(model, task, args, tokenizer, metric_for_best):
     except NonFiniteLoss as err:
         sys.exit(f"error: {err}")
     model.load_state_dict(load_safetensors(os.path.join(args.out_dir, "best", "model.safetensors")))
+    save_peft(model, args, tokenizer)
 
 
 def finetune_classification(args, source, tokenizer, config):
@@ -95,7 +128,7 @@ def finetune_classification(args, source, tokenizer, config):
         splits[split] = tuple(part[:limit or None] for part in splits[split])
     model = build_model(CLASSIFIERS, config, names, tokenizer_pad_id(tokenizer), args.dropout, args.seed,
                         args.pooling)
-    start_from(model, source, args.init == "none")
+    start_from(model, source, args)
     max_length = min(args.max_length, max_positions(model.config))
     try:
         encoded = {s: encode_all(tokenizer, texts, max_length) for s, (texts, _) in splits.items()}
@@ -120,7 +153,7 @@ def finetune_classification(args, source, tokenizer, config):
 def finetune_ner(args, source, tokenizer, config):
     """ner: a BIO2 tag for each word of CoNLL-2003, the best checkpoint chosen by dev entity F1."""
     model = build_model(TOKEN_CLASSIFIERS, config, ner.TAGS, tokenizer_pad_id(tokenizer), args.dropout, args.seed)
-    start_from(model, source, args.init == "none")
+    start_from(model, source, args)
     encoded, word_ids, sentences = ner.conll_splits(tokenizer, min(args.max_length, max_positions(model.config)),
                                                     args.max_train_examples, args.max_eval_examples,
                                                     args.data_dir)
@@ -146,7 +179,7 @@ def finetune_qa(args, source, tokenizer, config):
         examples[split] = examples[split][:limit or None]
     model = build_model(QUESTION_ANSWERERS, config, QA_LABELS, tokenizer_pad_id(tokenizer),
                         args.dropout, args.seed)
-    start_from(model, source, args.init == "none")
+    start_from(model, source, args)
     max_length = min(args.max_length, max_positions(model.config))
     try:
         windows = {s: qa.build_windows(tokenizer, ex, max_length, args.doc_stride, args.max_query_length)

@@ -90,6 +90,7 @@ def build_parser():
                    'model, FILE holds JSON lines {"question": ..., "context": ...}')
     p.add_argument("--no-progress", action="store_true")
     add_lstm_arguments(p)
+    add_peft_arguments(p)
     g = p.add_argument_group("question answering (--task qa)")
     g.add_argument("--doc-stride", type=int, default=128,
                    help="tokens between the starts of a long context's overlapping windows (default 128)")
@@ -97,6 +98,24 @@ def build_parser():
     g.add_argument("--max-answer-length", type=int, default=30, help="longest answer span, in tokens (default 30)")
     g.add_argument("--context", metavar="TEXT", help="with --predict QUESTION: the text to find the answer in")
     return p
+
+
+def add_peft_arguments(p):
+    """--peft and its methods' settings (minillm/peft/)."""
+    g = p.add_argument_group("parameter-efficient fine-tuning (BERT and GPT-2; minillm/peft/)")
+    g.add_argument("--peft", choices=["lora", "bitfit"],
+                   help="freeze the backbone (no gradients, no optimizer moments) and train the head plus: "
+                        "lora, low-rank updates of the --lora-targets layers (saved to <out-dir>/adapter in "
+                        "Hugging Face PEFT's layout); bitfit, the backbone's biases")
+    g.add_argument("--lora-r", type=int, default=8, help="rank r of A (r, in) and B (out, r) (default 8)")
+    g.add_argument("--lora-alpha", type=float, default=16.0, help="the update is scaled by alpha / r (default 16)")
+    g.add_argument("--lora-dropout", type=float, default=0.1, help="dropout on the adapters' input (default 0.1)")
+    g.add_argument("--lora-targets", nargs="+", metavar="NAME",
+                   help="layers that get adapters, by name or name suffix, or all-linear (default: query value "
+                        "for BERT, c_attn for GPT-2)")
+    g.add_argument("--merge", action="store_true",
+                   help="with --peft lora: also fold the adapters into the weights and save a plain model "
+                        "directory in <out-dir>/merged")
 
 
 def add_lstm_arguments(p):

@@ -1,45 +1,16 @@
 """LoRA on BERT and GPT-2 task models: freezing, gradients, merge, PEFT's files, several adapters, errors."""
 
 import json
-import os
-
 import pytest
 from hypothesis import given, strategies as st
 
 from minillm.backend import xp
-from minillm.checkpoint import load_safetensors, save_safetensors
-from minillm.models.bert import BertConfig
-from minillm.models.gpt import GPTConfig
-from minillm.models.heads import BertForSequenceClassification, GPTForSequenceClassification
+from minillm.checkpoint import load_safetensors
 from minillm.nn.gradcheck import assert_gradients_close, gradcheck
 from minillm.peft.lora import add_lora, load_lora, merge_lora, save_lora, set_adapter
 from minillm.training.optim import AdamW
 
 seeds = st.integers(0, 2**31 - 1)
-
-
-def tiny(kind, seed=0, hidden=4):
-    """A tiny float64 sequence classifier without dropout, every weight drawn at random."""
-    if kind == "bert":
-        cfg = BertConfig(vocab_size=9, hidden_size=hidden, num_hidden_layers=2, num_attention_heads=2,
-                         intermediate_size=8, max_position_embeddings=6, hidden_dropout_prob=0.0,
-                         attention_probs_dropout_prob=0.0)
-        model = BertForSequenceClassification(cfg, ["neg", "pos"], seed=seed, dtype="float64")
-    else:
-        cfg = GPTConfig(vocab_size=9, n_positions=6, n_embd=hidden, n_layer=2, n_head=2)
-        model = GPTForSequenceClassification(cfg, ["neg", "pos"], seed=seed, dtype="float64")
-    rng = xp.random.default_rng(seed)
-    for name, p in model.named_parameters():
-        p.data = (1.0 if name.endswith("weight") and p.data.ndim == 1 else 0.0) + rng.standard_normal(p.shape) * 0.5
-    return model
-
-
-def inputs(seed):
-    rng = xp.random.default_rng(seed)
-    ids = rng.integers(1, 9, (3, 5))
-    mask = xp.ones((3, 5), dtype=xp.int64)
-    mask[0, 3:] = 0
-    return ids, mask
 
 
 def randomise_b(model, seed):
@@ -51,7 +22,7 @@ def randomise_b(model, seed):
 
 
 @given(seeds, st.sampled_from(["bert", "gpt"]))
-def test_only_adapters_and_head_train_and_their_gradients_are_exact(seed, kind):
+def test_only_adapters_and_head_train_and_their_gradients_are_exact(tiny, inputs, seed, kind):
     targets = ("query", "value") if kind == "bert" else ("c_attn",)
     model = add_lora(tiny(kind, seed), r=2, alpha=4, dropout=0.0, target_modules=targets)
     randomise_b(model, seed)
@@ -68,7 +39,7 @@ def test_only_adapters_and_head_train_and_their_gradients_are_exact(seed, kind):
 
 
 @pytest.mark.parametrize("kind", ["bert", "gpt"])
-def test_merged_logits_equal_unmerged(kind):
+def test_merged_logits_equal_unmerged(tiny, inputs, kind):
     model = add_lora(tiny(kind), r=2, alpha=8, target_modules=["all-linear"]).eval()
     randomise_b(model, 0)
     ids, mask = inputs(0)
@@ -79,7 +50,7 @@ def test_merged_logits_equal_unmerged(kind):
 
 
 @pytest.mark.parametrize("kind", ["bert", "gpt"])
-def test_save_load_round_trip_in_peft_layout(kind, tmp_path):
+def test_save_load_round_trip_in_peft_layout(tiny, inputs, kind, tmp_path):
     targets = ["query", "value"] if kind == "bert" else ["c_attn"]
     model = add_lora(tiny(kind), r=2, alpha=4, target_modules=targets).eval()
     randomise_b(model, 0)
@@ -97,7 +68,7 @@ def test_save_load_round_trip_in_peft_layout(kind, tmp_path):
     assert float(abs(fresh(ids, mask) - model(ids, mask)).max()) < 1e-12
 
 
-def test_several_adapters_over_one_base(tmp_path):
+def test_several_adapters_over_one_base(tiny, inputs, tmp_path):
     ids, mask = inputs(0)
     logits = {}
     for name, seed in (("a", 1), ("b", 2)):
@@ -116,7 +87,7 @@ def test_several_adapters_over_one_base(tmp_path):
         set_adapter(base, "c")
 
 
-def test_an_adapter_for_another_base_is_an_error_naming_the_tensor(tmp_path):
+def test_an_adapter_for_another_base_is_an_error_naming_the_tensor(tiny, tmp_path):
     save_lora(add_lora(tiny("bert", hidden=6)), tmp_path / "wide")
     with pytest.raises(ValueError, match=r"query.lora_A.weight has shape \(8, 6\); this model's is \(8, 4\)"):
         load_lora(tiny("bert"), tmp_path / "wide")
@@ -125,7 +96,7 @@ def test_an_adapter_for_another_base_is_an_error_naming_the_tensor(tmp_path):
         load_lora(tiny("bert"), tmp_path / "gpt")
 
 
-def test_unknown_target_modules_list_the_valid_ones():
+def test_unknown_target_modules_list_the_valid_ones(tiny):
     with pytest.raises(ValueError, match=r"unknown LoRA target modules \['q_proj'\]; this model's linear layers "
                                          r"are dense, key, query, value \(or all-linear\)"):
         add_lora(tiny("bert"), target_modules=["q_proj"])
