@@ -39,6 +39,19 @@ def test_finetune_reports_and_predicts(pretrained, tmp_path, capsys):
     assert line["label"] in ("negative", "positive") and sum(line["probabilities"].values()) == pytest.approx(1, abs=1e-3)
 
 
+def test_peft_lora_saves_an_adapter_and_a_merged_model(pretrained, tmp_path, capsys):
+    common = ["--task", "sentiment", "--init", str(pretrained), "--max-train-examples", "32", "--max-eval-examples",
+              "32", "--batch-size", "16", "--epochs", "1", "--no-progress", "--peft", "lora"]
+    finetune.main(common + ["--merge", "--out-dir", str(tmp_path / "lora")])
+    assert "parameters train (" in capsys.readouterr().out
+    assert json.loads((tmp_path / "lora" / "adapter" / "adapter_config.json").read_text())["target_modules"] == [
+        "c_attn"]
+    merged = GPTForSequenceClassification.from_pretrained(tmp_path / "lora" / "merged")
+    assert not any("lora" in n for n, _ in merged.named_parameters())
+    with pytest.raises(SystemExit, match=r"unknown LoRA target modules \['query'\]; .* c_attn, c_fc, c_proj"):
+        finetune.main(common + ["--lora-targets", "query", "--out-dir", str(tmp_path / "bad")])
+
+
 def test_scratch_baseline_and_missing_checkpoint(pretrained, tmp_path, capsys):
     finetune.main(["--task", "intent", "--init", "none", "--arch-from", str(pretrained), "--max-train-examples", "32",
                    "--batch-size", "16", "--epochs", "1", "--no-progress", "--out-dir", str(tmp_path / "s")])
