@@ -155,13 +155,17 @@ def save_model_directory(directory, config, state, extra_files=None):
 class Config:
     """config.json for a config dataclass, with one rule for the keys a file holds.
 
-    A subclass is a dataclass whose fields are config.json keys, and names in
-    `checked` ({key: accepted values}) the keys that change the math though
-    only one way of it is implemented here (model_type, the activation, the
-    position encoding...). to_dict() writes every field and every checked key
-    (a checked key that is not a field at its first accepted value).
-    from_dict(d, source) reads:
+    A subclass is a dataclass whose fields are config.json keys, names in
+    `required` the fields that fix the architecture (the weights' shapes),
+    and names in `checked` ({key: accepted values}) the keys that change the
+    math though only one way of it is implemented here (model_type, the
+    activation, the position encoding...). to_dict() writes every field and
+    every checked key (a checked key that is not a field at its first accepted
+    value). from_dict(d, source) reads:
 
+        a required key        must be there: the field defaults are for building
+                              new models, and a saved model read with them would
+                              be another model (Hugging Face's files hold them all);
         a field's key         sets the field;
         a checked key         must hold an accepted value; absent, it is the
                               first one (what transformers assumes then);
@@ -172,6 +176,7 @@ class Config:
     Errors, a value __post_init__ rejects included, name `source`.
     """
 
+    required = ()
     checked = {}
 
     def to_dict(self):
@@ -182,6 +187,10 @@ class Config:
         for key, accepted in cls.checked.items():
             if d.get(key, accepted[0]) not in accepted:
                 raise ValueError(f"{source}: {key} is {d[key]!r}, expected {' or '.join(map(repr, accepted))}")
+        missing = [key for key in cls.required if key not in d]
+        if missing:
+            keys = "key" if len(missing) == 1 else "keys"
+            raise ValueError(f"{source}: missing required {keys} {', '.join(map(repr, missing))}")
         names = {f.name for f in dataclasses.fields(cls)}
         try:
             return cls(**{k: v for k, v in d.items() if k in names})

@@ -163,7 +163,7 @@ TRANSFORMERS_KEYS = {"torch_dtype": "float32", "transformers_version": "4.44.0",
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: type(c).__name__)
-def test_every_config_ignores_unknown_keys_and_checks_the_ones_that_change_the_math(cfg):
+def test_every_config_ignores_unknown_keys_requires_the_architecture_and_checks_the_math(cfg):
     cls = type(cfg)
     d = cfg.to_dict()
     assert cls.from_dict(d) == cfg
@@ -174,3 +174,7 @@ def test_every_config_ignores_unknown_keys_and_checks_the_ones_that_change_the_m
         assert cls.from_dict({k: v for k, v in d.items() if k != key}) == cfg  # absent: what transformers assumes
         with pytest.raises(ValueError, match=f"^somewhere/config.json: {key} is 'other', expected"):
             cls.from_dict({**d, key: "other"}, "somewhere/config.json")
+    assert cls.required
+    for key in cls.required:  # a saved model's architecture is never filled in from the defaults
+        with pytest.raises(ValueError, match=f"^somewhere/config.json: missing required key '{key}'$"):
+            cls.from_dict({k: v for k, v in d.items() if k != key}, "somewhere/config.json")
