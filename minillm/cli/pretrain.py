@@ -30,7 +30,7 @@ from minillm.tasks.masked_lm import MaskedLMTask, SpecialTokens
 from minillm.tasks.permutation_lm import PermutationLMTask
 from minillm.tasks.tbptt import TruncatedBPTTTask
 from minillm.tokenizers import WordPieceTokenizer
-from minillm.training.trainer import NonFiniteLoss, TrainConfig, Trainer
+from minillm.training.trainer import NonFiniteLoss, TrainConfig, Trainer, read_trainer_state, resume_directory
 
 DEFAULT_OUT_DIR = "out/shakespeare-char"
 MODELS = ("gpt", "lstm", "ngram", "bert", "xlnet")  # each has configs/<model>.json
@@ -108,11 +108,11 @@ def parse_args(argv=None):
     defaults = config_path(first.model)
     layers = []
     if first.resume:
-        state_path = os.path.join(first.out_dir or read_settings(defaults).get("out_dir", DEFAULT_OUT_DIR),
-                                  "checkpoint", "trainer_state.json")
-        if not os.path.exists(state_path):
-            parser.error(f"--resume: no checkpoint at {state_path}")
-        layers.append((state_path, read_settings(state_path)["run_config"]))
+        try:
+            directory = resume_directory(first.out_dir or read_settings(defaults).get("out_dir", DEFAULT_OUT_DIR))
+        except FileNotFoundError as err:
+            parser.error(f"--resume: {err}")
+        layers.append((os.path.join(directory, "trainer_state.json"), read_trainer_state(directory)["run_config"]))
     if first.config:
         layers.append((first.config, read_settings(first.config)))
     args = parse_layered(parser, argv, (defaults, read_settings(defaults)), layers)

@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 
 import pytest
 
@@ -57,6 +58,18 @@ def test_resume_repeats_an_uninterrupted_run_to_the_bit(tmp_path, threads):
     resumed = train.main(["--resume", "--out-dir", str(tmp_path / "split"), "--max-iters", "12", "--no-progress"])
     assert losses(resumed) == losses(whole)[6:]  # the run's --threads is resumed with it
     assert [r["val_loss"] for r in resumed if "val_loss" in r] == [r["val_loss"] for r in whole if "val_loss" in r][-1:]
+
+
+def test_resume_after_a_crash_between_the_renames_of_a_save(tmp_path):
+    common = ["--max-iters", "4", "--eval-interval", "2", "--sample-tokens", "0"]
+    whole = run(tmp_path, "whole", *common)
+    run(tmp_path, "split", *common[:1], "2", *common[2:])
+    os.rename(tmp_path / "split" / "checkpoint", tmp_path / "split" / "checkpoint.old")
+    resumed = train.main(["--resume", "--out-dir", str(tmp_path / "split"), "--max-iters", "4", "--no-progress"])
+    assert losses(resumed) == losses(whole)[2:]
+    with pytest.raises(SystemExit) as info:
+        train.main(["--resume", "--out-dir", str(tmp_path / "none")])
+    assert info.value.code == 2
 
 
 def test_threads_change_only_the_rounding(tmp_path):
