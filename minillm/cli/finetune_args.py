@@ -14,7 +14,7 @@ import os
 import sys
 
 from minillm.checkpoint import read_json
-from minillm.cli.settings import config_path, parse_layered, read_settings
+from minillm.cli.settings import config_path, parse_layered, positive, read_settings
 from minillm.data.labelled import CLASSIFICATION_TASKS
 from minillm.models.lstm_classifier import POOLINGS
 from minillm.models.pretrained import NAMED_CHECKPOINTS, is_installed
@@ -65,9 +65,9 @@ def build_parser():
                                      "out/finetune-sentiment-sst2-minilm")
     p.add_argument("--overwrite", action="store_true", help="replace a different run's model in --out-dir")
     p.add_argument("--data-dir", help="dataset directory (default: $MINILLM_DATA, else ./data)")
-    p.add_argument("--epochs", type=float, default=3.0)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--learning-rate", type=float, default=3e-4)
+    p.add_argument("--epochs", type=positive(float), default=3.0)
+    p.add_argument("--batch-size", type=positive(int), default=32)
+    p.add_argument("--learning-rate", type=positive(float), default=3e-4)
     p.add_argument("--warmup-ratio", type=float, default=0.1)
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--dropout", type=float, default=0.1)

@@ -15,7 +15,8 @@ import sys
 
 from minillm import backend
 from minillm.cli.pretrain_ngram import run_ngram
-from minillm.cli.settings import add_train_config_defaults, config_path, parse_layered, read_settings, train_config
+from minillm.cli.settings import (add_train_config_defaults, config_path, parse_layered, positive, read_settings,
+                                  train_config)
 from minillm.data.corpora import CORPORA, lm_corpus
 from minillm.data.lm_data import build_tokenizer, document_separator, lm_streams, sentence_documents, tokenizer_digest
 from minillm.models.bert import BertConfig
@@ -48,6 +49,7 @@ TUNED = {  # the TrainConfig fields that are flags
     "weight_decay": "AdamW's decoupled weight decay", "grad_clip": "global gradient-norm clip (0: none)",
     "grad_accum": "micro-batches per step", "eval_interval": "steps between evaluations and checkpoints",
     "log_interval": "steps between loss logs", "max_seconds": "training-time budget in seconds (0: none)"}
+POSITIVE = ("max_iters", "learning_rate", "lr_decay_iters", "grad_accum", "eval_interval", "log_interval")
 
 
 def build_parser():
@@ -64,7 +66,8 @@ def build_parser():
     run.add_argument("--data", choices=CORPORA, default="tinyshakespeare")
     run.add_argument("--data-dir", help="dataset directory (default: $MINILLM_DATA, else ./data)")
     run.add_argument("--tokenizer", choices=["char", "bpe", "wordpiece"], default="char")
-    run.add_argument("--vocab-size", type=int, default=4096, help="for bpe and wordpiece, trained on the data")
+    run.add_argument("--vocab-size", type=positive(int), default=4096,
+                     help="for bpe and wordpiece, trained on the data")
     run.add_argument("--out-dir", help="run directory: checkpoint/, metrics.jsonl (default: the model's configs "
                                        f"file's out_dir, else {DEFAULT_OUT_DIR})")
     run.add_argument("--resume", action="store_true", help="continue from --out-dir's checkpoint")
@@ -76,10 +79,10 @@ def build_parser():
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     model = p.add_argument_group("model")
     for name in ("n_layer", "n_head", "n_embd", "block_size"):
-        model.add_argument("--" + name.replace("_", "-"), type=int)
-    model.add_argument("--hidden-size", type=int, help="LSTM state size")
+        model.add_argument("--" + name.replace("_", "-"), type=positive(int))
+    model.add_argument("--hidden-size", type=positive(int), help="LSTM state size")
     model.add_argument("--tie-weights", action="store_true", help="LSTM: decoder tied to the embedding")
-    model.add_argument("--order", type=int, help="n-gram order")
+    model.add_argument("--order", type=positive(int), help="n-gram order")
     model.add_argument("--smoothing", choices=SMOOTHINGS, help="n-gram smoothing")
     model.add_argument("--add-k", type=float, default=1.0, help="k of --smoothing add-k")
     model.add_argument("--save-arpa", action="store_true", help="n-gram: also write <out-dir>/model.arpa")
@@ -94,9 +97,10 @@ def build_parser():
                                "TrainConfig fields)")
     for name in TUNED:
         default = getattr(TrainConfig, name)  # where the model's configs file does not set it
-        opt.add_argument("--" + name.replace("_", "-"), type=type(default), default=default, help=TUNED[name])
-    opt.add_argument("--batch-size", type=int)
-    opt.add_argument("--eval-iters", type=int, help="batches per split per eval")
+        kind = positive(type(default)) if name in POSITIVE else type(default)
+        opt.add_argument("--" + name.replace("_", "-"), type=kind, default=default, help=TUNED[name])
+    opt.add_argument("--batch-size", type=positive(int))
+    opt.add_argument("--eval-iters", type=positive(int), help="batches per split per eval")
     add_train_config_defaults(p)
     return p
 

@@ -11,6 +11,7 @@ usually tunes, the files reach every setting. An unknown key is an error that
 names the file and the key.
 """
 
+import argparse
 import dataclasses
 import json
 import os
@@ -37,6 +38,18 @@ def read_settings(path):
     if not isinstance(settings, dict):
         raise SystemExit(f"error: {path}: expected a JSON object of settings, got {type(settings).__name__}")
     return settings
+
+
+def positive(kind):
+    """An argparse type: int or float (`kind`) that must be above 0 (a count, a size, a learning rate)."""
+    def parse(text):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse's "invalid int value" for text that is no number
+    return parse
 
 
 def add_train_config_defaults(parser):

@@ -72,6 +72,14 @@ def test_resume_after_a_crash_between_the_renames_of_a_save(tmp_path):
     assert info.value.code == 2
 
 
+@pytest.mark.parametrize("flag", ["--max-iters", "--batch-size", "--block-size", "--learning-rate", "--eval-interval"])
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_counts_sizes_and_the_learning_rate_must_be_positive(flag, value, capsys):
+    with pytest.raises(SystemExit) as info:
+        train.parse_args([flag, value])
+    assert info.value.code == 2 and f"argument {flag}: must be positive, got {value}" in capsys.readouterr().err
+
+
 def test_threads_change_only_the_rounding(tmp_path):
     common = ["--max-iters", "6", "--eval-interval", "6", "--sample-tokens", "0"]
     one, three = run(tmp_path, "one", *common, "--threads", "1"), run(tmp_path, "three", *common, "--threads", "3")
