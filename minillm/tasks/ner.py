@@ -5,7 +5,8 @@
     targets    y_t = tag(w) at the first token of each word w; -100 (not counted) at every other token
     loss       L = -(1 / |counted|) sum_{t counted} log softmax(W h_t + b)[y_t]
     decoding   tag(w) = argmax_k p_k(first token of w); entities are chunked from the word tags as
-               seqeval does and scored strictly: type, start and end must all match
+               seqeval's default mode does (an I- after O starts an entity; not its strict mode)
+               and count when type, start and end all match
 
 Truncation: a sentence longer than max_length tokens is cut at max_length, so
 the words whose first token still fits are tagged and the words cut off are
