@@ -124,6 +124,16 @@ class Trainer:
             self.cut_metrics(state["metrics_bytes"])
         return state
 
+    # ------------------------------------------------------------ metrics
+    @property
+    def metrics_path(self):
+        return os.path.join(self.run_dir, "metrics.jsonl")
+
+    def log(self, record):
+        self.history.append(record)
+        with open(self.metrics_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
     def metrics_bytes(self):
         return os.path.getsize(self.metrics_path) if os.path.exists(self.metrics_path) else 0
 
@@ -137,16 +147,6 @@ class Trainer:
         with open(self.metrics_path + ".tmp", "wb") as f:
             f.write(kept)
         os.replace(self.metrics_path + ".tmp", self.metrics_path)
-
-    # ------------------------------------------------------------ metrics
-    @property
-    def metrics_path(self):
-        return os.path.join(self.run_dir, "metrics.jsonl")
-
-    def log(self, record):
-        self.history.append(record)
-        with open(self.metrics_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
 
     def evaluate(self):
         """Task metrics, logged; a new best (cfg.metric_for_best) is also saved to run_dir/best."""
