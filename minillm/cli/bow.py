@@ -2,6 +2,7 @@
 
 import argparse
 
+from minillm.cli.errors import run_main
 from minillm.tasks.bow import run
 
 
@@ -16,4 +17,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -11,12 +11,14 @@ import sys
 
 from minillm import backend
 from minillm.checkpoint import load_safetensors, read_json
+from minillm.cli.errors import UsageError, run_main
 from minillm.cli.finetune_args import check_out_dir, checkpoint_dir, own_bert, parse_args
 from minillm.cli.predict import predict
 from minillm.data.labelled import classification_data
 from minillm.data.lm_data import train_tokenizer
 from minillm.data.squad import squad
-from minillm.models.auto import CLASSIFIERS, QUESTION_ANSWERERS, TOKEN_CLASSIFIERS, build_model, max_positions
+from minillm.models.auto import (CLASSIFIERS, QUESTION_ANSWERERS, TASK_MODELS, TOKEN_CLASSIFIERS, build_model,
+                                 max_positions)
 from minillm.models.heads import QA_LABELS
 from minillm.models.lstm_classifier import LSTMClassifierConfig
 from minillm.models.pretrained import resolve_init
@@ -36,10 +38,15 @@ def load_source(args):
         source = checkpoint_dir(resolve_init(args.arch_from if scratch else args.init))
     except (ModuleNotFoundError, FileNotFoundError) as err:
         sys.exit(f"error: {err}")
-    if not os.path.exists(os.path.join(source, "config.json")):
+    config_path = os.path.join(source, "config.json")
+    if not os.path.exists(config_path):
         sys.exit(f"error: no pretrained checkpoint at {source}. Make one with `python train.py --model bert` "
                  f"(it saves to {own_bert()}), or pass --init DIR (or --init none --arch-from DIR).")
-    return source, load_tokenizer(source), read_json(os.path.join(source, "config.json"))
+    config, supported = read_json(config_path), TASK_MODELS.get(args.task, CLASSIFIERS)
+    if config.get("model_type") not in supported:
+        raise UsageError(f"{config_path}: model_type {config.get('model_type')!r}, but --task {args.task} "
+                         f"fine-tunes {' or '.join(supported)} checkpoints")
+    return source, load_tokenizer(source), config
 
 
 def fresh_lstm(args):
@@ -60,8 +67,9 @@ def start_from(model, source, scratch):
         print(f"random initialisation; architecture and tokenizer from {source}")
         return
     weights = os.path.join(source, "model.safetensors")
+    tensors = load_safetensors(weights)  # a malformed file's error names it already
     try:
-        fresh, unused = model.load_backbone(load_safetensors(weights))
+        fresh, unused = model.load_backbone(tensors)
     except ValueError as err:
         sys.exit(f"error: {weights}: {err}")
     print(f"backbone from {source}; initialised fresh: {', '.join(fresh)}"
@@ -179,4 +187,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -173,6 +173,8 @@ def parse_args(argv=None):
                  "pass --init DIR (a `train.py --model lstm` run) without --model")
     if args.model == "lstm" and args.task not in CLASSIFICATION_TASKS:
         sys.exit(f"error: --model lstm is a sequence classifier: --task {' or '.join(CLASSIFICATION_TASKS)}")
+    if args.predict_file and not os.path.isfile(args.predict_file):
+        raise FileNotFoundError(f"--predict-file {args.predict_file}: no such file")
     args.dataset = args.dataset or TASK_DATASETS[args.task]
     if args.dataset not in CLASSIFICATION_TASKS.get(args.task, (TASK_DATASETS[args.task],)):
         parser.error(f"--dataset {args.dataset}: --task {args.task} reads "

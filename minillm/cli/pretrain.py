@@ -14,6 +14,7 @@ import os
 import sys
 
 from minillm import backend
+from minillm.cli.errors import run_main
 from minillm.cli.pretrain_ngram import run_ngram
 from minillm.cli.settings import add_train_config_defaults, config_path, parse_layered, read_settings, train_config
 from minillm.data.corpora import CORPORA, lm_corpus
@@ -211,4 +212,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

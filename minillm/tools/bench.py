@@ -18,6 +18,7 @@ import tracemalloc
 
 from minillm import backend
 from minillm.backend import host_rng, synchronize, to_device
+from minillm.cli.errors import run_main
 from minillm.models.gpt import GPT, GPTConfig
 from minillm.nn.parallel import BatchParallel, add_threads_argument
 from minillm.tasks.causal_lm import ar_loss, ar_loss_backward
@@ -159,4 +160,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -18,6 +18,7 @@ import time
 
 from minillm import backend
 from minillm.cli import pretrain
+from minillm.cli.errors import run_main
 from minillm.data.corpora import CORPORA
 from minillm.data.lm_data import document_separator
 from minillm.models.gpt import GPT
@@ -153,4 +154,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -12,6 +12,7 @@ import tempfile
 import time
 
 from minillm import backend
+from minillm.cli.errors import run_main
 from minillm.data.labelled import sst2
 from minillm.models.bert import BertModel
 from minillm.models.heads import BertForSequenceClassification
@@ -83,4 +84,4 @@ def time_fine_tuning(classifier, tokenizer, args):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 import time
 
+from minillm.cli.errors import run_main
 from minillm.data.corpora import imdb, wikitext2
 from minillm.models.arpa import read_arpa, write_arpa
 from minillm.models.ngram import train_ngram
@@ -95,4 +96,4 @@ def run(args, folder):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

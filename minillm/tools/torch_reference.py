@@ -12,6 +12,7 @@ PyTorch is never a requirement of minillm: it is imported only here.
 import argparse
 
 from minillm.backend import to_device, to_host
+from minillm.cli.errors import run_main
 
 
 def torch_gpt(vocab_size, n_positions, n_embd, n_layer, n_head):
@@ -156,4 +157,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)
