@@ -26,7 +26,7 @@ from minillm.nn.parallel import BatchParallel
 from minillm.tasks import ner, qa
 from minillm.tasks.classification import SequenceClassificationTask, encode_all, tokenizer_pad_id, write_report
 from minillm.tokenizers import load_tokenizer
-from minillm.training.trainer import NonFiniteLoss, TrainConfig, Trainer
+from minillm.training.trainer import TrainConfig, Trainer
 
 
 def load_source(args):
@@ -88,10 +88,7 @@ def train(model, task, args, tokenizer, metric_for_best):
                       early_stopping_patience=args.patience)
     trainer = Trainer(model, task, cfg, args.out_dir, extra_files=tokenizer.save, run_config=vars(args),
                       progress=not args.no_progress, threads=args.threads)
-    try:
-        trainer.run()
-    except NonFiniteLoss as err:
-        sys.exit(f"error: {err}")
+    trainer.run()  # a NonFiniteLoss ends it with one line (cli/errors.py)
     model.load_state_dict(load_safetensors(os.path.join(args.out_dir, "best", "model.safetensors")))
 
 
@@ -113,7 +110,7 @@ def finetune_classification(args, source, tokenizer, config):
     print(f"{args.task}: {note}; " + ", ".join(f"{s} {len(v)}" for s, v in encoded.items()))
 
     task = SequenceClassificationTask(BatchParallel(model, args.threads), encoded, labels, args.batch_size,
-                                      tokenizer_pad_id(tokenizer), seed=args.seed)
+                                      tokenizer_pad_id(tokenizer), seed=args.seed, progress=not args.no_progress)
     train(model, task, args, tokenizer, "val_accuracy")
     results = {}
     for split in [s for s in ("dev", "test") if s in encoded]:
@@ -134,7 +131,8 @@ def finetune_ner(args, source, tokenizer, config):
                                                     args.data_dir)
     print(f"ner: {ner.NOTE}; " + ", ".join(f"{s} {len(v)}" for s, v in encoded.items()))
     task = ner.TokenClassificationTask(BatchParallel(model, args.threads), encoded, word_ids, sentences,
-                                       args.batch_size, tokenizer_pad_id(tokenizer), seed=args.seed)
+                                       args.batch_size, tokenizer_pad_id(tokenizer), seed=args.seed,
+                                       progress=not args.no_progress)
     train(model, task, args, tokenizer, "val_f1")
     results = {}
     for split in ("dev", "test"):
@@ -165,7 +163,8 @@ def finetune_qa(args, source, tokenizer, config):
                                       for s, w in windows.items()) + f" of at most {max_length} tokens")
 
     task = qa.SpanExtractionTask(BatchParallel(model, args.threads), windows, examples, args.batch_size,
-                                 tokenizer_pad_id(tokenizer), args.max_answer_length, seed=args.seed)
+                                 tokenizer_pad_id(tokenizer), args.max_answer_length, seed=args.seed,
+                                 progress=not args.no_progress)
     train(model, task, args, tokenizer, "val_f1")
     report = qa.write_report(os.path.join(args.out_dir, "report-dev"), "dev", examples["dev"],
                              task.answers("dev")[0], note)

@@ -191,3 +191,14 @@ def test_bert_local_start_flag(tmp_path, local):
     positions = backend.to_host(model.bert.embeddings.position_embeddings.weight.data)  # (16, 64)
     sinusoid = np.allclose(positions[:, 0], 0.1 * np.sin(np.arange(16)), atol=1e-6)  # channel 0: w_0 = 1
     assert sinusoid == local and (np.count_nonzero(positions[:, 16:]) == 0) == local
+
+
+def test_characters_without_a_newline_sample_and_the_final_score_is_optional(tmp_path):
+    """WikiText-2's lines are its documents, so its characters hold no newline to start a sample from."""
+    out = tmp_path / "wiki"
+    history = train.main(TINY + ["--data", "wikitext-2", "--max-iters", "1", "--full-val-tokens", "0",
+                                 "--out-dir", str(out)])
+    assert len((out / "samples.txt").read_text(encoding="utf-8")) > 0
+    assert not any("full_val_loss" in r for r in history)
+    history = run(tmp_path, "short", "--max-iters", "1", "--full-val-tokens", "100")
+    assert "full_val_loss" in history[-1]
