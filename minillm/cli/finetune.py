@@ -31,7 +31,7 @@ from minillm.training.trainer import TrainConfig, Trainer
 
 def load_source(args):
     """(checkpoint directory, its tokenizer, its config.json) that --init (or --arch-from) names."""
-    if args.model == "lstm":
+    if args.model == "lstm" and args.init == "none":
         return fresh_lstm(args)
     scratch = args.init == "none"
     try:
@@ -42,7 +42,8 @@ def load_source(args):
     if not os.path.exists(config_path):
         sys.exit(f"error: no pretrained checkpoint at {source}. Make one with `python train.py --model bert` "
                  f"(it saves to {own_bert()}), or pass --init DIR (or --init none --arch-from DIR).")
-    config, supported = read_json(config_path), TASK_MODELS.get(args.task, CLASSIFIERS)
+    config = read_json(config_path)
+    supported = ("lstm_lm",) if args.model == "lstm" else TASK_MODELS.get(args.task, CLASSIFIERS)
     if config.get("model_type") not in supported:
         raise UsageError(f"{config_path}: model_type {config.get('model_type')!r}, but --task {args.task} "
                          f"fine-tunes {' or '.join(supported)} checkpoints")
@@ -105,7 +106,8 @@ def finetune_classification(args, source, tokenizer, config):
     try:
         encoded = {s: encode_all(tokenizer, texts, max_length) for s, (texts, _) in splits.items()}
     except ValueError as err:  # a character-level tokenizer meets a character its corpus lacked
-        sys.exit(f"error: the tokenizer of {source} cannot encode the {args.task} texts: {err}")
+        sys.exit(f"error: the tokenizer of {source} cannot encode the {args.task} texts: {err}. Pretrain with "
+                 f"--tokenizer bpe (bytes: any text), or train from random weights with --model lstm --init none")
     labels = {s: list(y) for s, (_, y) in splits.items()}
     print(f"{args.task}: {note}; " + ", ".join(f"{s} {len(v)}" for s, v in encoded.items()))
 
@@ -182,7 +184,10 @@ def main(argv=None):
         return predict(args)
     check_out_dir(args)
     finetune = {"ner": finetune_ner, "qa": finetune_qa}.get(args.task, finetune_classification)
-    return finetune(args, *load_source(args))
+    source, tokenizer, config = load_source(args)
+    print(f"tokenizer: {type(tokenizer).__name__} of {tokenizer.vocab_size:,} tokens from {source}; "
+          f"it covers {tokenizer.covers}")
+    return finetune(args, source, tokenizer, config)
 
 
 if __name__ == "__main__":

@@ -39,8 +39,13 @@ backbone, the task head starts fresh. `--init none` trains the same architecture
 with the same tokenizer, from random weights: the baseline that shows what
 pretraining buys. `--model lstm` needs no pretrained run: an LSTM classifier
 from random weights, with a --tokenizer learned from the task's training texts
-(the recurrent baseline; `--init DIR` of a `train.py --model lstm` run starts
-the same classifier from that LSTM LM instead).
+(the recurrent baseline); `--model lstm --init DIR` of a `train.py --model lstm`
+run starts the same classifier from that LSTM LM and its tokenizer instead (a
+character LM covers only its corpus's characters: pretrain it with
+`--tokenizer bpe` to fine-tune on any text). The first lines say which
+tokenizer a run uses and what text it covers. Architectures: sentiment, news
+and intent fine-tune GPT-2, BERT and LSTM checkpoints, ner GPT-2 and BERT,
+qa BERT only.
 The best dev checkpoint is kept in <out-dir>/best with a report of its dev
 (and test) metrics: a confusion matrix for classification, per-entity-type
 scores for ner, exact match and F1 for qa, and the most confident mistakes.
@@ -168,9 +173,6 @@ def parse_args(argv=None):
     if layers and not (args.predict or args.predict_file):
         print("defaults from " + ", ".join(os.path.relpath(path) for path, _ in layers) + ": "
               + ", ".join(f"{k} {v}" for _, settings in layers for k, v in settings.items()), file=sys.stderr)
-    if args.model == "lstm" and args.init != "none":
-        sys.exit("error: --model lstm starts from random weights; to start from an LSTM language model, "
-                 "pass --init DIR (a `train.py --model lstm` run) without --model")
     if args.model == "lstm" and args.task not in CLASSIFICATION_TASKS:
         sys.exit(f"error: --model lstm is a sequence classifier: --task {' or '.join(CLASSIFICATION_TASKS)}")
     if args.predict_file and not os.path.isfile(args.predict_file):
@@ -191,7 +193,7 @@ def source_name(path_or_name):
 
 def default_out_dir(args):
     """out/finetune-<task>-<dataset>-<what it starts from>: lstm, scratch-<architecture>, or the init's name."""
-    start = ("lstm" if args.model == "lstm" else f"scratch-{source_name(args.arch_from)}" if args.init == "none"
+    start = ("lstm" if args.model == "lstm" and args.init == "none" else f"scratch-{source_name(args.arch_from)}" if args.init == "none"
              else source_name(args.init))
     return f"out/finetune-{args.task}-{args.dataset}-{start}"
 

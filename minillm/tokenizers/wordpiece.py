@@ -51,6 +51,8 @@ class Encoding:
 class WordPieceTokenizer:
     """WordPiece over a vocabulary list (id = position), BERT's special tokens included."""
 
+    covers = "any text, a word it cannot build from its pieces becoming [UNK]"
+
     def __init__(self, vocab, lowercase=True, unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]",
                  pad_token="[PAD]", mask_token="[MASK]"):
         self.itos = list(vocab)
