@@ -91,8 +91,9 @@ def build_parser():
     add_threads_argument(p)
     p.add_argument("--predict", metavar="TEXT", help="label TEXT with the fine-tuned model in --out-dir/best "
                    "(a QA model answers the question TEXT from --context)")
-    p.add_argument("--predict-file", metavar="FILE", help="label every line of FILE (JSON lines out); for a QA "
-                   'model, FILE holds JSON lines {"question": ..., "context": ...}')
+    p.add_argument("--predict-file", metavar="FILE", help="label every non-blank line of FILE (JSON lines out); for "
+                   'a QA model, FILE holds JSON lines {"question": ..., "context": ...} and each answer\'s score is '
+                   "its start logit + end logit (higher is surer; not a probability)")
     p.add_argument("--no-progress", action="store_true")
     add_lstm_arguments(p)
     g = p.add_argument_group("question answering (--task qa)")
