@@ -14,7 +14,7 @@ import os
 import sys
 
 from minillm.checkpoint import read_json
-from minillm.cli.settings import config_path, parse_layered, read_settings
+from minillm.cli.settings import HelpFormatter, config_path, parse_layered, read_settings
 from minillm.data.labelled import CLASSIFICATION_TASKS
 from minillm.models.lstm_classifier import POOLINGS
 from minillm.models.pretrained import NAMED_CHECKPOINTS, is_installed
@@ -56,7 +56,7 @@ RUN_IDENTITY = ("task", "dataset", "init", "arch_from", "model")  # what makes t
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=USAGE, formatter_class=HelpFormatter)
     p.add_argument("--task", choices=sorted([*CLASSIFICATION_TASKS, "ner", "qa"]), default="sentiment")
     p.add_argument("--dataset", help="sentiment: sst2 (default) or chnsenticorp")
     p.add_argument("--config", help="JSON file of settings (keys are flag names with underscores)")
@@ -194,8 +194,8 @@ def source_name(path_or_name):
 
 def default_out_dir(args):
     """out/finetune-<task>-<dataset>-<what it starts from>: lstm, scratch-<architecture>, or the init's name."""
-    start = ("lstm" if args.model == "lstm" and args.init == "none" else f"scratch-{source_name(args.arch_from)}" if args.init == "none"
-             else source_name(args.init))
+    start = (source_name(args.init) if args.init != "none" else "lstm" if args.model == "lstm"
+             else f"scratch-{source_name(args.arch_from)}")
     return f"out/finetune-{args.task}-{args.dataset}-{start}"
 
 

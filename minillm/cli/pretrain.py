@@ -16,7 +16,8 @@ import sys
 from minillm import backend
 from minillm.cli.errors import run_main
 from minillm.cli.pretrain_ngram import run_ngram
-from minillm.cli.settings import add_train_config_defaults, config_path, parse_layered, read_settings, train_config
+from minillm.cli.settings import (HelpFormatter, add_train_config_defaults, config_path, parse_layered, read_settings,
+                                  train_config)
 from minillm.data.corpora import CORPORA, lm_corpus
 from minillm.data.lm_data import build_tokenizer, lm_streams, sentence_documents, tokenizer_digest
 from minillm.models.bert import BertConfig
@@ -52,7 +53,7 @@ TUNED = {  # the TrainConfig fields that are flags
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--config", help="JSON file of settings (keys are flag names with underscores)")
     run = p.add_argument_group("run")
     run.add_argument("--model", choices=MODELS, default="gpt",
@@ -62,9 +63,10 @@ def build_parser():
     run.add_argument("--objective", choices=["mlm+nsp", "mlm"], default="mlm+nsp", help="bert's objective")
     run.add_argument("--whole-word-mask", type=parse_bool, default=True,
                      help="bert: choose a word's WordPiece pieces together (false: each piece on its own)")
-    run.add_argument("--data", choices=CORPORA, default="tinyshakespeare")
+    run.add_argument("--data", choices=CORPORA, default="tinyshakespeare", help="the corpus")
     run.add_argument("--data-dir", help="dataset directory (default: $MINILLM_DATA, else ./data)")
-    run.add_argument("--tokenizer", choices=["char", "bpe", "wordpiece"], default="char")
+    run.add_argument("--tokenizer", choices=["char", "bpe", "wordpiece"], default="char",
+                     help="characters, byte-level BPE or WordPiece")
     run.add_argument("--vocab-size", type=int, default=4096, help="for bpe and wordpiece, trained on the data")
     run.add_argument("--out-dir", help="run directory: checkpoint/, metrics.jsonl (default: the model's configs "
                                        f"file's out_dir, else {DEFAULT_OUT_DIR})")
@@ -189,6 +191,9 @@ def main(argv=None):
         model, task = build_model_and_task(args, tokenizer.vocab_size, train_ids, val_ids)
     print(f"{args.model}: {model.num_parameters():,} parameters, {args.device}, {args.dtype}")
     train_cfg = train_config(args)
+    if train_cfg.warmup_iters >= train_cfg.max_iters:
+        print(f"note: the {train_cfg.warmup_iters} warmup steps do not end within --max-iters {train_cfg.max_iters}: "
+              f"the learning rate never reaches --learning-rate (set --warmup-iters lower)", file=sys.stderr)
     run_config = {k: v for k, v in vars(args).items() if k not in ("resume", "config")}
     trainer = Trainer(model, task, train_cfg, args.out_dir, extra_files=tokenizer.save, run_config=run_config,
                       progress=not args.no_progress, threads=args.threads)

@@ -10,12 +10,13 @@ import os
 from minillm import backend
 from minillm.checkpoint import read_json
 from minillm.cli.errors import UsageError, run_main
+from minillm.cli.settings import HelpFormatter
 from minillm.models.gpt import GPT
 from minillm.tokenizers import load_tokenizer
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--out-dir", default="out/shakespeare-char", help="run directory (or a checkpoint directory)")
     p.add_argument("--start", default="\n", help="the prompt")
     p.add_argument("--num-samples", type=int, default=1)

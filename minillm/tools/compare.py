@@ -18,6 +18,7 @@ import time
 
 from minillm.cli import pretrain
 from minillm.cli.errors import run_main
+from minillm.cli.settings import HelpFormatter
 from minillm.data.corpora import CORPORA
 from minillm.models.gpt import GPT
 from minillm.models.lstm_lm import LSTMLM
@@ -113,7 +114,7 @@ def table(rows, args):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--data", choices=CORPORA, default="tinyshakespeare")
     p.add_argument("--tokenizer", choices=["char", "bpe", "wordpiece"], default="char")
     p.add_argument("--vocab-size", type=int, default=4096)

@@ -61,13 +61,14 @@ def files(tmp_path_factory):
     paths["empty_vocab"] = write(root / "empty_vocab" / "vocab.txt", "").parent
     paths["no_model_type"] = write(root / "no_model_type" / "config.json", json.dumps({"n_embd": 8})).parent
     chars.save(paths["no_model_type"])
-    paths["sst2"] = write(root / "sst2_bad" / "sst2" / "train.tsv", SST2_HEADER + "a film\t1\nno label here\n").parents[1]
+    paths["sst2"] = write(root / "sst2_bad" / "sst2" / "train.tsv",
+                          SST2_HEADER + "a film\t1\nno label here\n").parents[1]
     write(paths["sst2"] / "sst2" / "dev.tsv", SST2_HEADER + "a film\t1\n")
     paths["conll"] = write(root / "conll_bad" / "conll2003" / "eng.train", "EU NNP B-NP B-ORG\nrejects\n").parents[1]
-    paths["squad"] = write(root / "squad_bad" / "squad1.1" / "dev-v1.1.json", '{"version": "1.1", "data": [{"ti').parents[1]
+    paths["squad"] = write(root / "squad_bad" / "squad1.1" / "dev-v1.1.json",
+                           '{"version": "1.1", "data": [{"ti').parents[1]
     paths["good_sst2"] = write(root / "sst2_good" / "sst2" / "train.tsv", SST2_HEADER + "a film\t1\n").parents[1]
     write(paths["good_sst2"] / "sst2" / "dev.tsv", SST2_HEADER + "a film\t1\n")
-    paths["blank_predictions"] = write(root / "predict.txt", "a film\n")
     return paths
 
 

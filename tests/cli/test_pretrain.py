@@ -202,3 +202,14 @@ def test_characters_without_a_newline_sample_and_the_final_score_is_optional(tmp
     assert not any("full_val_loss" in r for r in history)
     history = run(tmp_path, "short", "--max-iters", "1", "--full-val-tokens", "100")
     assert "full_val_loss" in history[-1]
+
+
+def test_time_budget_says_why_it_stopped_and_resume_keeps_the_train_seconds(tmp_path, capsys):
+    history = run(tmp_path, "b", "--max-iters", "50", "--max-seconds", "0.000001", "--eval-interval", "50")
+    assert "the --max-seconds budget of 1e-06 s of training is spent" in capsys.readouterr().out
+    spent = history[-1]["train_seconds"]
+    state = json.loads((tmp_path / "b" / "checkpoint" / "trainer_state.json").read_text())
+    assert state["train_seconds"] > 0
+    resumed = train.main(["--resume", "--out-dir", str(tmp_path / "b"), "--max-iters", "3", "--max-seconds", "0",
+                          "--no-progress"])
+    assert resumed[-1]["train_seconds"] > spent
