@@ -76,6 +76,14 @@ def parse_layered(parser, argv, defaults, layers=()):
     return parser.parse_args(argv)
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """--help with the description as written and each flag's default after its help (none for a flag whose
+    default is None or False: it has no value unless given, or its defaults file gives it one)."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default in (None, False) else super()._get_help_string(action)
+
+
 def train_config(args, **overrides):
     """The TrainConfig of parsed settings (every field of it that args holds)."""
     fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}

@@ -73,6 +73,8 @@ def longest_first(len_a, len_b, budget):
 class WordPieceTokenizer:
     """WordPiece over a vocabulary list (id = position), BERT's special tokens included."""
 
+    covers = "any text, a word it cannot build from its pieces becoming [UNK]"
+
     def __init__(self, vocab, lowercase=True, unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]",
                  pad_token="[PAD]", mask_token="[MASK]"):
         self.itos = list(vocab)

@@ -87,7 +87,7 @@ class Trainer:
         self.evals_since_best = 0
         self.progress = progress
         self.history = []  # every metrics record of this process, also written to metrics.jsonl
-        self.train_seconds = 0.0  # time spent in training steps (not evaluation) by this process
+        self.train_seconds = 0.0  # time spent in training steps (not evaluation), over resumes too
         os.makedirs(run_dir, exist_ok=True)
 
     @property
@@ -102,6 +102,7 @@ class Trainer:
             write_json(os.path.join(tmp, "trainer_state.json"), {
                 "iter": self.iter, "best": self.best, "evals_since_best": self.evals_since_best,
                 "optimizer_step": self.optimizer.t, "metrics_bytes": self.metrics_bytes(),
+                "train_seconds": self.train_seconds,
                 "train_config": dataclasses.asdict(self.cfg), "run_config": self.run_config})
             if self.extra_files:
                 self.extra_files(tmp)
@@ -122,6 +123,7 @@ class Trainer:
         self.iter, self.best, self.evals_since_best = state["iter"], state["best"], state["evals_since_best"]
         if "metrics_bytes" in state:  # (checkpoints saved before it was recorded leave the file as it is)
             self.cut_metrics(state["metrics_bytes"])
+        self.train_seconds = state.get("train_seconds", 0.0)  # checkpoints before it was saved: counted again
         return state
 
     # ------------------------------------------------------------ metrics
@@ -190,9 +192,12 @@ class Trainer:
                 bar.write(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                    for k, v in record.items() if not isinstance(v, (list, dict))))
                 self.save()
-                if self.should_stop_early():
+                if it < cfg.max_iters and self.should_stop_early():
                     bar.write(f"early stop: no better {cfg.metric_for_best} in {self.evals_since_best} evaluations")
                     break
+            if over_budget and it < cfg.max_iters:
+                bar.write(f"stopped at iter {it} of {cfg.max_iters}: the --max-seconds budget of "
+                          f"{cfg.max_seconds:g} s of training is spent")
             if it == cfg.max_iters or over_budget:
                 break
             schedule = {"cosine": cosine_lr, "linear": linear_lr}[cfg.schedule]
