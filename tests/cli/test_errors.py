@@ -56,7 +56,8 @@ def files(tmp_path_factory):
     weights.write_bytes(weights.read_bytes()[:200])
     paths["run"] = root / "run"  # a train.py run whose checkpoint's weights are cut short
     (paths["run"] / "checkpoint").mkdir(parents=True)
-    write(paths["run"] / "checkpoint" / "trainer_state.json", json.dumps({"run_config": {}}))
+    state = {"run_config": {}, "iter": 0, "best": None, "evals_since_best": 0, "optimizer_step": 0, "train_config": {}}
+    write(paths["run"] / "checkpoint" / "trainer_state.json", json.dumps(state))
     (paths["run"] / "checkpoint" / "model.safetensors").write_bytes(weights.read_bytes())
     paths["empty_vocab"] = write(root / "empty_vocab" / "vocab.txt", "").parent
     paths["no_model_type"] = write(root / "no_model_type" / "config.json", json.dumps({"n_embd": 8})).parent
