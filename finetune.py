@@ -1,6 +1,7 @@
 """Fine-tune a pretrained model: `python finetune.py --help` (the code is in minillm/cli/finetune.py)."""
 
+from minillm.cli.errors import run_main
 from minillm.cli.finetune import main
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -42,20 +42,24 @@ class _ArrayModule:
 xp = _ArrayModule()
 
 
+class DeviceUnavailable(RuntimeError):
+    """--device gpu on a machine that cannot run it (no CuPy, no driver, no GPU)."""
+
+
 def _import_cupy():
     try:
         import cupy
     except ImportError as err:
-        raise RuntimeError(
+        raise DeviceUnavailable(
             "device 'gpu' needs CuPy, which is not installed: "
             "`pip install cupy-cuda12x` (CUDA 12) or `pip install cupy-cuda11x` (CUDA 11)"
         ) from err
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as err:  # CuPy raises its own CUDARuntimeError types
-        raise RuntimeError(f"device 'gpu' needs a working CUDA driver and GPU: {err}") from err
+        raise DeviceUnavailable(f"device 'gpu' needs a working CUDA driver and GPU: {err}") from err
     if count == 0:
-        raise RuntimeError("device 'gpu' asked for, but CUDA sees no GPU on this machine")
+        raise DeviceUnavailable("device 'gpu' asked for, but CUDA sees no GPU on this machine")
     return cupy
 
 

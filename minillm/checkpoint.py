@@ -8,7 +8,8 @@ safetensors is a simple, pickle-free format, written here from its spec:
     the rest  every tensor's bytes, little-endian, C order, at its offsets
 
 A checkpoint is a directory, written under a temporary name and renamed into
-place, so a crash mid-save never leaves a half-written checkpoint. A model
+place, so a crash mid-save never leaves a half-written checkpoint, and the
+next save or resume (recover_directory) finds the newest complete one. A model
 directory is Hugging Face's: config.json (see Config) and model.safetensors;
 `Pretrained` saves and loads one for every model class.
 """
@@ -109,32 +110,70 @@ def write_json(path, obj):
 
 
 def save_directory_atomically(directory, write_files):
-    """Call write_files(tmp_dir) and then move tmp_dir to `directory` in one rename.
+    """Call write_files(tmp_dir), then put tmp_dir in place of `directory` by renames.
 
-    An existing checkpoint at `directory` is replaced only after the new one
-    is complete, so at every instant one whole checkpoint exists.
+    Every name a save uses, next to `directory` (here `checkpoint`):
+
+        .tmp-checkpoint-XXXX   being written: incomplete until renamed
+        checkpoint.new         complete (its files written and flushed), not yet in place
+        checkpoint.old         the save being replaced, kept until the new one is in place
+
+    The steps are: write .tmp-checkpoint-XXXX, rename it to checkpoint.new,
+    checkpoint to checkpoint.old, checkpoint.new to checkpoint, delete
+    checkpoint.old. A crash at any point leaves one complete save, which
+    recover_directory (called first here) puts in place.
     """
     directory = os.path.abspath(directory)
-    parent = os.path.dirname(directory)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(directory) + "-", dir=parent)
+    os.makedirs(os.path.dirname(directory), exist_ok=True)
+    recover_directory(directory)
+    tmp = tempfile.mkdtemp(prefix=_tmp_prefix(directory), dir=os.path.dirname(directory))
     try:
         write_files(tmp)
         for name in os.listdir(tmp):
             with open(os.path.join(tmp, name), "rb") as f:
                 os.fsync(f.fileno())
-        old = None
-        if os.path.exists(directory):
-            old = directory + ".old"
-            if os.path.exists(old):
-                shutil.rmtree(old)
-            os.rename(directory, old)
-        os.rename(tmp, directory)
-        if old:
-            shutil.rmtree(old)
+        os.rename(tmp, directory + ".new")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _put_new_in_place(directory)
+
+
+def recover_directory(directory):
+    """Finish or undo a save a crash interrupted; `directory` if a save is there now, else None.
+
+    The newest complete save wins: checkpoint.new if there is one (the crash
+    came after it was complete), else checkpoint, else checkpoint.old (the
+    crash came between the two renames). Incomplete .tmp-checkpoint-*
+    directories and a superseded checkpoint.old are deleted.
+    """
+    directory = os.path.abspath(directory)
+    parent = os.path.dirname(directory)
+    if not os.path.isdir(parent):
+        return None
+    for name in os.listdir(parent):
+        if name.startswith(_tmp_prefix(directory)):
+            shutil.rmtree(os.path.join(parent, name))
+    if os.path.exists(directory + ".new"):
+        _put_new_in_place(directory)
+    elif not os.path.exists(directory) and os.path.exists(directory + ".old"):
+        os.rename(directory + ".old", directory)
+    shutil.rmtree(directory + ".old", ignore_errors=True)
+    return directory if os.path.exists(directory) else None
+
+
+def _tmp_prefix(directory):
+    return ".tmp-" + os.path.basename(directory) + "-"
+
+
+def _put_new_in_place(directory):
+    """The last steps of a save: checkpoint -> checkpoint.old, checkpoint.new -> checkpoint, delete .old."""
+    old = directory + ".old"
+    if os.path.exists(directory):
+        shutil.rmtree(old, ignore_errors=True)  # left by a crash after its save was in place
+        os.rename(directory, old)
+    os.rename(directory + ".new", directory)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def save_model_directory(directory, config, state, extra_files=None):
@@ -155,13 +194,17 @@ def save_model_directory(directory, config, state, extra_files=None):
 class Config:
     """config.json for a config dataclass, with one rule for the keys a file holds.
 
-    A subclass is a dataclass whose fields are config.json keys, and names in
-    `checked` ({key: accepted values}) the keys that change the math though
-    only one way of it is implemented here (model_type, the activation, the
-    position encoding...). to_dict() writes every field and every checked key
-    (a checked key that is not a field at its first accepted value).
-    from_dict(d, source) reads:
+    A subclass is a dataclass whose fields are config.json keys, names in
+    `required` the fields that fix the architecture (the weights' shapes),
+    and names in `checked` ({key: accepted values}) the keys that change the
+    math though only one way of it is implemented here (model_type, the
+    activation, the position encoding...). to_dict() writes every field and
+    every checked key (a checked key that is not a field at its first accepted
+    value). from_dict(d, source) reads:
 
+        a required key        must be there: the field defaults are for building
+                              new models, and a saved model read with them would
+                              be another model (Hugging Face's files hold them all);
         a field's key         sets the field;
         a checked key         must hold an accepted value; absent, it is the
                               first one (what transformers assumes then);
@@ -172,6 +215,7 @@ class Config:
     Errors, a value __post_init__ rejects included, name `source`.
     """
 
+    required = ()
     checked = {}
 
     def to_dict(self):
@@ -182,6 +226,10 @@ class Config:
         for key, accepted in cls.checked.items():
             if d.get(key, accepted[0]) not in accepted:
                 raise ValueError(f"{source}: {key} is {d[key]!r}, expected {' or '.join(map(repr, accepted))}")
+        missing = [key for key in cls.required if key not in d]
+        if missing:
+            keys = "key" if len(missing) == 1 else "keys"
+            raise ValueError(f"{source}: missing required {keys} {', '.join(map(repr, missing))}")
         names = {f.name for f in dataclasses.fields(cls)}
         try:
             return cls(**{k: v for k, v in d.items() if k in names})

@@ -3,14 +3,15 @@
 import json
 import os
 import re
+import shutil
 import struct
 
 import pytest
 from hypothesis import given, strategies as st
 
 from minillm.backend import np, xp
-from minillm.checkpoint import (load_safetensors, read_json, read_safetensors, save_directory_atomically,
-                                save_safetensors, write_json)
+from minillm.checkpoint import (load_safetensors, read_json, read_safetensors, recover_directory,
+                                save_directory_atomically, save_safetensors, write_json)
 from minillm.models.bert import BertConfig, BertModel
 from minillm.models.bert_pretraining import BertForPreTraining
 from minillm.models.gpt import GPT, GPTConfig
@@ -82,6 +83,43 @@ def test_atomic_save_keeps_the_old_checkpoint_when_writing_fails(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["ckpt"]
     save_directory_atomically(target, lambda d: open(os.path.join(d, "a.txt"), "w").write("two"))
     assert (target / "a.txt").read_text() == "two" and sorted(os.listdir(tmp_path)) == ["ckpt"]
+
+
+def write_save(directory, text):
+    os.makedirs(directory)
+    (directory / "a.txt").write_text(text)
+
+
+# what a crash can leave next to ckpt (saves "one", then "two"), and the save that must be found
+CRASH_STATES = {
+    "writing the new save": ({"ckpt": "one", ".tmp-ckpt-x1": "tw"}, "one"),
+    "the new save complete": ({"ckpt": "one", "ckpt.new": "two"}, "two"),
+    "between the two renames": ({"ckpt.old": "one", "ckpt.new": "two"}, "two"),
+    "only the old save (renamed by hand)": ({"ckpt.old": "one"}, "one"),
+    "deleting the old save": ({"ckpt": "two", "ckpt.old": "on"}, "two"),
+    "an incomplete save and the old one": ({"ckpt.old": "one", ".tmp-ckpt-x1": "tw"}, "one"),
+}
+
+
+@pytest.mark.parametrize("state", CRASH_STATES)
+def test_every_state_a_crash_leaves_recovers_the_newest_complete_save(tmp_path, state):
+    left, newest = CRASH_STATES[state]
+    for name, text in left.items():
+        write_save(tmp_path / name, text)
+    assert recover_directory(tmp_path / "ckpt") == str(tmp_path / "ckpt")
+    assert sorted(os.listdir(tmp_path)) == ["ckpt"] and (tmp_path / "ckpt" / "a.txt").read_text() == newest
+    for name, text in left.items():  # the next save also starts by recovering
+        shutil.rmtree(tmp_path / name, ignore_errors=True)
+        write_save(tmp_path / name, text)
+    save_directory_atomically(tmp_path / "ckpt", lambda d: open(os.path.join(d, "a.txt"), "w").write("three"))
+    assert sorted(os.listdir(tmp_path)) == ["ckpt"] and (tmp_path / "ckpt" / "a.txt").read_text() == "three"
+
+
+def test_nothing_to_recover(tmp_path):
+    assert recover_directory(tmp_path / "ckpt") is None
+    assert recover_directory(tmp_path / "no-run" / "ckpt") is None and not (tmp_path / "no-run").exists()
+    write_save(tmp_path / ".tmp-ckpt-x1", "half")
+    assert recover_directory(tmp_path / "ckpt") is None and os.listdir(tmp_path) == []
 
 
 # ---------------------------------------------------------------- every model through save_pretrained / from_pretrained
@@ -163,7 +201,7 @@ TRANSFORMERS_KEYS = {"torch_dtype": "float32", "transformers_version": "4.44.0",
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: type(c).__name__)
-def test_every_config_ignores_unknown_keys_and_checks_the_ones_that_change_the_math(cfg):
+def test_every_config_ignores_unknown_keys_requires_the_architecture_and_checks_the_math(cfg):
     cls = type(cfg)
     d = cfg.to_dict()
     assert cls.from_dict(d) == cfg
@@ -174,3 +212,7 @@ def test_every_config_ignores_unknown_keys_and_checks_the_ones_that_change_the_m
         assert cls.from_dict({k: v for k, v in d.items() if k != key}) == cfg  # absent: what transformers assumes
         with pytest.raises(ValueError, match=f"^somewhere/config.json: {key} is 'other', expected"):
             cls.from_dict({**d, key: "other"}, "somewhere/config.json")
+    assert cls.required
+    for key in cls.required:  # a saved model's architecture is never filled in from the defaults
+        with pytest.raises(ValueError, match=f"^somewhere/config.json: missing required key '{key}'$"):
+            cls.from_dict({k: v for k, v in d.items() if k != key}, "somewhere/config.json")

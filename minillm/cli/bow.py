@@ -2,11 +2,14 @@
 
 import argparse
 
+from minillm.cli.errors import run_main
+from minillm.cli.settings import HelpFormatter
 from minillm.tasks.bow import run
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Bag-of-n-grams baselines (naive Bayes, softmax regression)")
+    parser = argparse.ArgumentParser(description="Bag-of-n-grams baselines (naive Bayes, softmax regression)",
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--task", required=True, choices=["sentiment", "news", "intent"])
     parser.add_argument("--dataset", help="sentiment: sst2 (default) or chnsenticorp")
     parser.add_argument("--data-dir", default=None, help="data directory (default $MINILLM_DATA or ./data)")
@@ -16,4 +19,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -12,12 +12,14 @@ import sys
 
 from minillm import backend
 from minillm.checkpoint import load_safetensors, read_json
+from minillm.cli.errors import UsageError, run_main
 from minillm.cli.finetune_args import check_out_dir, checkpoint_dir, own_bert, parse_args
 from minillm.cli.predict import predict
 from minillm.data.labelled import classification_data
 from minillm.data.lm_data import train_tokenizer
 from minillm.data.squad import squad
-from minillm.models.auto import CLASSIFIERS, QUESTION_ANSWERERS, TOKEN_CLASSIFIERS, build_model, max_positions
+from minillm.models.auto import (CLASSIFIERS, QUESTION_ANSWERERS, TASK_MODELS, TOKEN_CLASSIFIERS, build_model,
+                                 max_positions)
 from minillm.models.heads import QA_LABELS
 from minillm.models.lstm_classifier import LSTMClassifierConfig
 from minillm.models.pretrained import resolve_init
@@ -27,22 +29,28 @@ from minillm.peft.lora import add_lora, merge_lora, save_lora
 from minillm.tasks import ner, qa
 from minillm.tasks.classification import SequenceClassificationTask, encode_all, tokenizer_pad_id, write_report
 from minillm.tokenizers import load_tokenizer
-from minillm.training.trainer import NonFiniteLoss, TrainConfig, Trainer
+from minillm.training.trainer import TrainConfig, Trainer
 
 
 def load_source(args):
     """(checkpoint directory, its tokenizer, its config.json) that --init (or --arch-from) names."""
-    if args.model == "lstm":
+    if args.model == "lstm" and args.init == "none":
         return fresh_lstm(args)
     scratch = args.init == "none"
     try:
         source = checkpoint_dir(resolve_init(args.arch_from if scratch else args.init))
     except (ModuleNotFoundError, FileNotFoundError) as err:
         sys.exit(f"error: {err}")
-    if not os.path.exists(os.path.join(source, "config.json")):
+    config_path = os.path.join(source, "config.json")
+    if not os.path.exists(config_path):
         sys.exit(f"error: no pretrained checkpoint at {source}. Make one with `python train.py --model bert` "
                  f"(it saves to {own_bert()}), or pass --init DIR (or --init none --arch-from DIR).")
-    return source, load_tokenizer(source), read_json(os.path.join(source, "config.json"))
+    config = read_json(config_path)
+    supported = ("lstm_lm",) if args.model == "lstm" else TASK_MODELS.get(args.task, CLASSIFIERS)
+    if config.get("model_type") not in supported:
+        raise UsageError(f"{config_path}: model_type {config.get('model_type')!r}, but --task {args.task} "
+                         f"fine-tunes {' or '.join(supported)} checkpoints")
+    return source, load_tokenizer(source), config
 
 
 def fresh_lstm(args):
@@ -64,8 +72,9 @@ def start_from(model, source, args):
         print(f"random initialisation; architecture and tokenizer from {source}")
     else:
         weights = os.path.join(source, "model.safetensors")
+        tensors = load_safetensors(weights)  # a malformed file's error names it already
         try:
-            fresh, unused = model.load_backbone(load_safetensors(weights))
+            fresh, unused = model.load_backbone(tensors)
         except ValueError as err:
             sys.exit(f"error: {weights}: {err}")
         print(f"backbone from {source}; initialised fresh: {', '.join(fresh)}"
@@ -96,7 +105,8 @@ def save_peft(model, args, tokenizer):
     save_lora(model, os.path.join(args.out_dir, "adapter"), args.init)
     print(f"LoRA adapter (Hugging Face PEFT layout): {args.out_dir}/adapter")
     if args.merge:
-        merge_lora(copy.deepcopy(model)).save_pretrained(os.path.join(args.out_dir, "merged"), extra_files=tokenizer.save)
+        merged = os.path.join(args.out_dir, "merged")
+        merge_lora(copy.deepcopy(model)).save_pretrained(merged, extra_files=tokenizer.save)
         print(f"merged model: {args.out_dir}/merged")
 
 
@@ -112,10 +122,7 @@ def train(model, task, args, tokenizer, metric_for_best):
                       early_stopping_patience=args.patience)
     trainer = Trainer(model, task, cfg, args.out_dir, extra_files=tokenizer.save, run_config=vars(args),
                       progress=not args.no_progress, threads=args.threads)
-    try:
-        trainer.run()
-    except NonFiniteLoss as err:
-        sys.exit(f"error: {err}")
+    trainer.run()  # a NonFiniteLoss ends it with one line (cli/errors.py)
     model.load_state_dict(load_safetensors(os.path.join(args.out_dir, "best", "model.safetensors")))
     save_peft(model, args, tokenizer)
 
@@ -133,12 +140,13 @@ def finetune_classification(args, source, tokenizer, config):
     try:
         encoded = {s: encode_all(tokenizer, texts, max_length) for s, (texts, _) in splits.items()}
     except ValueError as err:  # a character-level tokenizer meets a character its corpus lacked
-        sys.exit(f"error: the tokenizer of {source} cannot encode the {args.task} texts: {err}")
+        sys.exit(f"error: the tokenizer of {source} cannot encode the {args.task} texts: {err}. Pretrain with "
+                 f"--tokenizer bpe (bytes: any text), or train from random weights with --model lstm --init none")
     labels = {s: list(y) for s, (_, y) in splits.items()}
     print(f"{args.task}: {note}; " + ", ".join(f"{s} {len(v)}" for s, v in encoded.items()))
 
     task = SequenceClassificationTask(BatchParallel(model, args.threads), encoded, labels, args.batch_size,
-                                      tokenizer_pad_id(tokenizer), seed=args.seed)
+                                      tokenizer_pad_id(tokenizer), seed=args.seed, progress=not args.no_progress)
     train(model, task, args, tokenizer, "val_accuracy")
     results = {}
     for split in [s for s in ("dev", "test") if s in encoded]:
@@ -159,7 +167,8 @@ def finetune_ner(args, source, tokenizer, config):
                                                     args.data_dir)
     print(f"ner: {ner.NOTE}; " + ", ".join(f"{s} {len(v)}" for s, v in encoded.items()))
     task = ner.TokenClassificationTask(BatchParallel(model, args.threads), encoded, word_ids, sentences,
-                                       args.batch_size, tokenizer_pad_id(tokenizer), seed=args.seed)
+                                       args.batch_size, tokenizer_pad_id(tokenizer), seed=args.seed,
+                                       progress=not args.no_progress)
     train(model, task, args, tokenizer, "val_f1")
     results = {}
     for split in ("dev", "test"):
@@ -190,7 +199,8 @@ def finetune_qa(args, source, tokenizer, config):
                                       for s, w in windows.items()) + f" of at most {max_length} tokens")
 
     task = qa.SpanExtractionTask(BatchParallel(model, args.threads), windows, examples, args.batch_size,
-                                 tokenizer_pad_id(tokenizer), args.max_answer_length, seed=args.seed)
+                                 tokenizer_pad_id(tokenizer), args.max_answer_length, seed=args.seed,
+                                 progress=not args.no_progress)
     train(model, task, args, tokenizer, "val_f1")
     report = qa.write_report(os.path.join(args.out_dir, "report-dev"), "dev", examples["dev"],
                              task.answers("dev")[0], note)
@@ -208,8 +218,11 @@ def main(argv=None):
         return predict(args)
     check_out_dir(args)
     finetune = {"ner": finetune_ner, "qa": finetune_qa}.get(args.task, finetune_classification)
-    return finetune(args, *load_source(args))
+    source, tokenizer, config = load_source(args)
+    print(f"tokenizer: {type(tokenizer).__name__} of {tokenizer.vocab_size:,} tokens from {source}; "
+          f"it covers {tokenizer.covers}")
+    return finetune(args, source, tokenizer, config)
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

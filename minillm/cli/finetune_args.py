@@ -14,7 +14,7 @@ import os
 import sys
 
 from minillm.checkpoint import read_json
-from minillm.cli.settings import config_path, parse_layered, read_settings
+from minillm.cli.settings import HelpFormatter, config_path, parse_layered, positive, read_settings
 from minillm.data.labelled import CLASSIFICATION_TASKS
 from minillm.models.lstm_classifier import POOLINGS
 from minillm.models.pretrained import NAMED_CHECKPOINTS, is_installed
@@ -39,8 +39,13 @@ backbone, the task head starts fresh. `--init none` trains the same architecture
 with the same tokenizer, from random weights: the baseline that shows what
 pretraining buys. `--model lstm` needs no pretrained run: an LSTM classifier
 from random weights, with a --tokenizer learned from the task's training texts
-(the recurrent baseline; `--init DIR` of a `train.py --model lstm` run starts
-the same classifier from that LSTM LM instead).
+(the recurrent baseline); `--model lstm --init DIR` of a `train.py --model lstm`
+run starts the same classifier from that LSTM LM and its tokenizer instead (a
+character LM covers only its corpus's characters: pretrain it with
+`--tokenizer bpe` to fine-tune on any text). The first lines say which
+tokenizer a run uses and what text it covers. Architectures: sentiment, news
+and intent fine-tune GPT-2, BERT and LSTM checkpoints, ner GPT-2 and BERT,
+qa BERT only.
 The best dev checkpoint is kept in <out-dir>/best with a report of its dev
 (and test) metrics: a confusion matrix for classification, per-entity-type
 scores for ner, exact match and F1 for qa, and the most confident mistakes.
@@ -51,7 +56,7 @@ RUN_IDENTITY = ("task", "dataset", "init", "arch_from", "model")  # what makes t
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=USAGE, formatter_class=HelpFormatter)
     p.add_argument("--task", choices=sorted([*CLASSIFICATION_TASKS, "ner", "qa"]), default="sentiment")
     p.add_argument("--dataset", help="sentiment: sst2 (default) or chnsenticorp")
     p.add_argument("--config", help="JSON file of settings (keys are flag names with underscores)")
@@ -65,9 +70,9 @@ def build_parser():
                                      "out/finetune-sentiment-sst2-minilm")
     p.add_argument("--overwrite", action="store_true", help="replace a different run's model in --out-dir")
     p.add_argument("--data-dir", help="dataset directory (default: $MINILLM_DATA, else ./data)")
-    p.add_argument("--epochs", type=float, default=3.0)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--learning-rate", type=float, default=3e-4)
+    p.add_argument("--epochs", type=positive(float), default=3.0)
+    p.add_argument("--batch-size", type=positive(int), default=32)
+    p.add_argument("--learning-rate", type=positive(float), default=3e-4)
     p.add_argument("--warmup-ratio", type=float, default=0.1)
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--dropout", type=float, default=0.1)
@@ -86,8 +91,9 @@ def build_parser():
     add_threads_argument(p)
     p.add_argument("--predict", metavar="TEXT", help="label TEXT with the fine-tuned model in --out-dir/best "
                    "(a QA model answers the question TEXT from --context)")
-    p.add_argument("--predict-file", metavar="FILE", help="label every line of FILE (JSON lines out); for a QA "
-                   'model, FILE holds JSON lines {"question": ..., "context": ...}')
+    p.add_argument("--predict-file", metavar="FILE", help="label every non-blank line of FILE (JSON lines out); for "
+                   'a QA model, FILE holds JSON lines {"question": ..., "context": ...} and each answer\'s score is '
+                   "its start logit + end logit (higher is surer; not a probability)")
     p.add_argument("--no-progress", action="store_true")
     add_lstm_arguments(p)
     add_peft_arguments(p)
@@ -187,11 +193,10 @@ def parse_args(argv=None):
     if layers and not (args.predict or args.predict_file):
         print("defaults from " + ", ".join(os.path.relpath(path) for path, _ in layers) + ": "
               + ", ".join(f"{k} {v}" for _, settings in layers for k, v in settings.items()), file=sys.stderr)
-    if args.model == "lstm" and args.init != "none":
-        sys.exit("error: --model lstm starts from random weights; to start from an LSTM language model, "
-                 "pass --init DIR (a `train.py --model lstm` run) without --model")
     if args.model == "lstm" and args.task not in CLASSIFICATION_TASKS:
         sys.exit(f"error: --model lstm is a sequence classifier: --task {' or '.join(CLASSIFICATION_TASKS)}")
+    if args.predict_file and not os.path.isfile(args.predict_file):
+        raise FileNotFoundError(f"--predict-file {args.predict_file}: no such file")
     args.dataset = args.dataset or TASK_DATASETS[args.task]
     if args.dataset not in CLASSIFICATION_TASKS.get(args.task, (TASK_DATASETS[args.task],)):
         parser.error(f"--dataset {args.dataset}: --task {args.task} reads "
@@ -208,8 +213,8 @@ def source_name(path_or_name):
 
 def default_out_dir(args):
     """out/finetune-<task>-<dataset>-<what it starts from>: lstm, scratch-<architecture>, or the init's name."""
-    start = ("lstm" if args.model == "lstm" else f"scratch-{source_name(args.arch_from)}" if args.init == "none"
-             else source_name(args.init))
+    start = (source_name(args.init) if args.init != "none" else "lstm" if args.model == "lstm"
+             else f"scratch-{source_name(args.arch_from)}")
     return f"out/finetune-{args.task}-{args.dataset}-{start}"
 
 

@@ -3,7 +3,10 @@
 Reads <out-dir>/best (config.json names its architecture, the tokenizer's files
 sit beside it) and writes one JSON line per input: a label and its
 probabilities for a sequence classifier, each word's tag and the entities for
-a token classifier, the answer span for a question-answering model.
+a token classifier, the answer span for a question-answering model with its
+score: the span's start logit plus its end logit (higher is surer; a logit sum,
+not a probability, comparable between answers of one model). Text is written
+as UTF-8, unescaped; blank lines of --predict-file are skipped.
 """
 
 import json
@@ -19,8 +22,11 @@ from minillm.tokenizers import load_tokenizer
 
 
 def input_texts(args):
-    """--predict's text, or every line of --predict-file."""
-    return [args.predict] if args.predict else open(args.predict_file, encoding="utf-8").read().splitlines()
+    """--predict's text, or every line of --predict-file that is not blank."""
+    if args.predict:
+        return [args.predict]
+    with open(args.predict_file, encoding="utf-8") as f:
+        return [line for line in f.read().splitlines() if line.strip()]
 
 
 def predict_labels(args, model, tokenizer):
@@ -75,4 +81,4 @@ def predict(args):
                  f"({', '.join(PREDICTORS)})")
     model_class, predictor = PREDICTORS[architecture]
     for line in predictor(args, model_class.from_pretrained(directory), load_tokenizer(directory)):
-        print(json.dumps(line))
+        print(json.dumps(line, ensure_ascii=False))

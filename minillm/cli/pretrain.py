@@ -14,10 +14,12 @@ import os
 import sys
 
 from minillm import backend
+from minillm.cli.errors import run_main
 from minillm.cli.pretrain_ngram import run_ngram
-from minillm.cli.settings import add_train_config_defaults, config_path, parse_layered, read_settings, train_config
+from minillm.cli.settings import (HelpFormatter, add_train_config_defaults, config_path, parse_layered, positive,
+                                  read_settings, train_config)
 from minillm.data.corpora import CORPORA, lm_corpus
-from minillm.data.lm_data import build_tokenizer, document_separator, lm_streams, sentence_documents, tokenizer_digest
+from minillm.data.lm_data import build_tokenizer, lm_streams, sentence_documents, tokenizer_digest
 from minillm.models.bert import BertConfig
 from minillm.models.bert_pretraining import BertForPreTraining, start_local
 from minillm.models.gpt import GPT, GPTConfig
@@ -25,12 +27,12 @@ from minillm.models.lstm_lm import LSTMLM, LSTMConfig
 from minillm.models.ngram import SMOOTHINGS
 from minillm.models.xlnet import XLNetConfig, XLNetLMHeadModel
 from minillm.nn.parallel import BatchParallel, add_threads_argument
-from minillm.tasks.causal_lm import CausalLMTask
+from minillm.tasks.causal_lm import FULL_VAL_SCOPE, FULL_VAL_TOKENS, CausalLMTask, sample_text
 from minillm.tasks.masked_lm import MaskedLMTask, SpecialTokens
 from minillm.tasks.permutation_lm import PermutationLMTask
 from minillm.tasks.tbptt import TruncatedBPTTTask
 from minillm.tokenizers import WordPieceTokenizer
-from minillm.training.trainer import NonFiniteLoss, TrainConfig, Trainer
+from minillm.training.trainer import TrainConfig, Trainer, read_trainer_state, resume_directory
 
 DEFAULT_OUT_DIR = "out/shakespeare-char"
 MODELS = ("gpt", "lstm", "ngram", "bert", "xlnet")  # each has configs/<model>.json
@@ -48,10 +50,11 @@ TUNED = {  # the TrainConfig fields that are flags
     "weight_decay": "AdamW's decoupled weight decay", "grad_clip": "global gradient-norm clip (0: none)",
     "grad_accum": "micro-batches per step", "eval_interval": "steps between evaluations and checkpoints",
     "log_interval": "steps between loss logs", "max_seconds": "training-time budget in seconds (0: none)"}
+POSITIVE = ("max_iters", "learning_rate", "lr_decay_iters", "grad_accum", "eval_interval", "log_interval")
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--config", help="JSON file of settings (keys are flag names with underscores)")
     run = p.add_argument_group("run")
     run.add_argument("--model", choices=MODELS, default="gpt",
@@ -61,10 +64,12 @@ def build_parser():
     run.add_argument("--objective", choices=["mlm+nsp", "mlm"], default="mlm+nsp", help="bert's objective")
     run.add_argument("--whole-word-mask", type=parse_bool, default=True,
                      help="bert: choose a word's WordPiece pieces together (false: each piece on its own)")
-    run.add_argument("--data", choices=CORPORA, default="tinyshakespeare")
+    run.add_argument("--data", choices=CORPORA, default="tinyshakespeare", help="the corpus")
     run.add_argument("--data-dir", help="dataset directory (default: $MINILLM_DATA, else ./data)")
-    run.add_argument("--tokenizer", choices=["char", "bpe", "wordpiece"], default="char")
-    run.add_argument("--vocab-size", type=int, default=4096, help="for bpe and wordpiece, trained on the data")
+    run.add_argument("--tokenizer", choices=["char", "bpe", "wordpiece"], default="char",
+                     help="characters, byte-level BPE or WordPiece")
+    run.add_argument("--vocab-size", type=positive(int), default=4096,
+                     help="for bpe and wordpiece, trained on the data")
     run.add_argument("--out-dir", help="run directory: checkpoint/, metrics.jsonl (default: the model's configs "
                                        f"file's out_dir, else {DEFAULT_OUT_DIR})")
     run.add_argument("--resume", action="store_true", help="continue from --out-dir's checkpoint")
@@ -73,13 +78,15 @@ def build_parser():
     add_threads_argument(run)  # gpt, bert and xlnet split their batches; the lstm carries state between them
     run.add_argument("--seed", type=int, default=1337)
     run.add_argument("--sample-tokens", type=int, default=500, help="tokens sampled at the end (0: none)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--full-val-tokens", type=int, default=FULL_VAL_TOKENS,
+                     help="held-out tokens of the final score (0: skip it; fewer: a quicker, noisier score)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
     model = p.add_argument_group("model")
     for name in ("n_layer", "n_head", "n_embd", "block_size"):
-        model.add_argument("--" + name.replace("_", "-"), type=int)
-    model.add_argument("--hidden-size", type=int, help="LSTM state size")
+        model.add_argument("--" + name.replace("_", "-"), type=positive(int))
+    model.add_argument("--hidden-size", type=positive(int), help="LSTM state size")
     model.add_argument("--tie-weights", action="store_true", help="LSTM: decoder tied to the embedding")
-    model.add_argument("--order", type=int, help="n-gram order")
+    model.add_argument("--order", type=positive(int), help="n-gram order")
     model.add_argument("--smoothing", choices=SMOOTHINGS, help="n-gram smoothing")
     model.add_argument("--add-k", type=float, default=1.0, help="k of --smoothing add-k")
     model.add_argument("--save-arpa", action="store_true", help="n-gram: also write <out-dir>/model.arpa")
@@ -94,9 +101,10 @@ def build_parser():
                                "TrainConfig fields)")
     for name in TUNED:
         default = getattr(TrainConfig, name)  # where the model's configs file does not set it
-        opt.add_argument("--" + name.replace("_", "-"), type=type(default), default=default, help=TUNED[name])
-    opt.add_argument("--batch-size", type=int)
-    opt.add_argument("--eval-iters", type=int, help="batches per split per eval")
+        kind = positive(type(default)) if name in POSITIVE else type(default)
+        opt.add_argument("--" + name.replace("_", "-"), type=kind, default=default, help=TUNED[name])
+    opt.add_argument("--batch-size", type=positive(int))
+    opt.add_argument("--eval-iters", type=positive(int), help="batches per split per eval")
     add_train_config_defaults(p)
     return p
 
@@ -108,11 +116,11 @@ def parse_args(argv=None):
     defaults = config_path(first.model)
     layers = []
     if first.resume:
-        state_path = os.path.join(first.out_dir or read_settings(defaults).get("out_dir", DEFAULT_OUT_DIR),
-                                  "checkpoint", "trainer_state.json")
-        if not os.path.exists(state_path):
-            parser.error(f"--resume: no checkpoint at {state_path}")
-        layers.append((state_path, read_settings(state_path)["run_config"]))
+        try:
+            directory = resume_directory(first.out_dir or read_settings(defaults).get("out_dir", DEFAULT_OUT_DIR))
+        except FileNotFoundError as err:
+            parser.error(f"--resume: {err}")
+        layers.append((os.path.join(directory, "trainer_state.json"), read_trainer_state(directory)["run_config"]))
     if first.config:
         layers.append((first.config, read_settings(first.config)))
     args = parse_layered(parser, argv, (defaults, read_settings(defaults)), layers)
@@ -129,8 +137,8 @@ def run_bert(args):
         sys.exit("error: --model bert uses --tokenizer wordpiece ([CLS], [SEP], [MASK] and ## pieces)")
     train_docs, val_docs = lm_corpus(args.data, args.data_dir)
     key = f"{args.data}-{tokenizer_digest(tokenizer)}"
-    train_docs = sentence_documents(tokenizer, train_docs, key + "-train")
-    val_docs = sentence_documents(tokenizer, val_docs, key + "-val")
+    train_docs = sentence_documents(tokenizer, train_docs, key + "-train", not args.no_progress)
+    val_docs = sentence_documents(tokenizer, val_docs, key + "-val", not args.no_progress)
     print(f"{args.data}: wordpiece vocabulary of {tokenizer.vocab_size}, {len(train_docs):,} train / "
           f"{len(val_docs):,} held-out documents")
     cfg = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=args.n_embd, num_hidden_layers=args.n_layer,
@@ -186,29 +194,34 @@ def main(argv=None):
         model, task = build_model_and_task(args, tokenizer.vocab_size, train_ids, val_ids)
     print(f"{args.model}: {model.num_parameters():,} parameters, {args.device}, {args.dtype}")
     train_cfg = train_config(args)
+    if train_cfg.warmup_iters >= train_cfg.max_iters:
+        print(f"note: the {train_cfg.warmup_iters} warmup steps do not end within --max-iters {train_cfg.max_iters}: "
+              f"the learning rate never reaches --learning-rate (set --warmup-iters lower)", file=sys.stderr)
     run_config = {k: v for k, v in vars(args).items() if k not in ("resume", "config")}
     trainer = Trainer(model, task, train_cfg, args.out_dir, extra_files=tokenizer.save, run_config=run_config,
                       progress=not args.no_progress, threads=args.threads)
-    try:
-        history = trainer.run(resume=args.resume)
-    except NonFiniteLoss as err:
-        sys.exit(f"error: {err}")
-
-    full = task.full_val_loss()
-    trainer.log({"iter": trainer.iter, "full_val_loss": full, "train_seconds": trainer.train_seconds})
-    bits = f", {full / math.log(2):.3f} bits/char" if args.tokenizer == "char" else ""
-    print(f"iter {trainer.iter}: validation loss over {task.full_val_scope} {full:.4f} nats/token, "
-          f"perplexity {math.exp(full):.2f}{bits}")
+    history = trainer.run(resume=args.resume)  # a NonFiniteLoss ends it with one line (cli/errors.py)
+    if args.full_val_tokens:
+        score_held_out(args, trainer, task)
     if args.sample_tokens and hasattr(model, "generate"):
-        start = backend.to_device([document_separator(tokenizer) or tokenizer.encode("\n")])
-        out = model.generate(start, args.sample_tokens, temperature=0.8, top_k=200,
-                             rng=backend.default_rng(args.seed))
-        sample = tokenizer.decode(backend.to_host(out[0]).tolist())
+        sample = sample_text(model, tokenizer, args.sample_tokens, args.seed)
         with open(os.path.join(args.out_dir, "samples.txt"), "w", encoding="utf-8") as f:
             f.write(sample)
-        print("---- sample ----" + sample)
+        print("---- sample ----\n" + sample.removeprefix("\n"))
     return history
 
 
+def score_held_out(args, trainer, task):
+    """The run's final score over the first --full-val-tokens held-out tokens, logged and printed."""
+    full = task.full_val_loss(args.full_val_tokens, progress=not args.no_progress)
+    trainer.log({"iter": trainer.iter, "full_val_loss": full, "train_seconds": trainer.train_seconds})
+    scope = task.full_val_scope
+    if scope == FULL_VAL_SCOPE and args.full_val_tokens != FULL_VAL_TOKENS:
+        scope = f"the first {args.full_val_tokens:,} held-out tokens (all, if fewer)"
+    bits = f", {full / math.log(2):.3f} bits/char" if args.tokenizer == "char" else ""
+    print(f"iter {trainer.iter}: validation loss over {scope} {full:.4f} nats/token, "
+          f"perplexity {math.exp(full):.2f}{bits}")
+
+
 if __name__ == "__main__":
-    main()
+    run_main(main)

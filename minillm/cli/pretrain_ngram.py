@@ -6,6 +6,7 @@ import os
 import time
 
 from minillm.backend import host_rng, np
+from minillm.cli.errors import UsageError
 from minillm.data.corpora import lm_corpus
 from minillm.data.datasets import text_lines
 from minillm.data.lm_data import build_tokenizer, document_separator, lm_streams
@@ -49,6 +50,9 @@ def leading_sentences(sentences, max_tokens):
 
 def run_ngram(args):
     """Count, smooth, evaluate on the validation text, sample: the statistical baseline."""
+    if args.save_arpa and args.tokenizer == "char":  # refused before the counting, not after it
+        raise UsageError("--save-arpa: ARPA separates words by blanks, so a character model (whose tokens include "
+                         "the space) has no ARPA form; use it with --tokenizer bpe or wordpiece")
     tokenizer, train, val = ngram_sentences(args)
     start = time.perf_counter()
     model = train_ngram(train, args.order, args.smoothing, args.add_k)

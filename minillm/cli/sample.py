@@ -8,12 +8,15 @@ import argparse
 import os
 
 from minillm import backend
+from minillm.checkpoint import read_json
+from minillm.cli.errors import UsageError, run_main
+from minillm.cli.settings import HelpFormatter
 from minillm.models.gpt import GPT
 from minillm.tokenizers import load_tokenizer
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--out-dir", default="out/shakespeare-char", help="run directory (or a checkpoint directory)")
     p.add_argument("--start", default="\n", help="the prompt")
     p.add_argument("--num-samples", type=int, default=1)
@@ -27,6 +30,14 @@ def main(argv=None):
     directory = os.path.join(args.out_dir, "checkpoint")
     if not os.path.isdir(directory):
         directory = args.out_dir
+    config_path = os.path.join(directory, "config.json")
+    if not os.path.exists(config_path):
+        raise FileNotFoundError(f"{config_path}: not found; train a GPT first (python train.py --out-dir "
+                                f"{args.out_dir})")
+    model_type = read_json(config_path).get("model_type")
+    if model_type != "gpt2":
+        raise UsageError(f"{config_path}: model_type {model_type!r}; sample.py samples from a GPT checkpoint "
+                         "(model_type 'gpt2', from python train.py --model gpt)")
     model, tokenizer = GPT.from_pretrained(directory), load_tokenizer(directory)
     rng = backend.default_rng(args.seed)
     prompt = backend.to_device([tokenizer.encode(args.start)] * args.num_samples)
@@ -39,4 +50,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -11,6 +11,7 @@ usually tunes, the files reach every setting. An unknown key is an error that
 names the file and the key.
 """
 
+import argparse
 import dataclasses
 import json
 import os
@@ -39,6 +40,18 @@ def read_settings(path):
     return settings
 
 
+def positive(kind):
+    """An argparse type: int or float (`kind`) that must be above 0 (a count, a size, a learning rate)."""
+    def parse(text):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse's "invalid int value" for text that is no number
+    return parse
+
+
 def add_train_config_defaults(parser):
     """Give the namespace every TrainConfig field that has no flag, at its dataclass default."""
     flags = {action.dest for action in parser._actions}
@@ -61,6 +74,14 @@ def parse_layered(parser, argv, defaults, layers=()):
         kept = {n: v for n, v in settings.items() if k == 0 or n not in ("resume", "config", "out_dir")}
         parser.set_defaults(**kept)
     return parser.parse_args(argv)
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """--help with the description as written and each flag's default after its help (none for a flag whose
+    default is None or False: it has no value unless given, or its defaults file gives it one)."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default in (None, False) else super()._get_help_string(action)
 
 
 def train_config(args, **overrides):

@@ -9,6 +9,7 @@ import argparse
 import sys
 import time
 
+from minillm.cli.errors import run_main
 from minillm.data.corpora import training_texts
 from minillm.tokenizers import load_tokenizer
 from minillm.tokenizers.bpe import PATTERNS, BPETokenizer
@@ -43,7 +44,7 @@ def decode(args):
     try:
         ids = [int(w) for w in words]
     except ValueError:
-        raise SystemExit(f"decode: ids must be integers, got {' '.join(words)[:80]!r}") from None
+        raise ValueError(f"decode: ids must be integers, got {' '.join(words)[:80]!r}") from None
     print(tok.decode(ids))
 
 
@@ -69,11 +70,8 @@ def main(argv=None):
     p.add_argument("ids", nargs="*", help="the ids (default: read stdin)")
     p.set_defaults(run=decode)
     args = parser.parse_args(argv)
-    try:
-        args.run(args)
-    except (ValueError, FileNotFoundError) as err:  # the documented errors: bad ids, files, vocab sizes
-        raise SystemExit(f"{args.command}: {err}") from None
+    args.run(args)
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

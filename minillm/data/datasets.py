@@ -68,7 +68,9 @@ FINETUNE_SPLITS = ("train", "dev", "test")
 
 
 def data_dir(explicit=None):
-    """The data directory: the argument, else $MINILLM_DATA, else ./data."""
+    """The data directory: the argument (--data-dir, which must exist), else $MINILLM_DATA, else ./data."""
+    if explicit and not os.path.isdir(explicit):
+        raise FileNotFoundError(f"data directory {explicit} does not exist (--data-dir)")
     return explicit or os.environ.get("MINILLM_DATA") or "data"
 
 
@@ -104,11 +106,14 @@ def dataset_path(name, relative, directory=None):
 
 
 def _download(url, target):
+    """Fetch url to target; a failed download leaves nothing behind, not even empty folders."""
+    with urllib.request.urlopen(url, timeout=30) as response:
+        data = response.read()
     os.makedirs(os.path.dirname(target), exist_ok=True)
     tmp = target + ".part"
-    with urllib.request.urlopen(url, timeout=30) as response, open(tmp, "wb") as f:
-        f.write(response.read())
-    os.replace(tmp, target)  # never leave a half-downloaded file under the real name
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, target)  # never leave a half-written file under the real name
 
 
 def read_text(name, relative, directory=None):

@@ -10,6 +10,8 @@ import hashlib
 import os
 import tempfile
 
+from tqdm import tqdm
+
 from minillm.backend import np
 from minillm.data.corpora import lm_corpus
 from minillm.data.datasets import cache_dir
@@ -70,14 +72,15 @@ def tokenizer_digest(tokenizer):
     return digest.hexdigest()[:12]
 
 
-def token_stream(tokenizer, documents, cache_key=None):
-    """All documents encoded and joined by the separator, as one uint16/int32 host array."""
+def token_stream(tokenizer, documents, cache_key=None, progress=False):
+    """All documents encoded and joined by the separator, as one uint16/int32 host array (progress: a bar over
+    the documents the first time, before the array is cached)."""
     path = cache_key and os.path.join(cache_dir(), "streams", f"{cache_key}-{texts_digest(documents)}.npy")
     if path and os.path.exists(path):
         return np.load(path, allow_pickle=False)
     separator = document_separator(tokenizer)
     ids = []
-    for doc in documents:
+    for doc in tqdm(documents, desc="encoding", disable=not progress):
         ids.extend(tokenizer.encode(doc))
         ids.extend(separator)
     stream = np.array(ids, dtype=np.uint16 if tokenizer.vocab_size <= 65536 else np.int32)
@@ -93,10 +96,11 @@ def lm_streams(kind, name, vocab_size, directory=None, progress=True):
     tokenizer = build_tokenizer(kind, name, vocab_size, directory, progress)
     train, val = lm_corpus(name, directory)
     key = f"{name}-{kind}-{tokenizer_digest(tokenizer)}"
-    return tokenizer, token_stream(tokenizer, train, key + "-train"), token_stream(tokenizer, val, key + "-val")
+    return (tokenizer, token_stream(tokenizer, train, key + "-train", progress),
+            token_stream(tokenizer, val, key + "-val", progress))
 
 
-def sentence_documents(tokenizer, documents, cache_key):
+def sentence_documents(tokenizer, documents, cache_key, progress=False):
     """Documents as lists of sentences of token ids (BERT's NSP input), cached as flat arrays."""
     path = os.path.join(cache_dir(), "documents", f"{cache_key}-{texts_digest(documents)}.npz")
     if os.path.exists(path):
@@ -105,7 +109,7 @@ def sentence_documents(tokenizer, documents, cache_key):
         sentences = [s.tolist() for s in np.split(ids, sentence_ends[:-1])]
         starts = [0, *document_ends[:-1].tolist()]
         return [sentences[a:b] for a, b in zip(starts, document_ends.tolist())]
-    docs = review_documents(documents, tokenizer.encode)
+    docs = review_documents(tqdm(documents, desc="encoding", disable=not progress), tokenizer.encode)
     sentences = [s for doc in docs for s in doc]
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path + ".tmp.npz"

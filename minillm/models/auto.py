@@ -15,6 +15,7 @@ CLASSIFIERS = {"gpt2": GPTForSequenceClassification, "bert": BertForSequenceClas
                "lstm_lm": LSTMForSequenceClassification}
 TOKEN_CLASSIFIERS = {"gpt2": GPTForTokenClassification, "bert": BertForTokenClassification}
 QUESTION_ANSWERERS = {"bert": BertForQuestionAnswering}
+TASK_MODELS = {"ner": TOKEN_CLASSIFIERS, "qa": QUESTION_ANSWERERS}  # every other task: CLASSIFIERS
 
 
 def build_model(classes, config, label_names, pad_token_id, dropout, seed, pooling="mean"):

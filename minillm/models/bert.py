@@ -25,6 +25,8 @@ from minillm.nn.layers import GELU, Dropout, Embedding, LayerNorm, Linear, Modul
 class BertConfig(Config):
     """Hyperparameters, named as in Hugging Face's BertConfig (defaults: BERT-base)."""
 
+    required = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                "max_position_embeddings", "type_vocab_size")
     checked = {"model_type": ("bert",), "hidden_act": ("gelu",),  # BERT's exact erf GELU
                "position_embedding_type": ("absolute",)}  # the only position encoding implemented
 

@@ -23,6 +23,7 @@ from minillm.nn.sampling import sample_next
 class GPTConfig(Config):
     """Hyperparameters, named as in Hugging Face's GPT2Config."""
 
+    required = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head")
     checked = {"model_type": ("gpt2",), "activation_function": ("gelu_new", "gelu_pytorch_tanh"),
                "tie_word_embeddings": (True,)}  # GPT-2's tanh GELU, the LM head tied to W_te
 

@@ -34,6 +34,7 @@ MODEL_TYPE = "lstm_lm"
 class LSTMConfig(Config):
     """Hyperparameters. dropout is used on the embeddings, between LSTM layers and on the LSTM output."""
 
+    required = ("vocab_size", "n_embd", "hidden_size", "num_layers", "tie_weights")
     checked = {"model_type": (MODEL_TYPE,)}
 
     vocab_size: int = 65

@@ -54,6 +54,7 @@ MODEL_TYPE = "minillm-xlnet"
 class XLNetConfig(Config):
     """Hyperparameters, named as in Hugging Face's XLNetConfig where they exist there."""
 
+    required = ("vocab_size", "d_model", "n_layer", "n_head", "d_inner", "max_position_embeddings", "relative_bias")
     checked = {"model_type": (MODEL_TYPE,), "ff_activation": ("gelu",)}
 
     vocab_size: int = 32000

@@ -1,5 +1,7 @@
 """Batches of labelled sequences: padding, grouping by length, epochs in a seeded order, prediction in batches."""
 
+from tqdm import tqdm
+
 from minillm.backend import host_rng, np, to_device, to_host
 from minillm.nn.functional import softmax_forward
 
@@ -21,7 +23,7 @@ def length_batches(sequences, batch_size):
     return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
 
 
-def map_by_length(fn, sequences, batch_size, pad_id, per_token=False):
+def map_by_length(fn, sequences, batch_size, pad_id, per_token=False, progress=False):
     """Stack fn(ids, attention_mask) -> (B, ...) over all id lists, on the host, in the order given.
 
     Sequences are batched by length, so each batch is padded only a little.
@@ -29,18 +31,18 @@ def map_by_length(fn, sequences, batch_size, pad_id, per_token=False):
     rows are cut to its own length and a list of (T_i, ...) arrays returned.
     """
     rows_out = [None] * len(sequences)
-    for rows in length_batches(sequences, batch_size):
+    for rows in tqdm(length_batches(sequences, batch_size), desc="predict", leave=False, disable=not progress):
         for i, row in zip(rows, to_host(fn(*pad_batch([sequences[i] for i in rows], pad_id)))):
             rows_out[i] = row[:len(sequences[i])] if per_token else row
     return rows_out if per_token else np.stack(rows_out)
 
 
-def predict_probabilities(model, sequences, batch_size, pad_id, per_token=False):
+def predict_probabilities(model, sequences, batch_size, pad_id, per_token=False, progress=False):
     """A classifier's class probabilities (N, K) on the host, in the order given;
-    per_token: a token classifier's, one (T_i, K) array per sequence."""
+    per_token: a token classifier's, one (T_i, K) array per sequence; progress: a bar over the batches."""
     model.eval()
     return map_by_length(lambda ids, mask: softmax_forward(model(ids, mask))[0], sequences, batch_size, pad_id,
-                         per_token)
+                         per_token, progress)
 
 
 def epoch_batches(lengths, batch_size, seed, epoch, group_by_length=True, batches_per_group=50):

@@ -12,7 +12,11 @@ generator, so a resumed run sees the same batches.
 
 import math
 
+from tqdm import tqdm
+
+from minillm import backend
 from minillm.backend import host_rng, np, to_device
+from minillm.data.lm_data import document_separator
 from minillm.nn.loss import IGNORE_INDEX, cross_entropy_backward, cross_entropy_forward
 from minillm.training.task import PretrainingTask
 
@@ -47,6 +51,23 @@ def ar_loss_backward(dloss, cache):
     return cross_entropy_backward(dloss, ce_cache).reshape(shape)
 
 
+def sample_start(tokenizer):
+    """The ids a sample starts from: the document separator (BPE's <|endoftext|>, WordPiece's [SEP]), else a
+    newline where the vocabulary has one (Tiny Shakespeare's characters), else the vocabulary's first token
+    (WikiText-2's characters have no newline: its lines are its documents)."""
+    separator = document_separator(tokenizer)
+    if separator:
+        return separator
+    return tokenizer.encode("\n") if "\n" in getattr(tokenizer, "stoi", {}) else [0]
+
+
+def sample_text(model, tokenizer, n_tokens, seed):
+    """n_tokens sampled from sample_start(tokenizer) at temperature 0.8 among the 200 likeliest, decoded."""
+    start = to_device([sample_start(tokenizer)])
+    out = model.generate(start, n_tokens, temperature=0.8, top_k=200, rng=backend.default_rng(seed))
+    return tokenizer.decode(backend.to_host(out[0]).tolist())
+
+
 class CausalLMTask(PretrainingTask):
     """Next-token prediction on random windows of a token stream (GPT's objective)."""
 
@@ -79,7 +100,7 @@ class CausalLMTask(PretrainingTask):
 
     full_val_scope = FULL_VAL_SCOPE
 
-    def full_val_loss(self, max_tokens=FULL_VAL_TOKENS):
+    def full_val_loss(self, max_tokens=FULL_VAL_TOKENS, progress=False):
         """Mean loss over the validation tokens (the first max_tokens), in consecutive windows of block_size.
 
         Each window starts with no context, so a token sees (block_size - 1) / 2
@@ -91,7 +112,7 @@ class CausalLMTask(PretrainingTask):
         x = ids[:n * self.block_size].reshape(n, self.block_size).astype(np.int64)
         y = ids[1:n * self.block_size + 1].reshape(n, self.block_size).astype(np.int64)
         total = 0.0
-        for start in range(0, n, self.batch_size):
+        for start in tqdm(range(0, n, self.batch_size), desc="held-out", leave=False, disable=not progress):
             loss, _ = ar_loss(self.model(to_device(x[start:start + self.batch_size])),
                               to_device(y[start:start + self.batch_size]))
             total += float(loss) * len(x[start:start + self.batch_size])

@@ -18,9 +18,9 @@ class SequenceClassificationTask(EpochTask):
     """
 
     def __init__(self, model, encoded, labels, batch_size, pad_id, eval_split="dev", seed=1337, grad_accum=1,
-                 group_by_length=True):
+                 group_by_length=True, progress=False):
         self.model, self.encoded, self.labels = model, encoded, labels  # {split: [ids]}, {split: [int]}
-        self.grad_accum = grad_accum
+        self.grad_accum, self.progress = grad_accum, progress  # progress: a bar over prediction batches
         self.batch_size, self.pad_id, self.eval_split, self.seed = batch_size, pad_id, eval_split, seed
         self.batch_indices = EpochBatches(map(len, encoded["train"]), batch_size, seed, group_by_length)
         self.steps_per_epoch = self.batch_indices.steps_per_epoch
@@ -35,7 +35,7 @@ class SequenceClassificationTask(EpochTask):
         return float(loss)
 
     def predict(self, sequences):
-        return predict_probabilities(self.model, sequences, self.batch_size, self.pad_id)
+        return predict_probabilities(self.model, sequences, self.batch_size, self.pad_id, progress=self.progress)
 
     def evaluate(self, split=None):
         split = split or self.eval_split

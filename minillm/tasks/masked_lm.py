@@ -296,6 +296,6 @@ class MaskedLMTask(PretrainingTask):
 
     full_val_scope = "the masked tokens of the fixed held-out batches"
 
-    def full_val_loss(self, max_tokens=None):
+    def full_val_loss(self, max_tokens=None, progress=False):
         """L_MLM over the masked tokens of the fixed validation batches (exp of it: masked-token perplexity)."""
         return self.evaluate()["mlm_loss"]

@@ -5,7 +5,8 @@
     targets    y_t = tag(w) at the first token of each word w; -100 (not counted) at every other token
     loss       L = -(1 / |counted|) sum_{t counted} log softmax(W h_t + b)[y_t]
     decoding   tag(w) = argmax_k p_k(first token of w); entities are chunked from the word tags as
-               seqeval does and scored strictly: type, start and end must all match
+               seqeval's default mode does (an I- after O starts an entity; not its strict mode)
+               and count when type, start and end all match
 
 Truncation: a sentence longer than max_length tokens is cut at max_length, so
 the words whose first token still fits are tagged and the words cut off are
@@ -98,11 +99,11 @@ class TokenClassificationTask(SequenceClassificationTask):
     """
 
     def __init__(self, model, encoded, word_ids, sentences, batch_size, pad_id, eval_split="dev", seed=1337,
-                 grad_accum=1):
+                 grad_accum=1, progress=False):
         index = {name: i for i, name in enumerate(model.label_names)}
         labels = {s: [first_subtoken_labels(w, [index[t] for t in tags]) for w, (_, tags) in
                       zip(word_ids[s], sentences[s])] for s in encoded}
-        super().__init__(model, encoded, labels, batch_size, pad_id, eval_split, seed, grad_accum)
+        super().__init__(model, encoded, labels, batch_size, pad_id, eval_split, seed, grad_accum, progress=progress)
         self.word_ids, self.sentences = word_ids, sentences
 
     def train_step(self, it, micro, scale):
@@ -117,7 +118,8 @@ class TokenClassificationTask(SequenceClassificationTask):
 
     def predict(self, sequences):
         """Tag probabilities, one (T_i, K) host array per sequence."""
-        return predict_probabilities(self.model, sequences, self.batch_size, self.pad_id, per_token=True)
+        return predict_probabilities(self.model, sequences, self.batch_size, self.pad_id, per_token=True,
+                                     progress=self.progress)
 
     def evaluate(self, split=None):
         """Entity precision, recall and F1 (micro over types), word-tag accuracy, and the mean

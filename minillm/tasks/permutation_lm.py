@@ -15,6 +15,8 @@ its target is (its position) but not what it is.
 
 import math
 
+from tqdm import tqdm
+
 from minillm.backend import host_rng, np, to_host, xp
 from minillm.nn.loss import IGNORE_INDEX, cross_entropy_backward, cross_entropy_forward
 from minillm.tasks.causal_lm import FULL_VAL_SCOPE, FULL_VAL_TOKENS, ar_blocks
@@ -119,7 +121,7 @@ class PermutationLMTask(PretrainingTask):
 
     full_val_scope = FULL_VAL_SCOPE
 
-    def full_val_loss(self, max_tokens=FULL_VAL_TOKENS):
+    def full_val_loss(self, max_tokens=FULL_VAL_TOKENS, progress=False):
         """Mean PLM loss over consecutive windows of the validation tokens (the first max_tokens), fixed orders."""
         self.model.eval()
         ids = self.val_ids[:max_tokens]
@@ -127,7 +129,7 @@ class PermutationLMTask(PretrainingTask):
         windows = ids[:n * self.block_size].reshape(n, self.block_size)
         nll = count = 0
         rows = max(self.batch_size, 256)  # no backward here, so larger batches fit
-        for start in range(0, n, rows):
+        for start in tqdm(range(0, n, rows), desc="held-out", leave=False, disable=not progress):
             batch = permutation_lm_batch(windows[start:start + rows], host_rng([self.seed, 2, start]),
                                          **self.predict)
             loss, m = plm_loss(self.model, batch, backward=False)

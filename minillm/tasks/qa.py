@@ -16,6 +16,8 @@ text (case, accents, spacing), which is what the official script scores.
 import dataclasses
 import json
 
+from tqdm import tqdm
+
 from minillm.backend import np, to_device, to_host, xp
 from minillm.checkpoint import write_json
 from minillm.data.squad import squad_uses_official_train
@@ -168,17 +170,18 @@ def answers_from_spans(windows, starts, ends, scores, examples):
             for i, (first, last, score) in best.items()}
 
 
-def predict_answers(model, windows, examples, batch_size, pad_id, max_answer_length=30):
+def predict_answers(model, windows, examples, batch_size, pad_id, max_answer_length=30, progress=False):
     """({question id: {"text", "score"}}, mean span loss of the windows' targets), without gradients.
 
     Windows are batched by length; each window's best span (best_spans over its
     context tokens, at most max_answer_length tokens long) competes with the
-    other windows of its question on score = start logit + end logit.
+    other windows of its question on score = start logit + end logit. progress: a bar over the batches.
     """
     model.eval()
     starts, ends = np.zeros(len(windows), dtype=np.int64), np.zeros(len(windows), dtype=np.int64)
     scores, total = np.zeros(len(windows)), 0.0
-    for rows in length_batches([w.input_ids for w in windows], batch_size):
+    batches = length_batches([w.input_ids for w in windows], batch_size)
+    for rows in tqdm(batches, desc="predict", leave=False, disable=not progress):
         batch = [windows[i] for i in rows]
         ids, mask, types, allowed = pad_windows(batch, pad_id)
         start_logits, end_logits = model(ids, mask, types)  # (B, T) each
@@ -198,10 +201,10 @@ class SpanExtractionTask(EpochTask):
     """
 
     def __init__(self, model, windows, examples, batch_size, pad_id, max_answer_length=30, eval_split="dev",
-                 seed=1337, grad_accum=1):
+                 seed=1337, grad_accum=1, progress=False):
         self.model, self.windows, self.examples = model, windows, examples  # {split: [Window]}, {split: [dict]}
         self.batch_size, self.pad_id, self.max_answer_length = batch_size, pad_id, max_answer_length
-        self.eval_split, self.seed, self.grad_accum = eval_split, seed, grad_accum
+        self.eval_split, self.seed, self.grad_accum, self.progress = eval_split, seed, grad_accum, progress
         train = windows["train"]
         self.batch_indices = EpochBatches([len(w.input_ids) for w in train], batch_size, seed)
         self.steps_per_epoch = self.batch_indices.steps_per_epoch
@@ -219,7 +222,7 @@ class SpanExtractionTask(EpochTask):
     def answers(self, split):
         """({question id: {"text", "score"}}, mean span loss) of a split."""
         return predict_answers(self.model, self.windows[split], self.examples[split], self.batch_size,
-                               self.pad_id, self.max_answer_length)
+                               self.pad_id, self.max_answer_length, self.progress)
 
     def evaluate(self, split=None):
         """val_exact_match and val_f1 in percent; val_loss, the span loss of the windows' targets."""

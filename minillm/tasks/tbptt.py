@@ -2,6 +2,8 @@
 
 import math
 
+from tqdm import tqdm
+
 from minillm.backend import np, to_device
 from minillm.tasks.causal_lm import FULL_VAL_SCOPE, FULL_VAL_TOKENS, ar_loss, ar_loss_backward
 from minillm.training.task import PretrainingTask
@@ -59,16 +61,16 @@ class TruncatedBPTTTask(PretrainingTask):
 
     full_val_scope = FULL_VAL_SCOPE
 
-    def full_val_loss(self, max_tokens=FULL_VAL_TOKENS):
+    def full_val_loss(self, max_tokens=FULL_VAL_TOKENS, progress=False):
         """Mean loss over the first max_tokens validation tokens, cut into B streams, the state carried through each."""
         self.model.eval()
-        return self.stream_loss(self.streams(self.val_ids[:max_tokens + 1]), None)
+        return self.stream_loss(self.streams(self.val_ids[:max_tokens + 1]), None, progress)
 
-    def stream_loss(self, streams, max_windows):
+    def stream_loss(self, streams, max_windows, progress=False):
         n = (streams.shape[1] - 1 + self.block_size - 1) // self.block_size
         n = n if max_windows is None else min(n, max_windows)
         state, total, count = None, 0.0, 0
-        for k in range(n):
+        for k in tqdm(range(n), desc="held-out", leave=False, disable=not progress):
             x, y = self.window(streams, k)
             logits = self.model(x, state)
             state = self.model.final_state

@@ -72,6 +72,8 @@ class BPETokenizer:
     written as themselves and must be in the vocabulary.
     """
 
+    covers = "any text (every byte has a token)"
+
     def __init__(self, vocab, merges, special_tokens=(ENDOFTEXT,), pattern="gpt2"):
         if pattern not in PATTERNS:
             raise ValueError(f"unknown pattern {pattern!r}; known: {', '.join(PATTERNS)}")

@@ -11,6 +11,8 @@ from minillm.tokenizers.lookup import look_up
 
 
 class CharTokenizer:
+    covers = "only the characters of the text it was trained on (any other is an error)"
+
     def __init__(self, chars):
         self.itos = list(chars)
         if len(set(self.itos)) != len(self.itos):

@@ -48,8 +48,32 @@ class Encoding:
     sequence_ids: list  # 0 or 1: which text a token came from; None for special tokens
 
 
+def longest_first(len_a, len_b, budget):
+    """(tokens kept of text a, of text b) when a pair must fit in `budget` tokens, as Hugging Face's
+    tokenizers (0.13 and later) truncate "longest_first":
+
+        everything fits                      keep all
+        the shorter text fits in half        keep it whole, the longer one gets the rest
+        otherwise                            floor(budget / 2) and ceil(budget / 2), the larger
+                                             share to the longer text, to b on a tie
+
+    (So a = b = 5 tokens in a budget of 7 keep 3 and 4, not the 4 and 3 of dropping one
+    token at a time from the longer text, as older tokenizers did.)
+    """
+    if len_a + len_b <= budget:
+        return len_a, len_b
+    shorter, longer = sorted((len_a, len_b))
+    if shorter <= budget - shorter:
+        kept = (shorter, budget - shorter)
+    else:
+        kept = (budget // 2, budget - budget // 2)
+    return kept if len_a <= len_b else kept[::-1]
+
+
 class WordPieceTokenizer:
     """WordPiece over a vocabulary list (id = position), BERT's special tokens included."""
+
+    covers = "any text, a word it cannot build from its pieces becoming [UNK]"
 
     def __init__(self, vocab, lowercase=True, unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]",
                  pad_token="[PAD]", mask_token="[MASK]"):
@@ -168,9 +192,9 @@ class WordPieceTokenizer:
     def encode_plus(self, text, pair=None, max_length=None, truncation=False, padding=False):
         """`[CLS] text [SEP]` or `[CLS] text [SEP] pair [SEP]` as an Encoding.
 
-        truncation: with max_length, drop tokens from the end of the longer text one at a time
-        (the second on a tie) until everything fits ("longest first"). A ValueError if even
-        the special tokens do not fit, or if a text is too long without truncation.
+        truncation: with max_length, drop tokens from the ends of the texts as BertTokenizerFast's
+        "longest_first" does (see longest_first). A ValueError if even the special tokens do not
+        fit, or if a text is too long without truncation.
         padding: False, or "max_length" to pad with [PAD] up to max_length.
         """
         a = self.tokenize_with_offsets(text)
@@ -182,11 +206,11 @@ class WordPieceTokenizer:
                 raise ValueError(f"{total} tokens exceed max_length {max_length}; pass truncation=True")
             if max_length < n_special:
                 raise ValueError(f"max_length {max_length} leaves no room for the {n_special} special tokens")
-            while len(a) + (len(b) if b else 0) + n_special > max_length:
-                if b and len(b) >= len(a):
-                    b.pop()
-                else:
-                    a.pop()
+            if b is None:
+                del a[max_length - n_special:]
+            else:
+                keep_a, keep_b = longest_first(len(a), len(b), max_length - n_special)
+                del a[keep_a:], b[keep_b:]
         enc = self.encode_tokens(a, b)
         if padding == "max_length":
             if max_length is None:

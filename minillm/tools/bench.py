@@ -18,6 +18,8 @@ import tracemalloc
 
 from minillm import backend
 from minillm.backend import host_rng, synchronize, to_device
+from minillm.cli.errors import run_main
+from minillm.cli.settings import HelpFormatter
 from minillm.models.gpt import GPT, GPTConfig
 from minillm.nn.parallel import BatchParallel, add_threads_argument
 from minillm.tasks.causal_lm import ar_loss, ar_loss_backward
@@ -116,7 +118,7 @@ def timed_in_turns(steps, rounds, iters, pause=0.5):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
     p.add_argument("--rounds", type=int, default=5, help="turns of minillm then PyTorch; the median is reported")
     p.add_argument("--iters", type=int, default=6, help="timed steps per turn (after 3 warm-up steps)")
@@ -159,4 +161,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -16,12 +16,13 @@ import os
 import shlex
 import time
 
-from minillm import backend
 from minillm.cli import pretrain
+from minillm.cli.errors import run_main
+from minillm.cli.settings import HelpFormatter
 from minillm.data.corpora import CORPORA
-from minillm.data.lm_data import document_separator
 from minillm.models.gpt import GPT
 from minillm.models.lstm_lm import LSTMLM
+from minillm.tasks.causal_lm import sample_text
 from minillm.tokenizers import load_tokenizer
 from minillm.training.trainer import TrainConfig, Trainer
 
@@ -68,7 +69,7 @@ def run_neural(args, model_name):
     return {"model": model_name.upper(), "parameters": model.num_parameters(),
             "train_seconds": records[-1]["train_seconds"], "steps": steps, "val_loss": records[-1]["full_val_loss"],
             "tokens_per_s": speeds[len(speeds) // 2] if speeds else float("nan"),
-            "sample": sample_text(model, out_dir, args.sample_tokens)}
+            "sample": sample_text(model, load_tokenizer(os.path.join(out_dir, "checkpoint")), args.sample_tokens, 0)}
 
 
 def neural_rows(args, names):
@@ -84,13 +85,6 @@ def neural_rows(args, names):
     pool.close()  # let the workers exit on their own (terminating them leaks their semaphores)
     pool.join()
     return rows
-
-
-def sample_text(model, out_dir, n_tokens):
-    tokenizer = load_tokenizer(os.path.join(out_dir, "checkpoint"))
-    start = backend.to_device([document_separator(tokenizer) or tokenizer.encode("\n")])
-    out = model.generate(start, n_tokens, temperature=0.8, top_k=200, rng=backend.default_rng(0))
-    return tokenizer.decode(backend.to_host(out[0]).tolist())
 
 
 def run_ngrams(args):
@@ -120,7 +114,7 @@ def table(rows, args):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--data", choices=CORPORA, default="tinyshakespeare")
     p.add_argument("--tokenizer", choices=["char", "bpe", "wordpiece"], default="char")
     p.add_argument("--vocab-size", type=int, default=4096)
@@ -153,4 +147,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -12,6 +12,8 @@ import tempfile
 import time
 
 from minillm import backend
+from minillm.cli.errors import run_main
+from minillm.cli.settings import HelpFormatter
 from minillm.data.labelled import sst2
 from minillm.models.bert import BertModel
 from minillm.models.heads import BertForSequenceClassification
@@ -24,7 +26,7 @@ from minillm.training.trainer import TrainConfig, Trainer
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--init", default="minilm", help="'minilm' or a Hugging Face BERT directory")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=128)
@@ -83,4 +85,4 @@ def time_fine_tuning(classifier, tokenizer, args):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -10,6 +10,7 @@ import argparse
 
 from minillm import backend
 from minillm.backend import host_rng, to_device
+from minillm.cli.errors import run_main
 from minillm.models.lstm_lm import LSTMLM, LSTMConfig
 from minillm.nn.loss import cross_entropy_backward, cross_entropy_forward
 from minillm.tools.bench import time_steps
@@ -66,4 +67,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 import time
 
+from minillm.cli.errors import run_main
 from minillm.data.corpora import imdb, wikitext2
 from minillm.models.arpa import read_arpa, write_arpa
 from minillm.models.ngram import train_ngram
@@ -26,8 +27,8 @@ from minillm.models.ngram import train_ngram
 def corpora(names):
     """name -> (training lines, test lines)."""
     out = {}
-    if "wikitext2" in names:
-        out["wikitext2"] = (wikitext2("valid"), wikitext2("test"))
+    if "wikitext-2" in names:
+        out["wikitext-2"] = (wikitext2("valid"), wikitext2("test"))
     if "imdb" in names:
         out["imdb"] = ([text for text, _ in imdb("train")], [text for text, _ in imdb("test")])
     return out
@@ -51,7 +52,7 @@ def kenlm_build(kenlm, order, train_file, arpa, folder):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--orders", type=int, nargs="+", default=[5])
-    parser.add_argument("--datasets", nargs="+", default=["wikitext2", "imdb"], choices=["wikitext2", "imdb"])
+    parser.add_argument("--datasets", nargs="+", default=["wikitext-2", "imdb"], choices=["wikitext-2", "imdb"])
     parser.add_argument("--smoothing", default="modified-kneser-ney")
     parser.add_argument("--kenlm", help="folder with KenLM's lmplz and query binaries, to compare with")
     parser.add_argument("--arpa", action="store_true", help="with --kenlm: check the ARPA interchange both ways")
@@ -95,4 +96,4 @@ def run(args, folder):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -13,6 +13,7 @@ import argparse
 import itertools
 import time
 
+from minillm.cli.errors import run_main
 from minillm.data.corpora import imdb, tinyshakespeare
 from minillm.tokenizers.bpe import BPETokenizer
 from minillm.tokenizers.merges import learn_merges_naive
@@ -77,4 +78,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -12,6 +12,8 @@ PyTorch is never a requirement of minillm: it is imported only here.
 import argparse
 
 from minillm.backend import to_device, to_host
+from minillm.cli.errors import run_main
+from minillm.cli.settings import HelpFormatter
 
 
 def torch_gpt(vocab_size, n_positions, n_embd, n_layer, n_head):
@@ -102,7 +104,7 @@ def main(argv=None):
     from minillm.training.optim import AdamW, cosine_lr, weight_decay_groups
 
     d = read_settings(config_path("gpt"))  # train.py's GPT
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--steps", type=int, default=d["max_iters"], help="training steps of each")
     p.add_argument("--log-every", type=int, default=250)
     p.add_argument("--seed", type=int, default=1337, help="train.py's --seed: minillm's weights and the batches")
@@ -156,4 +158,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -62,14 +62,16 @@ class PretrainingTask(Task):
         What full_val_loss() is computed over, for the report ("the first 1M
         held-out tokens").
 
-    full_val_loss() -> float
-        The run's final score, in nats per predicted token.
+    full_val_loss(max_tokens, progress=False) -> float
+        The run's final score, in nats per predicted token, over at most
+        max_tokens held-out tokens (train.py's --full-val-tokens); progress:
+        a bar over its batches.
     """
 
     full_val_scope = None
 
     @abc.abstractmethod
-    def full_val_loss(self):
+    def full_val_loss(self, max_tokens, progress=False):
         """Mean loss per predicted token over full_val_scope."""
 
 

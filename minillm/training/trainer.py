@@ -21,7 +21,7 @@ import time
 from tqdm import tqdm
 
 from minillm.backend import synchronize
-from minillm.checkpoint import load_safetensors, read_json, save_safetensors, write_json
+from minillm.checkpoint import load_safetensors, read_json, recover_directory, save_safetensors, write_json
 from minillm.training.optim import AdamW, cosine_lr, linear_lr
 
 
@@ -51,6 +51,28 @@ class NonFiniteLoss(RuntimeError):
     pass
 
 
+TRAINER_STATE_KEYS = ("iter", "best", "evals_since_best", "optimizer_step", "train_config", "run_config")
+
+
+def read_trainer_state(directory):
+    """A checkpoint's trainer_state.json; a missing key is a ValueError naming the file and the key."""
+    path = os.path.join(directory, "trainer_state.json")
+    state = read_json(path)
+    missing = [key for key in TRAINER_STATE_KEYS if key not in state]
+    if missing:
+        raise ValueError(f"{path}: missing key {', '.join(map(repr, missing))}")
+    return state
+
+
+def resume_directory(run_dir):
+    """The checkpoint directory a run in run_dir resumes from, after recovering from a crash mid-save
+    (checkpoint.recover_directory); a FileNotFoundError if the run has none."""
+    directory = recover_directory(os.path.join(run_dir, "checkpoint"))
+    if directory is None:
+        raise FileNotFoundError(f"{os.path.join(run_dir, 'checkpoint')}: no checkpoint to resume from")
+    return directory
+
+
 class Trainer:
     """Runs a Task's steps (task.py) under AdamW with warmup + cosine decay; checkpoints to run_dir/checkpoint."""
 
@@ -65,7 +87,7 @@ class Trainer:
         self.evals_since_best = 0
         self.progress = progress
         self.history = []  # every metrics record of this process, also written to metrics.jsonl
-        self.train_seconds = 0.0  # time spent in training steps (not evaluation) by this process
+        self.train_seconds = 0.0  # time spent in training steps (not evaluation), over resumes too
         os.makedirs(run_dir, exist_ok=True)
 
     @property
@@ -79,7 +101,8 @@ class Trainer:
             save_safetensors(os.path.join(tmp, "task_state.safetensors"), self.task.state_dict())
             write_json(os.path.join(tmp, "trainer_state.json"), {
                 "iter": self.iter, "best": self.best, "evals_since_best": self.evals_since_best,
-                "optimizer_step": self.optimizer.t,
+                "optimizer_step": self.optimizer.t, "metrics_bytes": self.metrics_bytes(),
+                "train_seconds": self.train_seconds,
                 "train_config": dataclasses.asdict(self.cfg), "run_config": self.run_config})
             if self.extra_files:
                 self.extra_files(tmp)
@@ -87,11 +110,10 @@ class Trainer:
         self.model.save_pretrained(self.checkpoint_dir, extra_files=extras)
 
     def resume(self):
-        """Load model, optimizer and counters from run_dir/checkpoint (or its .old twin after a crash)."""
-        directory = self.checkpoint_dir
-        if not os.path.exists(directory) and os.path.exists(directory + ".old"):
-            directory += ".old"  # a crash between the two renames of an atomic save
-        state = read_json(os.path.join(directory, "trainer_state.json"))
+        """Load model, optimizer and counters from run_dir/checkpoint (see resume_directory), and cut
+        metrics.jsonl back to what it held when the checkpoint was saved."""
+        directory = resume_directory(self.run_dir)
+        state = read_trainer_state(directory)
         self.model.load_pretrained_state(load_safetensors(os.path.join(directory, "model.safetensors")))
         self.optimizer.load_state_dict(load_safetensors(os.path.join(directory, "optimizer.safetensors")),
                                        state["optimizer_step"])
@@ -99,13 +121,34 @@ class Trainer:
         # checkpoints written before every task had a state_dict() hold the file only for tasks with state
         self.task.load_state_dict(load_safetensors(task_state) if os.path.exists(task_state) else {})
         self.iter, self.best, self.evals_since_best = state["iter"], state["best"], state["evals_since_best"]
+        if "metrics_bytes" in state:  # (checkpoints saved before it was recorded leave the file as it is)
+            self.cut_metrics(state["metrics_bytes"])
+        self.train_seconds = state.get("train_seconds", 0.0)  # checkpoints before it was saved: counted again
         return state
 
     # ------------------------------------------------------------ metrics
+    @property
+    def metrics_path(self):
+        return os.path.join(self.run_dir, "metrics.jsonl")
+
     def log(self, record):
         self.history.append(record)
-        with open(os.path.join(self.run_dir, "metrics.jsonl"), "a", encoding="utf-8") as f:
+        with open(self.metrics_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
+
+    def metrics_bytes(self):
+        return os.path.getsize(self.metrics_path) if os.path.exists(self.metrics_path) else 0
+
+    def cut_metrics(self, size):
+        """Keep the first `size` bytes of metrics.jsonl, atomically: the records a killed run logged
+        after its last checkpoint are logged again by the resumed run, and must not stand twice."""
+        if self.metrics_bytes() <= size:
+            return
+        with open(self.metrics_path, "rb") as f:
+            kept = f.read(size)
+        with open(self.metrics_path + ".tmp", "wb") as f:
+            f.write(kept)
+        os.replace(self.metrics_path + ".tmp", self.metrics_path)
 
     def evaluate(self):
         """Task metrics, logged; a new best (cfg.metric_for_best) is also saved to run_dir/best."""
@@ -149,9 +192,12 @@ class Trainer:
                 bar.write(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                    for k, v in record.items() if not isinstance(v, (list, dict))))
                 self.save()
-                if self.should_stop_early():
+                if it < cfg.max_iters and self.should_stop_early():
                     bar.write(f"early stop: no better {cfg.metric_for_best} in {self.evals_since_best} evaluations")
                     break
+            if over_budget and it < cfg.max_iters:
+                bar.write(f"stopped at iter {it} of {cfg.max_iters}: the --max-seconds budget of "
+                          f"{cfg.max_seconds:g} s of training is spent")
             if it == cfg.max_iters or over_budget:
                 break
             schedule = {"cosine": cosine_lr, "linear": linear_lr}[cfg.schedule]

@@ -37,6 +37,11 @@ def test_finetune_reports_and_predicts(pretrained, tmp_path, capsys):
     finetune.main(common + ["--predict", "a gripping , beautiful film"])
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["label"] in ("negative", "positive") and sum(line["probabilities"].values()) == pytest.approx(1, abs=1e-3)
+    texts = tmp_path / "texts.txt"
+    texts.write_text("un film café\n\n   \n酒店很好\n", encoding="utf-8")  # blank lines are skipped
+    finetune.main(common + ["--predict-file", str(texts)])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [json.loads(x)["text"] for x in lines] == ["un film café", "酒店很好"] and "酒店很好" in lines[1]
 
 
 def test_peft_lora_saves_an_adapter_and_a_merged_model(pretrained, tmp_path, capsys):

@@ -70,3 +70,10 @@ def test_a_different_runs_model_is_not_replaced_without_overwrite(tmp_path):
     with pytest.raises(SystemExit, match="holds another run: dataset 'sst2' \\(now 'chnsenticorp'\\)"):
         check_out_dir(other)
     check_out_dir(parse_args(["--model", "lstm", "--dataset", "chnsenticorp", "--out-dir", str(out), "--overwrite"]))
+
+
+@pytest.mark.parametrize("flag", ["--epochs", "--batch-size", "--learning-rate"])
+def test_epochs_batch_size_and_learning_rate_must_be_positive(flag, capsys):
+    with pytest.raises(SystemExit) as info:
+        finetune_args.build_parser().parse_args([flag, "0"])
+    assert info.value.code == 2 and f"argument {flag}: must be positive, got 0" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 
 import pytest
 
@@ -57,6 +58,26 @@ def test_resume_repeats_an_uninterrupted_run_to_the_bit(tmp_path, threads):
     resumed = train.main(["--resume", "--out-dir", str(tmp_path / "split"), "--max-iters", "12", "--no-progress"])
     assert losses(resumed) == losses(whole)[6:]  # the run's --threads is resumed with it
     assert [r["val_loss"] for r in resumed if "val_loss" in r] == [r["val_loss"] for r in whole if "val_loss" in r][-1:]
+
+
+def test_resume_after_a_crash_between_the_renames_of_a_save(tmp_path):
+    common = ["--max-iters", "4", "--eval-interval", "2", "--sample-tokens", "0"]
+    whole = run(tmp_path, "whole", *common)
+    run(tmp_path, "split", *common[:1], "2", *common[2:])
+    os.rename(tmp_path / "split" / "checkpoint", tmp_path / "split" / "checkpoint.old")
+    resumed = train.main(["--resume", "--out-dir", str(tmp_path / "split"), "--max-iters", "4", "--no-progress"])
+    assert losses(resumed) == losses(whole)[2:]
+    with pytest.raises(SystemExit) as info:
+        train.main(["--resume", "--out-dir", str(tmp_path / "none")])
+    assert info.value.code == 2
+
+
+@pytest.mark.parametrize("flag", ["--max-iters", "--batch-size", "--block-size", "--learning-rate", "--eval-interval"])
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_counts_sizes_and_the_learning_rate_must_be_positive(flag, value, capsys):
+    with pytest.raises(SystemExit) as info:
+        train.parse_args([flag, value])
+    assert info.value.code == 2 and f"argument {flag}: must be positive, got {value}" in capsys.readouterr().err
 
 
 def test_threads_change_only_the_rounding(tmp_path):
@@ -191,3 +212,25 @@ def test_bert_local_start_flag(tmp_path, local):
     positions = backend.to_host(model.bert.embeddings.position_embeddings.weight.data)  # (16, 64)
     sinusoid = np.allclose(positions[:, 0], 0.1 * np.sin(np.arange(16)), atol=1e-6)  # channel 0: w_0 = 1
     assert sinusoid == local and (np.count_nonzero(positions[:, 16:]) == 0) == local
+
+
+def test_characters_without_a_newline_sample_and_the_final_score_is_optional(tmp_path):
+    """WikiText-2's lines are its documents, so its characters hold no newline to start a sample from."""
+    out = tmp_path / "wiki"
+    history = train.main(TINY + ["--data", "wikitext-2", "--max-iters", "1", "--full-val-tokens", "0",
+                                 "--out-dir", str(out)])
+    assert len((out / "samples.txt").read_text(encoding="utf-8")) > 0
+    assert not any("full_val_loss" in r for r in history)
+    history = run(tmp_path, "short", "--max-iters", "1", "--full-val-tokens", "100")
+    assert "full_val_loss" in history[-1]
+
+
+def test_time_budget_says_why_it_stopped_and_resume_keeps_the_train_seconds(tmp_path, capsys):
+    history = run(tmp_path, "b", "--max-iters", "50", "--max-seconds", "0.000001", "--eval-interval", "50")
+    assert "the --max-seconds budget of 1e-06 s of training is spent" in capsys.readouterr().out
+    spent = history[-1]["train_seconds"]
+    state = json.loads((tmp_path / "b" / "checkpoint" / "trainer_state.json").read_text())
+    assert state["train_seconds"] > 0
+    resumed = train.main(["--resume", "--out-dir", str(tmp_path / "b"), "--max-iters", "3", "--max-seconds", "0",
+                          "--no-progress"])
+    assert resumed[-1]["train_seconds"] > spent

@@ -2,6 +2,7 @@
 
 import pytest
 
+from minillm.cli.errors import run_main
 from minillm.cli.tokenizer import main
 from minillm.data.labelled import chnsenticorp
 
@@ -19,10 +20,10 @@ def test_train_encode_decode(tmp_path, capsys, kind, size):
 
 def test_bad_ids_are_a_clear_exit(tmp_path):
     main(["train", "--data", "tinyshakespeare", "--kind", "char", "--out", str(tmp_path)])
-    with pytest.raises(SystemExit, match="decode: id 999 at position 0 is not in the vocabulary"):
-        main(["decode", "--tokenizer", str(tmp_path), "999"])
-    with pytest.raises(SystemExit, match="ids must be integers"):
-        main(["decode", "--tokenizer", str(tmp_path), "x"])
+    with pytest.raises(SystemExit, match="^error: id 999 at position 0 is not in the vocabulary"):
+        run_main(main, ["decode", "--tokenizer", str(tmp_path), "999"])
+    with pytest.raises(SystemExit, match="^error: decode: ids must be integers"):
+        run_main(main, ["decode", "--tokenizer", str(tmp_path), "x"])
 
 
 def test_chnsenticorp_reader():

@@ -19,6 +19,9 @@ def test_tinyshakespeare_split_is_nanogpts():
 
 def test_missing_dataset_says_what_to_put_where(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="nowhere does not exist"):  # a --data-dir that is not there
+        imdb("train", directory=str(tmp_path / "nowhere"))
+    (tmp_path / "nowhere").mkdir()
     with pytest.raises(FileNotFoundError, match="imdb/aclImdb/train/pos") as info:
         imdb("train", directory=str(tmp_path / "nowhere"))
     assert "MINILLM_DATA" in str(info.value)
@@ -33,6 +36,7 @@ def test_offline_download_failure_is_clear(tmp_path, monkeypatch):
         raise OSError("network is unreachable")
 
     monkeypatch.setattr(datasets, "_download", offline)
+    (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="put the file at data/tinyshakespeare/input.txt"):
         tinyshakespeare(directory=str(tmp_path / "empty"))
 

@@ -8,6 +8,7 @@ from hypothesis import given, strategies as st
 from minillm.backend import xp
 from minillm.checkpoint import load_safetensors
 from minillm.cli import finetune, pretrain
+from minillm.models.gpt import GPT, GPTConfig
 from minillm.models.lstm_classifier import LSTMClassifierConfig, LSTMForSequenceClassification
 from minillm.models.lstm_lm import LSTMLM, LSTMConfig
 from minillm.nn.gradcheck import gradcheck
@@ -117,6 +118,7 @@ def test_finetune_from_an_lstm_lm_run(lstm_lm_run, tmp_path, capsys):
                              "--max-train-examples", "64", "--batch-size", "16", "--epochs", "1", "--no-progress",
                              "--out-dir", str(out)])
     printed = capsys.readouterr().out
+    assert "tokenizer: BPETokenizer of 300 tokens from" in printed and "it covers any text" in printed
     assert ("initialised fresh: classifier.bias, classifier.weight; "
             "checkpoint weights not used: decoder.bias, decoder.weight") in printed
     assert set(results) == {"dev"} and 0.0 <= results["dev"]["accuracy"] <= 1.0
@@ -138,8 +140,6 @@ def test_finetune_model_lstm_from_scratch_then_predict(tmp_path, capsys):
     finetune.main(common + ["--predict", "play some jazz music"])
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert len(line["probabilities"]) == 7 and sum(line["probabilities"].values()) == pytest.approx(1, abs=1e-3)
-    with pytest.raises(SystemExit, match="--model lstm starts from random weights"):
-        finetune.main(common + ["--init", str(tmp_path)])
 
 
 def test_a_character_lm_that_cannot_encode_the_task_is_a_clear_error(tmp_path):
@@ -149,3 +149,14 @@ def test_a_character_lm_that_cannot_encode_the_task_is_a_clear_error(tmp_path):
                    "--no-progress", "--out-dir", str(pre)])
     with pytest.raises(SystemExit, match=r"cannot encode the sentiment texts: character .* not in the vocabulary"):
         finetune.main(["--task", "sentiment", "--init", str(pre), "--no-progress", "--out-dir", str(tmp_path / "ft")])
+
+
+def test_model_lstm_with_init_starts_from_the_lstm_lm(lstm_lm_run, tmp_path, capsys):
+    """The README's `finetune.py --model lstm --init DIR`: the LM's weights and tokenizer, the LSTM's defaults."""
+    results = finetune.main(["--task", "sentiment", "--model", "lstm", "--init", str(lstm_lm_run),
+                             "--max-train-examples", "32", "--max-eval-examples", "32", "--batch-size", "16",
+                             "--epochs", "1", "--no-progress", "--out-dir", str(tmp_path / "ft")])
+    assert "backbone from" in capsys.readouterr().out and set(results) == {"dev"}
+    GPT(GPTConfig(vocab_size=5, n_positions=4, n_embd=4, n_layer=1, n_head=1)).save_pretrained(tmp_path / "gpt")
+    with pytest.raises(ValueError, match="model_type 'gpt2', but --task sentiment fine-tunes lstm_lm"):
+        finetune.load_source(finetune.parse_args(["--model", "lstm", "--init", str(tmp_path / "gpt")]))

@@ -96,8 +96,9 @@ def test_loading_bad_checkpoints_names_the_file(tmp_path):
     write_json(tmp_path / "ok" / "config.json", {"model_type": "gpt2"})
     with pytest.raises(ValueError, match="config.json: model_type is 'gpt2'"):
         LSTMLM.from_pretrained(tmp_path / "ok")
-    write_json(tmp_path / "ok" / "config.json", {"model_type": "lstm_lm", "n_hid": 3})  # unknown keys are ignored,
-    with pytest.raises(ValueError, match="model.safetensors: state does not fit"):  # so the default sizes differ
+    config = {k: v for k, v in model.config.to_dict().items() if k != "hidden_size"}
+    write_json(tmp_path / "ok" / "config.json", {**config, "n_hid": 3})  # unknown keys are ignored, and the
+    with pytest.raises(ValueError, match="ok/config.json: missing required key 'hidden_size'"):  # default is not used
         LSTMLM.from_pretrained(tmp_path / "ok")
 
 

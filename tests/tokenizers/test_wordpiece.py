@@ -22,9 +22,10 @@ from hypothesis import given, strategies as st
 from minillm.data.conll2003 import conll2003
 from minillm.data.corpora import imdb, tinyshakespeare, wikitext2
 from minillm.data.labelled import chnsenticorp
+from minillm.models.pretrained import is_installed, resolve_init
 from minillm.tokenizers import load_tokenizer
 from minillm.tokenizers.normalize import normalize_char
-from minillm.tokenizers.wordpiece import WordPieceTokenizer
+from minillm.tokenizers.wordpiece import WordPieceTokenizer, longest_first
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",  # 0-4
          "un", "##aff", "##able", "hello", "world",  # 5-9
@@ -33,6 +34,8 @@ VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",  # 0-4
          "is", "a", "car", "##toon", "=",  # 20-24
          "homa", "##rus", "@", "-", "cafe",  # 25-29
          "##a"]  # 30
+
+needs_minilm = pytest.mark.skipif(not is_installed("minilm"), reason="all-MiniLM-L6-v2 not installed")
 
 
 def hand_built(lowercase=True):
@@ -136,9 +139,9 @@ def test_truncation_longest_first_and_padding():
     # 4 + 2 tokens, room for 4: the longer first text loses two.
     enc = tok.encode_plus("hello world hello world", "the movie", max_length=7, truncation=True)
     assert enc.input_ids == [2, 8, 9, 3, 12, 13, 3]
-    # 2 + 2 tokens, room for 3: on a tie the second text loses one.
+    # 2 + 2 tokens, room for 3: on a tie the second text keeps the spare token.
     enc = tok.encode_plus("hello world", "the movie", max_length=6, truncation=True, padding="max_length")
-    assert enc.input_ids == [2, 8, 9, 3, 12, 3]
+    assert enc.input_ids == [2, 8, 3, 12, 13, 3]
     enc = tok.encode_plus("hello", max_length=5, padding="max_length")
     assert enc.input_ids == [2, 8, 3, 0, 0] and enc.attention_mask == [1, 1, 1, 0, 0]
     assert enc.offsets[-1] == (0, 0) and enc.token_type_ids == [0] * 5
@@ -146,6 +149,37 @@ def test_truncation_longest_first_and_padding():
         tok.encode_plus("hello world", max_length=3)
     with pytest.raises(ValueError, match="no room for the 3 special tokens"):
         tok.encode_plus("hello", "world", max_length=2, truncation=True)
+
+
+# (la, lb, budget) -> what BertTokenizerFast (tokenizers 0.23) keeps of each text, truncating longest_first
+HF_LONGEST_FIRST = {(5, 5, 7): (3, 4), (6, 5, 7): (4, 3), (5, 6, 7): (3, 4), (4, 4, 7): (3, 4), (2, 10, 7): (2, 5),
+                    (10, 12, 7): (3, 4), (3, 5, 7): (3, 4), (0, 10, 5): (0, 5), (7, 5, 6): (3, 3), (5, 7, 6): (3, 3),
+                    (6, 6, 6): (3, 3), (12, 1, 3): (2, 1), (3, 2, 9): (3, 2)}
+
+
+@pytest.mark.parametrize("lengths", HF_LONGEST_FIRST)
+def test_longest_first_shares_the_budget_as_the_fast_tokenizer(lengths):
+    assert longest_first(*lengths) == HF_LONGEST_FIRST[lengths]
+
+
+def test_truncated_pairs_and_batches_match_the_fast_tokenizer():
+    tok = hand_built()
+    # 3 + 3 tokens, room for 5: the first text keeps 2, the second 3 (BertTokenizerFast's ids, types and offsets)
+    expected = ([2, 8, 9, 3, 12, 13, 14, 3], [0, 0, 0, 0, 1, 1, 1, 1],
+                [(0, 0), (0, 5), (6, 11), (0, 0), (0, 3), (4, 9), (9, 10), (0, 0)])
+    enc = tok.encode_plus("hello world !", "the movies", max_length=8, truncation=True)
+    assert (enc.input_ids, enc.token_type_ids, enc.offsets) == expected
+    batch = tok.encode_batch(["hello world !", "hello"], ["the movies", "the"], max_length=8, truncation=True)
+    assert (batch[0].input_ids, batch[0].token_type_ids, batch[0].offsets) == expected
+    assert batch[1].input_ids == [2, 8, 3, 12, 3, 0, 0, 0]
+
+
+@needs_minilm
+def test_the_issues_pair_as_the_fast_tokenizer_cuts_it():
+    tok = load_tokenizer(resolve_init("minilm"))
+    enc = tok.encode_plus("one two three four five", "one two three four five", max_length=10, truncation=True)
+    assert tok.convert_ids_to_tokens(enc.input_ids) == ["[CLS]", "one", "two", "three", "[SEP]",
+                                                        "one", "two", "three", "four", "[SEP]"]
 
 
 def test_encode_words_marks_each_tokens_word():
