@@ -12,6 +12,7 @@ import tempfile
 import time
 
 from minillm import backend
+from minillm.checkpoint import load_safetensors
 from minillm.cli.errors import run_main
 from minillm.cli.settings import HelpFormatter
 from minillm.data.labelled import sst2
@@ -48,8 +49,9 @@ def main(argv=None):
     backend.synchronize()
     embed_s = time.perf_counter() - start
 
+    # the same weights under a fresh head: prediction costs what a fine-tuned model's does
     classifier = BertForSequenceClassification(encoder.config, ["negative", "positive"], tokenizer.pad_id)
-    classifier.bert = encoder  # a fresh head on the same weights: prediction costs what a fine-tuned model's does
+    classifier.load_backbone(load_safetensors(os.path.join(directory, "model.safetensors")))
     encoded = [tokenizer.encode_plus(t, max_length=args.max_length, truncation=True).input_ids for t in texts]
     start = time.perf_counter()
     predict_probabilities(classifier, encoded, args.batch_size, tokenizer.pad_id)

@@ -63,12 +63,17 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", help="dataset directory (default: $MINILLM_DATA, else ./data)")
     parser.add_argument("--naive-merges", type=int, default=8, help="naive merges run on IMDB before extrapolating")
+    parser.add_argument("--fraction", type=float, default=1.0,
+                        help="time on this leading fraction of each corpus (a quick check of the command)")
     args = parser.parse_args(argv)
     shakespeare = tinyshakespeare(args.data_dir)
-    bpe_training("tinyshakespeare", shakespeare, 512, naive_merges=512)
+    shakespeare = shakespeare[:round(args.fraction * len(shakespeare))]
+    bpe_training(f"tinyshakespeare ({len(shakespeare):,} characters)", shakespeare, 512, naive_merges=512)
     imdb_train = [text for text, _ in imdb("train", args.data_dir)]
-    tok = bpe_training("IMDB train (25,000 reviews)", imdb_train, 4096, naive_merges=args.naive_merges)
-    test_text = "\n".join(text for text, _ in imdb("test", args.data_dir)[:2000])
+    imdb_train = imdb_train[:round(args.fraction * len(imdb_train))]
+    tok = bpe_training(f"IMDB train ({len(imdb_train):,} reviews)", imdb_train, 4096, naive_merges=args.naive_merges)
+    test_reviews = imdb("test", args.data_dir)[:2000]
+    test_text = "\n".join(text for text, _ in test_reviews[:round(args.fraction * len(test_reviews))])
     bpe_encoding(tok, test_text)
     t_wp, wp = seconds(lambda: WordPieceTokenizer.train(imdb_train, 8192))
     print(f"WordPiece train IMDB train, vocab 8192: {t_wp:.1f} s")
