@@ -12,6 +12,9 @@ from hypothesis import HealthCheck, settings
 
 # tokenizers and token streams that tests build are cached apart from the user's own cache
 os.environ.setdefault("MINILLM_CACHE", tempfile.mkdtemp(prefix="minillm-test-cache-"))
+for name in ("MINILLM_DATA", "MINILLM_CACHE"):  # absolute, so commands the tests run in other folders find them
+    if os.environ.get(name):
+        os.environ[name] = os.path.abspath(os.environ[name])
 
 settings.register_profile("ci", max_examples=6, deadline=None, derandomize=True,
                           suppress_health_check=[HealthCheck.too_slow])
