@@ -12,7 +12,7 @@ rounding error (a saturated softmax), no relative error can be resolved, so
 differences below the rounding error are not counted.
 """
 
-from minillm.backend import xp
+from minillm.backend import to_float, xp
 
 UNIT_ROUNDOFF = 2.0**-53
 
@@ -66,7 +66,7 @@ def gradcheck(forward, backward, inputs, params=(), eps=1e-6, seed=0):
         dinputs = (dinputs,)
 
     def loss():
-        return float((forward(*inputs) * dout).sum())
+        return to_float((forward(*inputs) * dout).sum())
 
     errors = {}
     for i, (x, dx) in enumerate(zip(inputs, dinputs)):
