@@ -187,6 +187,11 @@ def _creating(func):
     return create
 
 
+# what CuPy takes from NumPy as it is: questions about types and shapes, answered on the host
+HOST_NAMES = {"dtype", "finfo", "iinfo", "issubdtype", "result_type", "can_cast", "promote_types",
+              "isscalar", "ndim"}
+
+
 class _Module(types.ModuleType):
     """`xp` on the strict device: NumPy's names, with arrays made on the device."""
 
@@ -198,6 +203,8 @@ class _Module(types.ModuleType):
 
     def __getattr__(self, name):
         value = getattr(numpy, name)
+        if name in HOST_NAMES:
+            return value
         if name in ("asarray", "array", "ascontiguousarray"):
             return _array(value)
         if isinstance(value, (types.FunctionType, types.BuiltinFunctionType, numpy.ufunc)) or (

@@ -23,8 +23,8 @@ def relative_error(analytic, numeric, resolution=0.0):
     resolution: the norm of the finite-difference rounding error, below which
     a difference says nothing about the backward.
     """
-    diff = max(float(xp.linalg.norm((analytic - numeric).ravel())) - resolution, 0.0)
-    scale = float(xp.linalg.norm(analytic.ravel())) + float(xp.linalg.norm(numeric.ravel()))
+    diff = max(to_float(xp.linalg.norm((analytic - numeric).ravel())) - resolution, 0.0)
+    scale = to_float(xp.linalg.norm(analytic.ravel())) + to_float(xp.linalg.norm(numeric.ravel()))
     return 0.0 if scale == 0.0 else diff / scale
 
 
