@@ -37,7 +37,7 @@ def test_scatter_add_rows_match_a_loop(seed, n, rows):
 
 
 def test_unknown_device_is_a_clear_error():
-    with pytest.raises(ValueError, match="expected 'cpu' or 'gpu'"):
+    with pytest.raises(ValueError, match="expected 'cpu', 'gpu' or 'strict'"):
         backend.use("tpu")
 
 
