@@ -15,7 +15,7 @@ IMPORT = re.compile(r"^\s*(import (numpy|cupy)\b|from (numpy|cupy)[ .])", re.MUL
 
 def test_only_backend_imports_numpy_or_cupy():
     offenders = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
-                 if p.name != "backend.py" and IMPORT.search(p.read_text())]
+                 if p.parent.name != "backend" and IMPORT.search(p.read_text())]
     assert offenders == []
 
 
@@ -30,14 +30,14 @@ def test_scatter_add_rows_match_a_loop(seed, n, rows):
     rng = xp.random.default_rng(seed)
     target, indices, values = rng.standard_normal((rows, 3)), rng.integers(0, rows, n), rng.standard_normal((n, 3))
     expected = target.copy()
-    for i, v in zip(indices.tolist(), values):
-        expected[i] += v  # one at a time: every repeat counts, added to what was there
+    for k, i in enumerate(indices.tolist()):
+        expected[i] += values[k]  # one at a time: every repeat counts, added to what was there
     backend.scatter_add(target, indices, values)
-    assert float(abs(target - expected).max()) < 1e-12
+    assert backend.to_float(abs(target - expected).max()) < 1e-12
 
 
 def test_unknown_device_is_a_clear_error():
-    with pytest.raises(ValueError, match="expected 'cpu' or 'gpu'"):
+    with pytest.raises(ValueError, match="expected 'cpu', 'gpu' or 'strict'"):
         backend.use("tpu")
 
 
@@ -53,10 +53,11 @@ def test_gpu_without_cupy_names_what_to_install(monkeypatch):
             raise ImportError("No module named 'cupy'")
         return real_import(name, *args, **kwargs)
 
+    before = backend.device()
     monkeypatch.setattr(builtins, "__import__", no_cupy)
     with pytest.raises(RuntimeError, match="pip install cupy-cuda12x"):
         backend.use("gpu")
-    assert backend.device() == "cpu"
+    assert backend.device() == before  # the failed switch changed nothing
 
 
 def test_host_round_trip():

@@ -9,7 +9,7 @@ import struct
 import pytest
 from hypothesis import given, strategies as st
 
-from minillm.backend import np, xp
+from minillm.backend import np, to_host, xp
 from minillm.checkpoint import (load_safetensors, read_json, read_safetensors, recover_directory,
                                 save_directory_atomically, save_safetensors, write_json)
 from minillm.models.bert import BertConfig, BertModel
@@ -155,7 +155,7 @@ MODELS = {
 
 
 def same_state(a, b):
-    return set(a) == set(b) and all(a[n].shape == b[n].shape and (a[n] == b[n]).all() for n in a)
+    return set(a) == set(b) and all(a[n].shape == b[n].shape and to_host((a[n] == b[n]).all()) for n in a)
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -12,7 +12,7 @@ rounding error (a saturated softmax), no relative error can be resolved, so
 differences below the rounding error are not counted.
 """
 
-from minillm.backend import xp
+from minillm.backend import to_float, xp
 
 UNIT_ROUNDOFF = 2.0**-53
 
@@ -23,8 +23,8 @@ def relative_error(analytic, numeric, resolution=0.0):
     resolution: the norm of the finite-difference rounding error, below which
     a difference says nothing about the backward.
     """
-    diff = max(float(xp.linalg.norm((analytic - numeric).ravel())) - resolution, 0.0)
-    scale = float(xp.linalg.norm(analytic.ravel())) + float(xp.linalg.norm(numeric.ravel()))
+    diff = max(to_float(xp.linalg.norm((analytic - numeric).ravel())) - resolution, 0.0)
+    scale = to_float(xp.linalg.norm(analytic.ravel())) + to_float(xp.linalg.norm(numeric.ravel()))
     return 0.0 if scale == 0.0 else diff / scale
 
 
@@ -66,7 +66,7 @@ def gradcheck(forward, backward, inputs, params=(), eps=1e-6, seed=0):
         dinputs = (dinputs,)
 
     def loss():
-        return float((forward(*inputs) * dout).sum())
+        return to_float((forward(*inputs) * dout).sum())
 
     errors = {}
     for i, (x, dx) in enumerate(zip(inputs, dinputs)):

@@ -9,7 +9,7 @@ is how checkpoints keep Hugging Face's names.
 
 import math
 
-from minillm.backend import default_rng, xp
+from minillm.backend import default_rng, to_host, xp
 from minillm.nn import functional as F
 
 
@@ -157,7 +157,7 @@ class Module:
         """n seeds drawn from this module's dropout generator, for copies of it that need masks of their
         own (nn/parallel.py's replicas); [] without dropout."""
         source = self.random_source()
-        return [] if source is None else [int(s) for s in source.rng.integers(0, 2 ** 63, n)]
+        return [] if source is None else to_host(source.rng.integers(0, 2 ** 63, n)).tolist()  # one transfer
 
 class ModuleList(Module):
     """Numbered submodules: `h.0`, `h.1`, ... as in Hugging Face names."""

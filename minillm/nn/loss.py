@@ -4,7 +4,7 @@ For a language model the rows are positions and the targets the next tokens
 (see `minillm.tasks.causal_lm`); for a classifier the rows are examples.
 """
 
-from minillm.backend import xp
+from minillm.backend import to_host, xp
 from minillm.nn.functional import sum_last
 
 IGNORE_INDEX = -100  # the target of rows that are not scored (padding, unmasked tokens), as PyTorch
@@ -25,7 +25,7 @@ def cross_entropy_forward(logits, targets, ignore_index=IGNORE_INDEX):
     probs = xp.exp(shifted, out=shifted)  # softmax times z: kept for backward, which needs no exp of its own
     z = sum_last(probs)[:, 0]  # (N,)
     logp_target = logit_target - xp.log(z)
-    count = max(int(keep.sum()), 1)
+    count = max(int(to_host(keep.sum())), 1)  # the backward's divisor, on the host
     loss = -(logp_target * keep).sum() / count
     return loss, (probs, z, safe_targets, keep, count)
 

@@ -37,7 +37,7 @@ import copy
 from concurrent.futures import ThreadPoolExecutor
 from itertools import accumulate
 
-from minillm.backend import blas_threads, cpu_threads, on_gpu, xp
+from minillm.backend import blas_threads, cpu_threads, np, on_gpu, xp
 
 _pool, _pool_size = None, 0  # worker threads, made (and grown) when first needed
 
@@ -56,7 +56,7 @@ def run_in_threads(fn, jobs):
 
 
 def _is_array(a):
-    return type(a).__name__ == "ndarray"  # numpy's or cupy's
+    return isinstance(a, (np.ndarray, xp.ndarray))  # a host array, or one of the active device's
 
 
 class BatchParallel:

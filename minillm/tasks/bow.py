@@ -2,7 +2,7 @@
 
 import time
 
-from minillm.backend import host_rng, np, to_device
+from minillm.backend import host_rng, np, to_device, to_float
 from minillm.data.labelled import classification_data
 from minillm.models.bow import MultinomialNB, NgramVectorizer, SoftmaxRegression
 from minillm.nn.loss import cross_entropy_backward, cross_entropy_forward
@@ -27,7 +27,7 @@ def fit_softmax_regression(x, labels, n_classes=None, epochs=5, lr=0.02, batch_s
             classifier.model.backward(cross_entropy_backward(1.0, cache))
             optimizer.step()
             optimizer.zero_grad()
-            classifier.losses.append(float(loss))
+            classifier.losses.append(to_float(loss))
     return classifier
 
 

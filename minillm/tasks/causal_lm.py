@@ -15,7 +15,7 @@ import math
 from tqdm import tqdm
 
 from minillm import backend
-from minillm.backend import host_rng, np, to_device
+from minillm.backend import host_rng, np, to_device, to_float, to_host, xp
 from minillm.data.lm_data import document_separator
 from minillm.nn.loss import IGNORE_INDEX, cross_entropy_backward, cross_entropy_forward
 from minillm.training.task import PretrainingTask
@@ -85,15 +85,15 @@ class CausalLMTask(PretrainingTask):
         logits = self.model(x)  # (B, T, V)
         loss, cache = ar_loss(logits, y)
         self.model.backward(ar_loss_backward(scale, cache))
-        return float(loss)
+        return to_float(loss)
 
     def evaluate(self):
         """Mean loss over the same eval_iters batches of each split every time (comparable across evals)."""
         self.model.eval()
         out = {}
         for split in ("train", "val"):
-            losses = [float(ar_loss(self.model(x), y)[0]) for x, y in
-                      (self.batch(split, 1, k) for k in range(self.eval_iters))]
+            losses = to_host(xp.stack([ar_loss(self.model(x), y)[0] for x, y in  # read back once per split
+                                       (self.batch(split, 1, k) for k in range(self.eval_iters))])).tolist()
             out[f"{split}_loss"] = sum(losses) / len(losses)
         out["val_perplexity"] = math.exp(out["val_loss"])
         return out
@@ -111,9 +111,12 @@ class CausalLMTask(PretrainingTask):
         n = (len(ids) - 1) // self.block_size
         x = ids[:n * self.block_size].reshape(n, self.block_size).astype(np.int64)
         y = ids[1:n * self.block_size + 1].reshape(n, self.block_size).astype(np.int64)
-        total = 0.0
+        losses = []  # on the device until the end: one read back, not one per batch
         for start in tqdm(range(0, n, self.batch_size), desc="held-out", leave=False, disable=not progress):
             loss, _ = ar_loss(self.model(to_device(x[start:start + self.batch_size])),
                               to_device(y[start:start + self.batch_size]))
-            total += float(loss) * len(x[start:start + self.batch_size])
+            losses.append(loss)
+        total = 0.0
+        for start, loss in zip(range(0, n, self.batch_size), to_host(xp.stack(losses)).tolist()):
+            total += loss * len(x[start:start + self.batch_size])
         return total / n

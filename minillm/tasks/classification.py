@@ -1,6 +1,6 @@
 """Sequence classification (sentiment, news, intent): one label per text."""
 
-from minillm.backend import np, to_device
+from minillm.backend import np, to_device, to_float
 from minillm.checkpoint import write_json
 from minillm.nn.loss import cross_entropy_backward, cross_entropy_forward
 from minillm.tasks import metrics
@@ -32,7 +32,7 @@ class SequenceClassificationTask(EpochTask):
         logits = self.model(ids, mask)  # (B, K)
         loss, cache = cross_entropy_forward(logits, to_device(np.array([self.labels["train"][i] for i in rows])))
         self.model.backward(cross_entropy_backward(scale, cache))
-        return float(loss)
+        return to_float(loss)
 
     def predict(self, sequences):
         return predict_probabilities(self.model, sequences, self.batch_size, self.pad_id, progress=self.progress)

@@ -193,21 +193,23 @@ def mlm_nsp_loss(model, batch, backward=True, scale=1.0):
     scores, nsp_logits = model(batch["input_ids"], batch.get("token_type_ids"), batch.get("attention_mask"),
                                mlm_mask=scored)  # (N, V), (B, 2)
     mlm_loss, mlm_cache = cross_entropy_forward(scores, targets)
-    metrics = {"mlm_loss": float(mlm_loss), "mlm_correct": int((scores.argmax(-1) == targets).sum()),
-               "mlm_count": len(targets)}
     loss, dnsp = mlm_loss, None
+    numbers = [mlm_loss, (scores.argmax(-1) == targets).sum()]  # the step's numbers, read back together
     if "next_sentence_label" in batch:
         nsp_targets = xp.asarray(batch["next_sentence_label"])
         nsp_loss, nsp_cache = cross_entropy_forward(nsp_logits, nsp_targets)
         loss = loss + nsp_loss
-        metrics.update(nsp_loss=float(nsp_loss), nsp_correct=int((nsp_logits.argmax(-1) == nsp_targets).sum()),
-                       nsp_count=len(nsp_targets))
+        numbers += [nsp_loss, (nsp_logits.argmax(-1) == nsp_targets).sum()]
     if backward:
         # dL/dL_MLM = dL/dL_NSP = 1: the two losses are simply added
         if "next_sentence_label" in batch:
             dnsp = cross_entropy_backward(scale, nsp_cache)
         model.backward(cross_entropy_backward(scale, mlm_cache), dnsp)
-    return float(loss), metrics
+    total, *numbers = to_host(xp.stack([loss] + numbers)).tolist()  # one transfer, not one per number
+    metrics = {"mlm_loss": numbers[0], "mlm_correct": int(numbers[1]), "mlm_count": len(targets)}
+    if "next_sentence_label" in batch:
+        metrics.update(nsp_loss=numbers[2], nsp_correct=int(numbers[3]), nsp_count=len(nsp_targets))
+    return total, metrics
 
 
 def pretraining_batches(documents, batch_size, max_seq_length, special, vocab_size, seed, epoch=0,

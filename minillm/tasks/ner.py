@@ -15,7 +15,7 @@ predicted O. They stay in the gold tags, so their entities count as missed.
 
 import re
 
-from minillm.backend import np
+from minillm.backend import np, to_float
 from minillm.checkpoint import write_json
 from minillm.data.conll2003 import conll2003
 from minillm.data.datasets import FINETUNE_SPLITS
@@ -114,7 +114,7 @@ class TokenClassificationTask(SequenceClassificationTask):
         K = logits.shape[-1]
         loss, cache = cross_entropy_forward(logits.reshape(-1, K), targets.reshape(-1), IGNORE_INDEX)
         self.model.backward(cross_entropy_backward(scale, cache).reshape(logits.shape))
-        return float(loss)
+        return to_float(loss)
 
     def predict(self, sequences):
         """Tag probabilities, one (T_i, K) host array per sequence."""

@@ -80,8 +80,8 @@ def plm_loss(model, batch, backward=True, scale=1.0):
     loss, cache = cross_entropy_forward(logits, targets)
     if backward:
         model.backward(cross_entropy_backward(scale, cache))
-    return float(loss), {"plm_loss": float(loss), "plm_count": len(targets),
-                         "plm_correct": int((logits.argmax(-1) == targets).sum())}
+    total, correct = to_host(xp.stack([loss, (logits.argmax(-1) == targets).sum()])).tolist()  # one transfer
+    return total, {"plm_loss": total, "plm_count": len(targets), "plm_correct": int(correct)}
 
 
 class PermutationLMTask(PretrainingTask):

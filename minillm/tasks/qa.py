@@ -18,7 +18,7 @@ import json
 
 from tqdm import tqdm
 
-from minillm.backend import np, to_device, to_host, xp
+from minillm.backend import np, to_device, to_float, to_host, xp
 from minillm.checkpoint import write_json
 from minillm.data.squad import squad_uses_official_train
 from minillm.nn.loss import cross_entropy_backward, cross_entropy_forward
@@ -185,7 +185,7 @@ def predict_answers(model, windows, examples, batch_size, pad_id, max_answer_len
         batch = [windows[i] for i in rows]
         ids, mask, types, allowed = pad_windows(batch, pad_id)
         start_logits, end_logits = model(ids, mask, types)  # (B, T) each
-        total += float(span_loss_forward(start_logits, end_logits, mask, *window_targets(batch))[0]) * len(rows)
+        total += to_float(span_loss_forward(start_logits, end_logits, mask, *window_targets(batch))[0]) * len(rows)
         starts[rows], ends[rows], scores[rows] = best_spans(to_host(start_logits), to_host(end_logits), allowed,
                                                             max_answer_length)
     return answers_from_spans(windows, starts, ends, scores, examples), total / max(len(windows), 1)
@@ -217,7 +217,7 @@ class SpanExtractionTask(EpochTask):
         start_logits, end_logits = self.model(ids, mask, types)  # (B, T) each
         loss, cache = span_loss_forward(start_logits, end_logits, mask, *window_targets(batch))
         self.model.backward(*span_loss_backward(scale, cache))
-        return float(loss)
+        return to_float(loss)
 
     def answers(self, split):
         """({question id: {"text", "score"}}, mean span loss) of a split."""

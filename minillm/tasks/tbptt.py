@@ -4,7 +4,7 @@ import math
 
 from tqdm import tqdm
 
-from minillm.backend import np, to_device
+from minillm.backend import np, to_device, to_float, to_host, xp
 from minillm.tasks.causal_lm import FULL_VAL_SCOPE, FULL_VAL_TOKENS, ar_loss, ar_loss_backward
 from minillm.training.task import PretrainingTask
 
@@ -49,7 +49,7 @@ class TruncatedBPTTTask(PretrainingTask):
         self.state = self.model.final_state
         loss, cache = ar_loss(logits, y)
         self.model.backward(ar_loss_backward(scale, cache))
-        return float(loss)
+        return to_float(loss)
 
     def evaluate(self):
         """Loss over the first eval_iters windows of the train and validation streams, state carried."""
@@ -69,13 +69,17 @@ class TruncatedBPTTTask(PretrainingTask):
     def stream_loss(self, streams, max_windows, progress=False):
         n = (streams.shape[1] - 1 + self.block_size - 1) // self.block_size
         n = n if max_windows is None else min(n, max_windows)
-        state, total, count = None, 0.0, 0
+        state, losses, sizes = None, [], []  # losses stay on the device until one read back at the end
         for k in tqdm(range(n), desc="held-out", leave=False, disable=not progress):
             x, y = self.window(streams, k)
             logits = self.model(x, state)
             state = self.model.final_state
-            total += float(ar_loss(logits, y)[0]) * y.size
-            count += y.size
+            losses.append(ar_loss(logits, y)[0])
+            sizes.append(y.size)
+        total, count = 0.0, 0
+        for loss, size in zip(to_host(xp.stack(losses)).tolist(), sizes):
+            total += loss * size
+            count += size
         return total / count
 
     def state_dict(self):

@@ -9,7 +9,7 @@ import math
 from bisect import bisect_right
 from itertools import accumulate
 
-from minillm.backend import on_gpu, xp
+from minillm.backend import on_gpu, to_float, xp
 from minillm.nn.layers import Embedding, LayerNorm, Parameter
 from minillm.nn.parallel import run_in_threads
 
@@ -99,7 +99,7 @@ class AdamW:
         """
         lr = self.lr if lr is None else lr
         jobs = self.thread_spans()
-        norm = math.sqrt(sum(run_in_threads(self.gather, jobs)))
+        norm = math.sqrt(to_float(sum(run_in_threads(self.gather, jobs))))  # the one read back a step
         if not math.isfinite(norm):
             return norm
         scale = max_grad_norm / (norm + 1e-6) if max_grad_norm and norm > max_grad_norm else 1.0
@@ -166,7 +166,7 @@ class AdamW:
                 if end > at:  # (an empty parameter has nothing, not even a gradient, to copy)
                     piece = self.flat_grad[at:end]
                     piece[...] = self.params[i].grad.reshape(-1)[at - start:end - start]
-                    total += float(xp.vdot(piece, piece))  # while the piece is in cache
+                    total = total + xp.vdot(piece, piece)  # while the piece is in cache; on the device
                 at, i = end, i + 1
         return total
 

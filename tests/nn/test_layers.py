@@ -3,7 +3,7 @@
 import pytest
 from hypothesis import given, strategies as st
 
-from minillm.backend import xp
+from minillm.backend import to_float, xp
 from minillm.nn.attention import SelfAttention, combine_masks
 from minillm.nn.gradcheck import assert_gradients_close, gradcheck, gradcheck_module
 from minillm.nn.layers import GELU, Conv1D, Dropout, Embedding, LayerNorm, Linear, ModuleList, RandomSource
@@ -23,7 +23,7 @@ def test_conv1d_and_linear(seed, t, i, o):
     assert_gradients_close(gradcheck_module(conv, x), ["input0", "weight", "bias"])
     lin = Linear(i, o, rng, std=1.0, dtype=F64)
     assert lin.weight.shape == (o, i)  # PyTorch layout (out, in)
-    assert float(abs(lin(x) - (x @ lin.weight.data.T + lin.bias.data)).max()) < 1e-12
+    assert to_float(abs(lin(x) - (x @ lin.weight.data.T + lin.bias.data)).max()) < 1e-12
     assert_gradients_close(gradcheck_module(lin, x), ["input0", "weight", "bias"])
 
 
@@ -107,7 +107,7 @@ def test_attention_ignores_masked_keys():
     x2 = x.copy()
     x2[0, 2] = 100.0  # change the padded token: real positions must not notice
     y2 = attn(x2, causal=False, padding_mask=xp.array([[1, 1, 0]]))
-    assert float(abs(y[0, :2] - y2[0, :2]).max()) < 1e-12
+    assert to_float(abs(y[0, :2] - y2[0, :2]).max()) < 1e-12
 
 
 def test_reseed_dropout_reaches_the_one_generator_the_layers_share():
@@ -118,7 +118,7 @@ def test_reseed_dropout_reaches_the_one_generator_the_layers_share():
     attn.reseed_dropout(3)
     first = attn(x)
     source.reseed(3)
-    assert float(abs(attn(x) - first).max()) == 0.0  # the same masks as reseeding the source itself
+    assert to_float(abs(attn(x) - first).max()) == 0.0  # the same masks as reseeding the source itself
     attn.reseed_dropout(3)
     assert attn.dropout_seeds(2) == RandomSource(3).rng.integers(0, 2 ** 63, 2).tolist()
     plain = Linear(2, 2, xp.random.default_rng(0))

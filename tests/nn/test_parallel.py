@@ -5,7 +5,7 @@ import argparse
 import pytest
 from hypothesis import given, strategies as st
 
-from minillm.backend import np, to_device, to_host
+from minillm.backend import np, to_device, to_float, to_host
 from minillm.models.bert import BertConfig
 from minillm.models.bert_pretraining import BertForPreTraining
 from minillm.models.gpt import GPT, GPTConfig
@@ -43,7 +43,7 @@ def loss_and_grads(model, x, y):
     """AR loss and every gradient of the whole batch, through model (a GPT or its BatchParallel)."""
     loss, cache = ar_loss(model(x), y)
     model.backward(ar_loss_backward(1.0, cache))
-    return float(loss), grads_of(model)
+    return to_float(loss), grads_of(model)
 
 
 def batch(seed, rows):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from minillm.backend import host_rng, np, to_device
+from minillm.backend import host_rng, np, to_device, to_float
 from minillm.checkpoint import load_safetensors
 from minillm.models.gpt import GPT, GPTConfig
 from minillm.tasks.causal_lm import CausalLMTask, ar_loss, ar_loss_backward
@@ -39,12 +39,12 @@ class NextTokenTask(Task):
         x, y = self.tokens(0, it, micro)
         loss, cache = ar_loss(self.model(x), y)
         self.model.backward(ar_loss_backward(scale, cache))
-        return float(loss)
+        return to_float(loss)
 
     def evaluate(self):
         self.model.eval()
         x, y = self.tokens(1)
-        return {"val_loss": float(ar_loss(self.model(x), y)[0])}
+        return {"val_loss": to_float(ar_loss(self.model(x), y)[0])}
 
 
 class CountingTask(NextTokenTask):

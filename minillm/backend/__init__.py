@@ -13,7 +13,9 @@ scatter-add (the embedding backward), moving arrays to and from the host,
 random generators; so do the CPU's settings: how many threads, how many of
 them BLAS may use, and malloc's reuse of freed memory. `np` is always host
 NumPy, for work that stays on the CPU whatever the device (tokenizers, data
-loading, counting n-grams).
+loading, counting n-grams). A third device, "strict" (backend/strict.py),
+computes with NumPy on the CPU but refuses, as CuPy does, every implicit copy
+of a device array to the host, so the GPU path's mistakes fail without a GPU.
 """
 
 import contextlib
@@ -22,6 +24,8 @@ import os
 import platform
 
 import numpy
+
+from minillm.backend import strict
 
 np = numpy  # host arrays, whatever the device
 
@@ -64,14 +68,16 @@ def _import_cupy():
 
 
 def use(device):
-    """Switch the active backend: "cpu" (NumPy) or "gpu" (CuPy)."""
+    """Switch the active backend: "cpu" (NumPy), "gpu" (CuPy) or "strict" (NumPy behind CuPy's rules)."""
     global _active, _device
     if device == "cpu":
         _active = numpy
     elif device == "gpu":
         _active = _import_cupy()
+    elif device == "strict":
+        _active = strict.xp
     else:
-        raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'gpu'")
+        raise ValueError(f"unknown device {device!r}: expected 'cpu', 'gpu' or 'strict'")
     _device = device
 
 
@@ -84,15 +90,29 @@ def on_gpu():
     return _device == "gpu"
 
 
+def host_arrays():
+    """Whether xp's arrays are host memory (NumPy on the CPU), so that reading a value costs no transfer."""
+    return _device == "cpu"
+
+
 def to_host(a):
-    """Any array (numpy or cupy) as a host numpy array."""
+    """Any array (numpy, cupy or strict) as a host numpy array: the one explicit way off the device."""
+    if _device == "strict":
+        return strict.to_host(a)
     if _device == "gpu" and not isinstance(a, numpy.ndarray) and hasattr(a, "get"):
         return a.get()
     return numpy.asarray(a)
 
 
+def to_float(a):
+    """A device scalar (a loss, a norm) as a Python float, through to_host."""
+    return float(to_host(a))
+
+
 def to_device(a, dtype=None):
     """A host array (or list) as an array of the active backend."""
+    if _device == "strict":
+        return strict.to_device(a, dtype)
     return _active.asarray(a, dtype=dtype)
 
 
@@ -106,7 +126,15 @@ def scatter_add(target, indices, values):
         import cupyx
 
         cupyx.scatter_add(target, indices, values)
-    elif len(indices):
+    elif _device == "strict":
+        scatter_add_host(strict.unwrap(target), strict.unwrap(indices), strict.unwrap(values))
+    else:
+        scatter_add_host(target, indices, values)
+
+
+def scatter_add_host(target, indices, values):
+    """scatter_add on NumPy arrays."""
+    if len(indices):
         # Sort, then sum each run of equal indices: 3-4x faster than numpy.add.at for embedding rows
         order = numpy.argsort(indices, kind="stable")
         ordered = indices[order]
@@ -115,13 +143,15 @@ def scatter_add(target, indices, values):
 
 
 def erf(x):
-    """The error function, elementwise (SciPy on the CPU, cupyx on the GPU)."""
+    """The error function, elementwise (SciPy on the CPU, cupyx.scipy.special.erf on the GPU)."""
     if _device == "gpu":
         import cupyx.scipy.special
 
         return cupyx.scipy.special.erf(x)
     import scipy.special
 
+    if _device == "strict":  # the GPU runs cupyx's erf on the device: no transfer
+        return strict.wrap(scipy.special.erf(strict.unwrap(x)))
     return scipy.special.erf(x)
 
 

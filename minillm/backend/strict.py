@@ -1,0 +1,227 @@
+"""A strict stand-in for CuPy that runs on the CPU: `MINILLM_DEVICE=strict`.
+
+CuPy computes like NumPy but keeps its arrays on the GPU, and refuses what
+would silently copy them to the host: `np.asarray(device_array)` is a
+TypeError there. Without a GPU that path is never exercised, so a host-only
+call on a device array would only break (or crawl, one copy per layer) on the
+day one is lent. This module makes the same mistakes fail on the CPU.
+
+A StrictArray wraps a NumPy array and computes with NumPy through the array
+protocols (`__array_ufunc__`, `__array_function__`), but
+
+    np.asarray(x), x.__array__()    TypeError, as in CuPy
+    float(x), int(x), bool(x), iter(x)    TypeError: a hidden device-to-host copy
+    x + host_array (ndim > 0)       TypeError, as in CuPy: a host array mixed into device work
+
+The explicit transfers, `backend.to_host`, `backend.to_device` and the array
+methods `.get()`, `.item()` and `.tolist()`, work and are counted in
+TRANSFERS, so tests can assert how many a training step makes.
+"""
+
+import collections
+import copy
+import functools
+import types
+
+import numpy
+
+TRANSFERS = collections.Counter()  # "to_host" / "to_device": explicit copies made so far
+
+
+class ImplicitTransfer(TypeError):
+    """A device array reached host-only code without an explicit transfer."""
+
+
+def unwrap(x):
+    """The NumPy array inside a StrictArray (lists and tuples walked); anything else as it is."""
+    if isinstance(x, StrictArray):
+        return x._a
+    if isinstance(x, (list, tuple)):
+        return type(x)(unwrap(v) for v in x)
+    return x
+
+
+def wrap(x):
+    """NumPy arrays and scalars (and tuples or lists of them) as StrictArrays, as CuPy returns 0-d arrays
+    where NumPy returns scalars; the rest as it is."""
+    if isinstance(x, numpy.ndarray):
+        return StrictArray(x)
+    if isinstance(x, numpy.generic):
+        return StrictArray(numpy.asarray(x))
+    if isinstance(x, tuple):
+        return tuple(wrap(v) for v in x)
+    if isinstance(x, list):
+        return [wrap(v) for v in x]
+    return x
+
+
+def refuse_host_arrays(values):
+    """CuPy's rule: a host array with elements mixed into device work is an error."""
+    for v in values:
+        if isinstance(v, numpy.ndarray) and v.ndim > 0:
+            raise ImplicitTransfer(f"a host numpy array {v.shape} mixed with device arrays: move it with "
+                                   "backend.to_device first")
+        if isinstance(v, (list, tuple)):
+            refuse_host_arrays(v)
+
+
+def implicit(what):
+    def refuse(self, *args):
+        raise ImplicitTransfer(f"{what} of a device array copies it to the host; use backend.to_host "
+                               "(or .item(), .tolist()) explicitly")
+    return refuse
+
+
+class StrictArray(numpy.lib.mixins.NDArrayOperatorsMixin):
+    """A NumPy array that will not leave the (pretend) device unless asked to."""
+
+    __slots__ = ("_a",)
+
+    def __init__(self, a):
+        self._a = a
+
+    # ------------------------------------------------------------ computing with NumPy
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        refuse_host_arrays(inputs)
+        out = kwargs.get("out")
+        if out is not None:
+            kwargs["out"] = tuple(unwrap(o) for o in out)
+        result = getattr(ufunc, method)(*unwrap(inputs), **kwargs)
+        return out[0] if out is not None and len(out) == 1 else wrap(result)
+
+    def __array_function__(self, func, types_, args, kwargs):
+        refuse_host_arrays(args)
+        return wrap(func(*unwrap(args), **{k: unwrap(v) for k, v in kwargs.items()}))
+
+    def __getitem__(self, index):
+        return wrap(self._a[unwrap(index)])
+
+    def __setitem__(self, index, value):
+        refuse_host_arrays([value])
+        self._a[unwrap(index)] = unwrap(value)
+
+    def __getattr__(self, name):
+        if name.startswith("__"):  # copy and pickle probe for hooks before _a is set
+            raise AttributeError(name)
+        value = getattr(self._a, name)
+        if callable(value):
+            @functools.wraps(value)
+            def method(*args, **kwargs):
+                refuse_host_arrays(args)
+                return wrap(value(*unwrap(args), **{k: unwrap(v) for k, v in kwargs.items()}))
+            return method
+        return wrap(value)
+
+    def __len__(self):
+        return len(self._a)
+
+    def __deepcopy__(self, memo):
+        return StrictArray(copy.deepcopy(self._a, memo))
+
+    def __repr__(self):
+        return f"StrictArray({self._a!r})"
+
+    # ------------------------------------------------------------ explicit transfers, counted
+    def get(self):
+        TRANSFERS["to_host"] += 1
+        return self._a.copy()
+
+    def item(self, *args):
+        TRANSFERS["to_host"] += 1
+        return self._a.item(*args)
+
+    def tolist(self):
+        TRANSFERS["to_host"] += 1
+        return self._a.tolist()
+
+    # ------------------------------------------------------------ implicit transfers, refused
+    __array__ = implicit("np.asarray")
+    __float__ = implicit("float()")
+    __int__ = implicit("int()")
+    __index__ = implicit("using as an index")
+    __bool__ = implicit("bool() (an `if` or `and` on an array)")
+    __iter__ = implicit("iterating in Python")
+    __complex__ = implicit("complex()")
+
+
+def to_host(a):
+    """The explicit copy to the host, counted."""
+    if isinstance(a, StrictArray):
+        return a.get()
+    return numpy.asarray(a)
+
+
+def to_device(a, dtype=None):
+    """The explicit copy to the (pretend) device, counted."""
+    if isinstance(a, StrictArray):
+        return a if dtype is None else a.astype(dtype)
+    TRANSFERS["to_device"] += 1
+    return StrictArray(numpy.asarray(a, dtype=dtype))
+
+
+class _Generator:
+    """numpy.random.Generator whose draws are device arrays."""
+
+    def __init__(self, generator):
+        self._g = generator
+
+    def __deepcopy__(self, memo):
+        return _Generator(copy.deepcopy(self._g, memo))
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        draw = getattr(self._g, name)
+
+        def on_device(*args, **kwargs):
+            return wrap(draw(*unwrap(args), **{k: unwrap(v) for k, v in kwargs.items()}))
+        return on_device
+
+
+def _creating(func):
+    """A NumPy function whose array results live on the device."""
+    @functools.wraps(func)
+    def create(*args, **kwargs):
+        refuse_host_arrays(args)
+        return wrap(func(*unwrap(args), **{k: unwrap(v) for k, v in kwargs.items()}))
+    return create
+
+
+# what CuPy takes from NumPy as it is: questions about types and shapes, answered on the host
+HOST_NAMES = {"dtype", "finfo", "iinfo", "issubdtype", "result_type", "can_cast", "promote_types",
+              "isscalar", "ndim"}
+
+
+class _Module(types.ModuleType):
+    """`xp` on the strict device: NumPy's names, with arrays made on the device."""
+
+    ndarray = StrictArray
+
+    def __init__(self):
+        super().__init__("minillm.backend.strict.xp")
+        self.random = types.SimpleNamespace(default_rng=lambda seed=None: _Generator(numpy.random.default_rng(seed)))
+
+    def __getattr__(self, name):
+        value = getattr(numpy, name)
+        if name in HOST_NAMES:
+            return value
+        if name in ("asarray", "array", "ascontiguousarray"):
+            return _array(value)
+        if isinstance(value, (types.FunctionType, types.BuiltinFunctionType, numpy.ufunc)) or (
+                callable(value) and type(value).__name__ == "_ArrayFunctionDispatcher"):
+            return _creating(value)
+        return value
+
+
+def _array(func):
+    """xp.asarray / xp.array: a device array from a device array, or from host data (a counted copy)."""
+    @functools.wraps(func)
+    def make(a, *args, **kwargs):
+        if isinstance(a, StrictArray):
+            return wrap(func(a._a, *args, **kwargs))
+        TRANSFERS["to_device"] += 1
+        return wrap(func(unwrap(a), *args, **kwargs))
+    return make
+
+
+xp = _Module()
