@@ -13,8 +13,9 @@ import json
 import os
 import sys
 
-from minillm.checkpoint import read_json
+from minillm.checkpoint import load_safetensors, read_json
 from minillm.models.auto import CLASSIFIERS, QUESTION_ANSWERERS, TOKEN_CLASSIFIERS, max_positions
+from minillm.peft.lora import add_lora
 from minillm.tasks import ner, qa
 from minillm.tasks.batching import predict_probabilities
 from minillm.tasks.classification import encode_all
@@ -80,5 +81,23 @@ def predict(args):
         sys.exit(f"error: {config_path}: architecture {architecture!r} is not a fine-tuned model this can run "
                  f"({', '.join(PREDICTORS)})")
     model_class, predictor = PREDICTORS[architecture]
-    for line in predictor(args, model_class.from_pretrained(directory), load_tokenizer(directory)):
+    model = load_fine_tuned(model_class, directory, os.path.join(args.out_dir, "adapter"))
+    for line in predictor(args, model, load_tokenizer(directory)):
         print(json.dumps(line, ensure_ascii=False))
+
+
+def load_fine_tuned(model_class, directory, adapter):
+    """The model `directory` holds. A LoRA run's best/ holds its adapters' tensors too: the run's adapter
+    directory (PEFT's adapter_config.json) says where they go, so they are added before loading."""
+    config_path = os.path.join(adapter, "adapter_config.json")
+    if not os.path.exists(config_path):
+        return model_class.from_pretrained(directory)
+    lora = read_json(config_path)
+    model = model_class.from_config_dict(read_json(os.path.join(directory, "config.json")), directory)
+    add_lora(model, lora["r"], lora["lora_alpha"], 0.0, lora["target_modules"])
+    path = os.path.join(directory, "model.safetensors")
+    try:
+        model.load_pretrained_state(load_safetensors(path))
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    return model

@@ -6,6 +6,9 @@ import pytest
 
 from minillm.cli import finetune, pretrain
 from minillm.models.heads import GPTForSequenceClassification
+from minillm.tasks.batching import predict_probabilities
+from minillm.tasks.classification import encode_all
+from minillm.tokenizers import load_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +56,13 @@ def test_peft_lora_saves_an_adapter_and_a_merged_model(pretrained, tmp_path, cap
         "c_attn"]
     merged = GPTForSequenceClassification.from_pretrained(tmp_path / "lora" / "merged")
     assert not any("lora" in n for n, _ in merged.named_parameters())
+    capsys.readouterr()
+    text = "a gripping , beautiful film"
+    finetune.main(common + ["--out-dir", str(tmp_path / "lora"), "--predict", text])  # best/ holds the adapters too
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    encoded = encode_all(load_tokenizer(tmp_path / "lora" / "merged"), [text], 128)
+    probs = predict_probabilities(merged, encoded, 1, merged.pad_token_id)[0]
+    assert [line["probabilities"][n] for n in merged.label_names] == pytest.approx(probs.tolist(), abs=1e-4)
     with pytest.raises(SystemExit, match=r"unknown LoRA target modules \['query'\]; .* c_attn, c_fc, c_proj"):
         finetune.main(common + ["--lora-targets", "query", "--out-dir", str(tmp_path / "bad")])
 
