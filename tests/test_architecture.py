@@ -24,7 +24,9 @@ def modules():
 
 def layer(dotted):
     parts = dotted.split(".")
-    return LAYERS.index(parts[1]) if len(parts) > 1 else None
+    if len(parts) < 2:
+        return None
+    return 0 if parts[1] == "strict" else LAYERS.index(parts[1])  # the strict device is part of the backend
 
 
 def minillm_imports(path):

@@ -2,7 +2,7 @@
 
 from hypothesis import given, strategies as st
 
-from minillm.backend import xp
+from minillm.backend import to_float, xp
 from minillm.nn.gradcheck import assert_gradients_close, gradcheck
 from minillm.nn.layers import Conv1D, Linear, RandomSource
 from minillm.nn.lora import LoRALinear, lora_backward, lora_forward
@@ -16,7 +16,7 @@ def test_lora_pair(seed, i, o, r, scale):
     rng = xp.random.default_rng(seed)
     x, a, b = rng.standard_normal((2, 3, i)), rng.standard_normal((r, i)), rng.standard_normal((o, r))
     out, _ = lora_forward(x, a, b, scale)
-    assert float(abs(out - scale * x @ a.T @ b.T).max()) < 1e-12  # delta = s x A^T B^T
+    assert to_float(abs(out - scale * x @ a.T @ b.T).max()) < 1e-12  # delta = s x A^T B^T
 
     errors = gradcheck(lambda *v: lora_forward(*v, scale)[0],
                        lambda dout: lora_backward(dout, lora_forward(x, a, b, scale)[1]), [x, a, b])
@@ -37,6 +37,6 @@ def test_lora_layer_trains_a_and_b_only(seed, i, o, r, base_class):
     assert_gradients_close(errors, ["input0", "lora_A", "lora_B"])
     assert layer.weight.grad is None and layer.bias.grad is None
     expected = base(x) + 2.0 * x @ layer.lora_A.data.T @ layer.lora_B.data.T
-    assert float(abs(layer(x) - expected).max()) < 1e-10
+    assert to_float(abs(layer(x) - expected).max()) < 1e-10
     merged = layer.merged()
-    assert merged is base and float(abs(merged(x) - expected).max()) < 1e-10
+    assert merged is base and to_float(abs(merged(x) - expected).max()) < 1e-10

@@ -23,7 +23,7 @@ import copy
 import functools
 import types
 
-import numpy
+from minillm.backend import np
 
 TRANSFERS = collections.Counter()  # "to_host" / "to_device": explicit copies made so far
 
@@ -44,10 +44,10 @@ def unwrap(x):
 def wrap(x):
     """NumPy arrays and scalars (and tuples or lists of them) as StrictArrays, as CuPy returns 0-d arrays
     where NumPy returns scalars; the rest as it is."""
-    if isinstance(x, numpy.ndarray):
+    if isinstance(x, np.ndarray):
         return StrictArray(x)
-    if isinstance(x, numpy.generic):
-        return StrictArray(numpy.asarray(x))
+    if isinstance(x, np.generic):
+        return StrictArray(np.asarray(x))
     if isinstance(x, tuple):
         return tuple(wrap(v) for v in x)
     if isinstance(x, list):
@@ -55,10 +55,24 @@ def wrap(x):
     return x
 
 
+def call_on_device(func, args, kwargs):
+    """func run on the NumPy arrays inside args and kwargs, its array results put back on the device."""
+    refuse_host_arrays(args)
+    return wrap(func(*unwrap(args), **{k: unwrap(v) for k, v in kwargs.items()}))
+
+
+def on_device(func):
+    """func as a function of device arrays (see call_on_device)."""
+    @functools.wraps(func)
+    def run(*args, **kwargs):
+        return call_on_device(func, args, kwargs)
+    return run
+
+
 def refuse_host_arrays(values):
     """CuPy's rule: a host array with elements mixed into device work is an error."""
     for v in values:
-        if isinstance(v, numpy.ndarray) and v.ndim > 0:
+        if isinstance(v, np.ndarray) and v.ndim > 0:
             raise ImplicitTransfer(f"a host numpy array {v.shape} mixed with device arrays: move it with "
                                    "backend.to_device first")
         if isinstance(v, (list, tuple)):
@@ -72,7 +86,7 @@ def implicit(what):
     return refuse
 
 
-class StrictArray(numpy.lib.mixins.NDArrayOperatorsMixin):
+class StrictArray(np.lib.mixins.NDArrayOperatorsMixin):
     """A NumPy array that will not leave the (pretend) device unless asked to."""
 
     __slots__ = ("_a",)
@@ -90,8 +104,7 @@ class StrictArray(numpy.lib.mixins.NDArrayOperatorsMixin):
         return out[0] if out is not None and len(out) == 1 else wrap(result)
 
     def __array_function__(self, func, types_, args, kwargs):
-        refuse_host_arrays(args)
-        return wrap(func(*unwrap(args), **{k: unwrap(v) for k, v in kwargs.items()}))
+        return call_on_device(func, args, kwargs)
 
     def __getitem__(self, index):
         return wrap(self._a[unwrap(index)])
@@ -104,13 +117,7 @@ class StrictArray(numpy.lib.mixins.NDArrayOperatorsMixin):
         if name.startswith("__"):  # copy and pickle probe for hooks before _a is set
             raise AttributeError(name)
         value = getattr(self._a, name)
-        if callable(value):
-            @functools.wraps(value)
-            def method(*args, **kwargs):
-                refuse_host_arrays(args)
-                return wrap(value(*unwrap(args), **{k: unwrap(v) for k, v in kwargs.items()}))
-            return method
-        return wrap(value)
+        return on_device(value) if callable(value) else wrap(value)
 
     def __len__(self):
         return len(self._a)
@@ -148,7 +155,7 @@ def to_host(a):
     """The explicit copy to the host, counted."""
     if isinstance(a, StrictArray):
         return a.get()
-    return numpy.asarray(a)
+    return np.asarray(a)
 
 
 def to_device(a, dtype=None):
@@ -156,11 +163,11 @@ def to_device(a, dtype=None):
     if isinstance(a, StrictArray):
         return a if dtype is None else a.astype(dtype)
     TRANSFERS["to_device"] += 1
-    return StrictArray(numpy.asarray(a, dtype=dtype))
+    return StrictArray(np.asarray(a, dtype=dtype))
 
 
 class _Generator:
-    """numpy.random.Generator whose draws are device arrays."""
+    """np.random.Generator whose draws are device arrays."""
 
     def __init__(self, generator):
         self._g = generator
@@ -171,20 +178,7 @@ class _Generator:
     def __getattr__(self, name):
         if name.startswith("__"):
             raise AttributeError(name)
-        draw = getattr(self._g, name)
-
-        def on_device(*args, **kwargs):
-            return wrap(draw(*unwrap(args), **{k: unwrap(v) for k, v in kwargs.items()}))
-        return on_device
-
-
-def _creating(func):
-    """A NumPy function whose array results live on the device."""
-    @functools.wraps(func)
-    def create(*args, **kwargs):
-        refuse_host_arrays(args)
-        return wrap(func(*unwrap(args), **{k: unwrap(v) for k, v in kwargs.items()}))
-    return create
+        return on_device(getattr(self._g, name))
 
 
 # what CuPy takes from NumPy as it is: questions about types and shapes, answered on the host
@@ -198,18 +192,18 @@ class _Module(types.ModuleType):
     ndarray = StrictArray
 
     def __init__(self):
-        super().__init__("minillm.backend.strict.xp")
-        self.random = types.SimpleNamespace(default_rng=lambda seed=None: _Generator(numpy.random.default_rng(seed)))
+        super().__init__("minillm.strict.xp")
+        self.random = types.SimpleNamespace(default_rng=lambda seed=None: _Generator(np.random.default_rng(seed)))
 
     def __getattr__(self, name):
-        value = getattr(numpy, name)
+        value = getattr(np, name)
         if name in HOST_NAMES:
             return value
         if name in ("asarray", "array", "ascontiguousarray"):
             return _array(value)
-        if isinstance(value, (types.FunctionType, types.BuiltinFunctionType, numpy.ufunc)) or (
+        if isinstance(value, (types.FunctionType, types.BuiltinFunctionType, np.ufunc)) or (
                 callable(value) and type(value).__name__ == "_ArrayFunctionDispatcher"):
-            return _creating(value)
+            return on_device(value)
         return value
 
 

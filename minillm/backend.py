@@ -13,7 +13,7 @@ scatter-add (the embedding backward), moving arrays to and from the host,
 random generators; so do the CPU's settings: how many threads, how many of
 them BLAS may use, and malloc's reuse of freed memory. `np` is always host
 NumPy, for work that stays on the CPU whatever the device (tokenizers, data
-loading, counting n-grams). A third device, "strict" (backend/strict.py),
+loading, counting n-grams). A third device, "strict" (strict.py),
 computes with NumPy on the CPU but refuses, as CuPy does, every implicit copy
 of a device array to the host, so the GPU path's mistakes fail without a GPU.
 """
@@ -24,8 +24,6 @@ import os
 import platform
 
 import numpy
-
-from minillm.backend import strict
 
 np = numpy  # host arrays, whatever the device
 
@@ -67,6 +65,13 @@ def _import_cupy():
     return cupy
 
 
+def _strict():
+    """The strict device's module (minillm/strict.py), imported when first used: it is built on this one."""
+    from minillm import strict
+
+    return strict
+
+
 def use(device):
     """Switch the active backend: "cpu" (NumPy), "gpu" (CuPy) or "strict" (NumPy behind CuPy's rules)."""
     global _active, _device
@@ -75,7 +80,7 @@ def use(device):
     elif device == "gpu":
         _active = _import_cupy()
     elif device == "strict":
-        _active = strict.xp
+        _active = _strict().xp
     else:
         raise ValueError(f"unknown device {device!r}: expected 'cpu', 'gpu' or 'strict'")
     _device = device
@@ -98,7 +103,7 @@ def host_arrays():
 def to_host(a):
     """Any array (numpy, cupy or strict) as a host numpy array: the one explicit way off the device."""
     if _device == "strict":
-        return strict.to_host(a)
+        return _strict().to_host(a)
     if _device == "gpu" and not isinstance(a, numpy.ndarray) and hasattr(a, "get"):
         return a.get()
     return numpy.asarray(a)
@@ -112,7 +117,7 @@ def to_float(a):
 def to_device(a, dtype=None):
     """A host array (or list) as an array of the active backend."""
     if _device == "strict":
-        return strict.to_device(a, dtype)
+        return _strict().to_device(a, dtype)
     return _active.asarray(a, dtype=dtype)
 
 
@@ -127,6 +132,7 @@ def scatter_add(target, indices, values):
 
         cupyx.scatter_add(target, indices, values)
     elif _device == "strict":
+        strict = _strict()
         scatter_add_host(strict.unwrap(target), strict.unwrap(indices), strict.unwrap(values))
     else:
         scatter_add_host(target, indices, values)
@@ -151,6 +157,7 @@ def erf(x):
     import scipy.special
 
     if _device == "strict":  # the GPU runs cupyx's erf on the device: no transfer
+        strict = _strict()
         return strict.wrap(scipy.special.erf(strict.unwrap(x)))
     return scipy.special.erf(x)
 

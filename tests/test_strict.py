@@ -4,7 +4,7 @@ import numpy
 import pytest
 
 from minillm import backend
-from minillm.backend import strict
+from minillm import strict
 from minillm.models.gpt import GPT, GPTConfig
 from minillm.tasks.causal_lm import CausalLMTask
 from minillm.training.trainer import TrainConfig, Trainer
