@@ -1,5 +1,7 @@
 """The strict device: implicit copies to the host fail, explicit ones are counted, a training step makes few."""
 
+import os
+
 import numpy
 import pytest
 
@@ -11,12 +13,23 @@ from minillm.training.trainer import TrainConfig, Trainer
 
 
 @pytest.fixture
-def on_strict():
-    """The strict device for one test, then the device the suite runs on."""
+def on_strict(monkeypatch):
+    """The strict device for one test, its reads refused as the library's are, then the suite's device."""
+    monkeypatch.setattr(strict, "READERS", [])
     before = backend.device()
     backend.use("strict")
     yield backend.xp
     backend.use(before)
+
+
+def test_the_tests_may_read_device_values_the_library_may_not(on_strict, monkeypatch):
+    x = on_strict.arange(3.0)
+    monkeypatch.setattr(strict, "READERS", [os.path.dirname(__file__)])
+    numpy.testing.assert_allclose(x + numpy.ones(3), [1.0, 2.0, 3.0])
+    assert float(x.sum()) == 3.0 and [float(v) for v in x] == [0.0, 1.0, 2.0] and x[1] == pytest.approx(1.0)
+    library_code = eval(compile("lambda a: float(a)", "library_module.py", "eval"))  # a caller outside the tests
+    with pytest.raises(strict.ImplicitTransfer, match="float()"):
+        library_code(x.sum())
 
 
 @pytest.mark.parametrize("implicit", [numpy.asarray, float, int, bool, iter, list],

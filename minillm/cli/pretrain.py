@@ -16,8 +16,8 @@ import sys
 from minillm import backend
 from minillm.cli.errors import run_main
 from minillm.cli.pretrain_ngram import run_ngram
-from minillm.cli.settings import (HelpFormatter, add_train_config_defaults, config_path, parse_layered, positive,
-                                  read_settings, train_config)
+from minillm.cli.settings import (HelpFormatter, add_precision_argument, add_train_config_defaults, config_path,
+                                  parse_layered, positive, read_settings, train_config)
 from minillm.data.corpora import CORPORA, lm_corpus
 from minillm.data.lm_data import build_tokenizer, lm_streams, sentence_documents, tokenizer_digest
 from minillm.models.bert import BertConfig
@@ -75,6 +75,7 @@ def build_parser():
     run.add_argument("--resume", action="store_true", help="continue from --out-dir's checkpoint")
     run.add_argument("--device", choices=["cpu", "gpu"], default=os.environ.get("MINILLM_DEVICE", "cpu"))
     run.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    add_precision_argument(run)
     add_threads_argument(run)  # gpt, bert and xlnet split their batches; the lstm carries state between them
     run.add_argument("--seed", type=int, default=1337)
     run.add_argument("--sample-tokens", type=int, default=500, help="tokens sampled at the end (0: none)")

@@ -52,6 +52,14 @@ def positive(kind):
     return parse
 
 
+def add_precision_argument(group):
+    """--precision: the trainer's mixed precision (training/loss_scale.py, nn.functional.matmul)."""
+    group.add_argument("--precision", choices=["float32", "float16"], default="float32",
+                       help="float16: matrix products with float16 operands (the GPU's tensor cores), float32 "
+                            "master weights and dynamic loss scaling that skips a step whose gradients overflow "
+                            "(on the CPU NumPy's float16 products are slow: for checking only)")
+
+
 def add_train_config_defaults(parser):
     """Give the namespace every TrainConfig field that has no flag, at its dataclass default."""
     flags = {action.dest for action in parser._actions}

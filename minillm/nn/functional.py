@@ -11,11 +11,32 @@ import math
 from minillm.backend import erf, host_arrays, scatter_add, xp
 
 
+# ---------------------------------------------------------------- matrix products
+MATMUL_PRECISION = {"dtype": None}  # None: products in their operands' own dtype
+
+
+def set_matmul_precision(name):
+    """Mixed precision: "float16" runs every matrix product of linear layers and attention with float16
+    operands (the GPU's tensor cores; the result is cast back), "float32" (or None) in the operands' dtype.
+    Parameters, activations, gradients and AdamW's state stay float32 (the master copies)."""
+    if name not in (None, "float32", "float16"):
+        raise ValueError(f"precision {name!r}: expected 'float32' or 'float16' (NumPy and CuPy have no bfloat16)")
+    MATMUL_PRECISION["dtype"] = "float16" if name == "float16" else None
+
+
+def matmul(a, b):
+    """a @ b, in MATMUL_PRECISION's dtype when one is set; the result in a's dtype."""
+    low = MATMUL_PRECISION["dtype"]
+    if low is None:
+        return a @ b
+    return (a.astype(low) @ b.astype(low)).astype(a.dtype)
+
+
 # ---------------------------------------------------------------- linear
 def linear_forward(x, w, b):
     """y = x W + b, with W stored (in, out).  x: (..., I), w: (I, O), b: (O,) or None."""
     x2 = x.reshape(-1, x.shape[-1])  # (N, I): one 2-D GEMM is faster than a batched one
-    y = x2 @ w
+    y = matmul(x2, w)
     if b is not None:
         y += b
     return y.reshape(*x.shape[:-1], w.shape[1]), (x2, w, b is not None, x.shape)
@@ -26,8 +47,8 @@ def linear_backward(dy, cache, weight_grad=True, bias_grad=True):
     a frozen weight skips its product, the larger half of the backward."""
     x2, w, has_bias, x_shape = cache
     dy2 = dy.reshape(-1, dy.shape[-1])  # (N, O)
-    dx = (dy2 @ w.T).reshape(x_shape)
-    dw = x2.T @ dy2 if weight_grad else None
+    dx = matmul(dy2, w.T).reshape(x_shape)
+    dw = matmul(x2.T, dy2) if weight_grad else None
     db = dy2.sum(axis=0) if has_bias and bias_grad else None
     return dx, dw, db
 
@@ -197,7 +218,7 @@ def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None, training=Fals
     """
     scale = 1.0 / math.sqrt(q.shape[-1])
     qs = q * scale  # scale q (Tq x D), not the larger score matrix (Tq x Tk)
-    e = qs @ k.swapaxes(-1, -2)  # (B, H, Tq, Tk)
+    e = matmul(qs, k.swapaxes(-1, -2))  # (B, H, Tq, Tk)
     if bias is not None:
         e += bias
     keyless_rows = False
@@ -209,7 +230,7 @@ def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None, training=Fals
         keyless_rows = not host_arrays() or bool((~mask.any(axis=-1)).any())
     alpha, _ = softmax_forward(e)
     alpha_used, drop_mask = dropout_forward(alpha, dropout_p, rng, training)
-    out = alpha_used @ v  # (B, H, Tq, D)
+    out = matmul(alpha_used, v)  # (B, H, Tq, D)
     bias_shape = None if bias is None else bias.shape
     return out, (qs, k, v, mask if keyless_rows else None, alpha, alpha_used, drop_mask, scale, bias_shape)
 
@@ -220,13 +241,13 @@ def attention_backward(dout, cache):
     Returns (dq, dk, dv), and d(bias) in the bias's own shape when the forward had one.
     """
     qs, k, v, keyless_mask, alpha, alpha_used, drop_mask, scale, bias_shape = cache
-    dv = alpha_used.swapaxes(-1, -2) @ dout  # (B, H, Tk, D)
-    dalpha = dropout_backward(dout @ v.swapaxes(-1, -2), drop_mask)  # (B, H, Tq, Tk)
+    dv = matmul(alpha_used.swapaxes(-1, -2), dout)  # (B, H, Tk, D)
+    dalpha = dropout_backward(matmul(dout, v.swapaxes(-1, -2)), drop_mask)  # (B, H, Tq, Tk)
     de = softmax_backward(dalpha, alpha)  # masked entries have alpha = 0, so de = 0 there...
     if keyless_mask is not None:  # ...except in a row with no allowed key, whose scores are all the fill
         de = xp.where(keyless_mask, de, 0.0)
-    dq = (de @ k) * scale
-    dk = de.swapaxes(-1, -2) @ qs
+    dq = matmul(de, k) * scale
+    dk = matmul(de.swapaxes(-1, -2), qs)
     if bias_shape is None:
         return dq, dk, dv
     return dq, dk, dv, sum_to_shape(de, bias_shape)

@@ -179,16 +179,16 @@ def predict_answers(model, windows, examples, batch_size, pad_id, max_answer_len
     """
     model.eval()
     starts, ends = np.zeros(len(windows), dtype=np.int64), np.zeros(len(windows), dtype=np.int64)
-    scores, total = np.zeros(len(windows)), 0.0
+    scores, total = np.zeros(len(windows)), 0.0  # total: the span losses summed on the device, read once
     batches = length_batches([w.input_ids for w in windows], batch_size)
     for rows in tqdm(batches, desc="predict", leave=False, disable=not progress):
         batch = [windows[i] for i in rows]
         ids, mask, types, allowed = pad_windows(batch, pad_id)
         start_logits, end_logits = model(ids, mask, types)  # (B, T) each
-        total += to_float(span_loss_forward(start_logits, end_logits, mask, *window_targets(batch))[0]) * len(rows)
+        total = total + span_loss_forward(start_logits, end_logits, mask, *window_targets(batch))[0] * len(rows)
         starts[rows], ends[rows], scores[rows] = best_spans(to_host(start_logits), to_host(end_logits), allowed,
                                                             max_answer_length)
-    return answers_from_spans(windows, starts, ends, scores, examples), total / max(len(windows), 1)
+    return answers_from_spans(windows, starts, ends, scores, examples), to_float(total) / max(len(windows), 1)
 
 
 class SpanExtractionTask(EpochTask):

@@ -1,11 +1,14 @@
 """Benchmark the GPT train step: `python -m minillm.tools.bench`.
 
 Prints ms/step, tokens/s and peak memory of one full step (forward, loss,
-backward, clipping, AdamW) at train.py's default size and at a larger one.
+backward, clipping, AdamW) at train.py's default size and at a larger one
+(`--sizes gpt2`: GPT-2 small, 124M parameters at block 1024, for the GPU).
 If PyTorch happens to be installed, the same model written the way nanoGPT
 writes it (eager mode, scaled_dot_product_attention, torch.optim.AdamW) is
-timed in the same process on the same shapes, in turns with minillm, and the
-ratio of the medians is printed. PyTorch is never a requirement of minillm.
+timed in the same process on the same shapes and device (CUDA with
+`--device gpu`), in turns with minillm, and the ratio of the medians is
+printed. `--precision float16` times both in mixed precision (minillm's
+float16 products; PyTorch's autocast). PyTorch is never a requirement of minillm.
 """
 
 import argparse
@@ -19,17 +22,18 @@ import tracemalloc
 from minillm import backend
 from minillm.backend import host_rng, synchronize, to_device
 from minillm.cli.errors import run_main
-from minillm.cli.settings import HelpFormatter
+from minillm.cli.settings import HelpFormatter, add_precision_argument
 from minillm.models.gpt import GPT, GPTConfig
+from minillm.nn.functional import set_matmul_precision
 from minillm.nn.parallel import BatchParallel, add_threads_argument
 from minillm.tasks.causal_lm import ar_loss, ar_loss_backward
 from minillm.training.optim import AdamW
 
-SIZES = {
-    "default": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12),
-    "medium": dict(n_layer=6, n_head=6, n_embd=384, block_size=256, batch_size=8),
+SIZES = {  # vocabulary 65: Tiny Shakespeare's characters; 50257: GPT-2's BPE
+    "default": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, vocab_size=65),
+    "medium": dict(n_layer=6, n_head=6, n_embd=384, block_size=256, batch_size=8, vocab_size=65),
+    "gpt2": dict(n_layer=12, n_head=12, n_embd=768, block_size=1024, batch_size=8, vocab_size=50257),
 }
-VOCAB = 65  # Tiny Shakespeare's characters
 
 
 def time_steps(step, warmup, iters):
@@ -58,7 +62,8 @@ def peak_step_memory(step):
 def minillm_step(size, threads=1, seed=0):
     """(step, threads used): one train step as train.py runs it, the batch split over threads
     (see minillm.nn.parallel; one on the GPU)."""
-    cfg = GPTConfig(vocab_size=VOCAB, n_positions=size["block_size"], n_embd=size["n_embd"],
+    V = size["vocab_size"]
+    cfg = GPTConfig(vocab_size=V, n_positions=size["block_size"], n_embd=size["n_embd"],
                     n_layer=size["n_layer"], n_head=size["n_head"])
     model = BatchParallel(GPT(cfg, seed=seed), threads)
     opt = AdamW(model.model, 1e-4, (0.9, 0.99), weight_decay=0.1, threads=model.threads)
@@ -66,8 +71,8 @@ def minillm_step(size, threads=1, seed=0):
     B, T = size["batch_size"], size["block_size"]
 
     def step():
-        x = to_device(rng.integers(0, VOCAB, (B, T)))
-        y = to_device(rng.integers(0, VOCAB, (B, T)))
+        x = to_device(rng.integers(0, V, (B, T)))
+        y = to_device(rng.integers(0, V, (B, T)))
         loss, cache = ar_loss(model(x), y)
         model.backward(ar_loss_backward(1.0, cache))
         opt.step(max_grad_norm=1.0)
@@ -76,27 +81,34 @@ def minillm_step(size, threads=1, seed=0):
     return step, model.threads
 
 
-def torch_step(size, seed=0):
-    """nanoGPT's model in PyTorch eager mode (minillm.torch_reference), built here only for the timing."""
+def torch_step(size, device="cpu", precision="float32", seed=0):
+    """nanoGPT's model in PyTorch eager mode (minillm.torch_reference), built here only for the timing;
+    on "cuda" each step ends by waiting for the GPU, as minillm's does when it reads the gradient norm."""
+    import contextlib
+
     import torch
     from torch.nn import functional as F
 
     from minillm.tools.torch_reference import torch_gpt
 
     torch.manual_seed(seed)
-    T, B = size["block_size"], size["batch_size"]
-    model = torch_gpt(VOCAB, T, size["n_embd"], size["n_layer"], size["n_head"])
+    T, B, V = size["block_size"], size["batch_size"], size["vocab_size"]
+    model = torch_gpt(V, T, size["n_embd"], size["n_layer"], size["n_head"]).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.99), weight_decay=0.1)
     gen = torch.Generator().manual_seed(seed)
+    mixed = torch.autocast(device, dtype=torch.float16) if precision == "float16" else contextlib.nullcontext()
 
     def step():
-        x = torch.randint(0, VOCAB, (B, T), generator=gen)
-        y = torch.randint(0, VOCAB, (B, T), generator=gen)
-        loss = F.cross_entropy(model(x).view(-1, VOCAB), y.view(-1))
-        loss.backward()
+        x = torch.randint(0, V, (B, T), generator=gen).to(device)
+        y = torch.randint(0, V, (B, T), generator=gen).to(device)
+        with mixed:
+            loss = F.cross_entropy(model(x).view(-1, V), y.view(-1))
+        loss.backward()  # no loss scaler: at these few steps from initialisation nothing underflows
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
+        if device == "cuda":
+            torch.cuda.synchronize()
 
     return step, torch.__version__, torch.get_num_threads()
 
@@ -123,14 +135,16 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=5, help="turns of minillm then PyTorch; the median is reported")
     p.add_argument("--iters", type=int, default=6, help="timed steps per turn (after 3 warm-up steps)")
     p.add_argument("--device", choices=["cpu", "gpu"], default=os.environ.get("MINILLM_DEVICE", "cpu"))
+    add_precision_argument(p)
     add_threads_argument(p)
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch side-by-side timing")
     p.add_argument("--json", help="also append the results to this JSON-lines file")
     args = p.parse_args(argv)
     backend.use(args.device)
     backend.reuse_freed_memory()  # activations are freed and allocated again every step
+    set_matmul_precision(args.precision)
     # PyTorch is optional: imported only inside torch_step
-    have_torch = not args.no_torch and args.device == "cpu" and importlib.util.find_spec("torch") is not None
+    have_torch = not args.no_torch and importlib.util.find_spec("torch") is not None
     results = []
     for name in args.sizes:
         size = SIZES[name]
@@ -138,10 +152,11 @@ def main(argv=None):
         step, threads = minillm_step(size, args.threads)
         steps = [step]
         if have_torch:
-            reference, version, torch_threads = torch_step(size)
+            reference, version, torch_threads = torch_step(size, "cuda" if backend.on_gpu() else "cpu",
+                                                           args.precision)
             steps.append(reference)
         seconds = timed_in_turns(steps, args.rounds, args.iters)
-        row = {"size": name, **size, "device": args.device, "threads": threads,
+        row = {"size": name, **size, "device": args.device, "precision": args.precision, "threads": threads,
                "ms_per_step": 1000 * seconds[0], "tokens_per_s": tokens / seconds[0],
                "peak_memory_mb": peak_step_memory(step) / 2**20}
         print(f"{name:8s} minillm  {1000 * seconds[0]:8.1f} ms/step {tokens / seconds[0]:9.0f} tokens/s"

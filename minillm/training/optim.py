@@ -88,21 +88,23 @@ class AdamW:
         """Parameter i's part of a flat array, in the parameter's shape."""
         return flat[self.offsets[i]:self.offsets[i + 1]].reshape(self.params[i].shape)
 
-    def step(self, lr=None, max_grad_norm=0.0):
+    def step(self, lr=None, max_grad_norm=0.0, grad_scale=1.0):
         """Update every parameter that has a gradient; returns the gradients' global L2 norm.
 
-        With max_grad_norm, the gradients are first clipped: scaled by
-        s = max_grad_norm / norm when the norm is larger. The scale is folded into
-        the moment updates, (1 - b1) s g and (1 - b2) s^2 g^2, so it costs no pass
-        of its own. When the norm is not finite nothing changes, so the caller can
-        stop on the last good parameters.
+        The gradients hold grad_scale times the true ones (mixed precision's loss
+        scaling); with max_grad_norm they are also clipped: scaled by
+        s = max_grad_norm / norm when the true norm is larger. Both scales are folded into
+        the moment updates, (1 - b1) s g and (1 - b2) s^2 g^2, so they cost no pass
+        of their own. When the norm is not finite nothing changes, so the caller can
+        stop on the last good parameters, or skip the step.
         """
         lr = self.lr if lr is None else lr
         jobs = self.thread_spans()
-        norm = math.sqrt(to_float(sum(run_in_threads(self.gather, jobs))))  # the one read back a step
+        norm = math.sqrt(to_float(sum(run_in_threads(self.gather, jobs)))) / grad_scale  # the one read back a step
         if not math.isfinite(norm):
             return norm
-        scale = max_grad_norm / (norm + 1e-6) if max_grad_norm and norm > max_grad_norm else 1.0
+        clip = max_grad_norm / (norm + 1e-6) if max_grad_norm and norm > max_grad_norm else 1.0
+        scale = clip / grad_scale
         b1, b2 = self.betas
         self.t += 1
         # m_hat / (sqrt(v_hat) + eps) = (sqrt(1 - b2^t) / (1 - b1^t)) m / (sqrt(v) + eps sqrt(1 - b2^t)):

@@ -22,6 +22,8 @@ from tqdm import tqdm
 
 from minillm.backend import synchronize
 from minillm.checkpoint import load_safetensors, read_json, recover_directory, save_safetensors, write_json
+from minillm.nn.functional import set_matmul_precision
+from minillm.training.loss_scale import DynamicLossScale
 from minillm.training.optim import AdamW, cosine_lr, linear_lr
 
 
@@ -45,6 +47,9 @@ class TrainConfig:
     greater_is_better: bool = False
     early_stopping_patience: int = 0  # stop after this many evaluations without a new best (0: never)
     max_seconds: float = 0.0  # a training-time budget: evaluate, save and stop once it is spent (0: none)
+    precision: str = "float32"  # or "float16": matrix products in float16, float32 master weights, loss scaling
+    loss_scale: float = 2.0 ** 16  # float16's initial loss scale (then dynamic: loss_scale.py)
+    loss_scale_growth_interval: int = 1000  # good steps before the loss scale doubles
 
 
 class NonFiniteLoss(RuntimeError):
@@ -88,6 +93,9 @@ class Trainer:
         self.progress = progress
         self.history = []  # every metrics record of this process, also written to metrics.jsonl
         self.train_seconds = 0.0  # time spent in training steps (not evaluation), over resumes too
+        self.loss_scale = (DynamicLossScale(cfg.loss_scale, cfg.loss_scale_growth_interval)
+                           if cfg.precision == "float16" else None)
+        set_matmul_precision(cfg.precision)  # the model's products from here on
         os.makedirs(run_dir, exist_ok=True)
 
     @property
@@ -103,6 +111,7 @@ class Trainer:
                 "iter": self.iter, "best": self.best, "evals_since_best": self.evals_since_best,
                 "optimizer_step": self.optimizer.t, "metrics_bytes": self.metrics_bytes(),
                 "train_seconds": self.train_seconds,
+                "loss_scale": self.loss_scale.state_dict() if self.loss_scale else None,
                 "train_config": dataclasses.asdict(self.cfg), "run_config": self.run_config})
             if self.extra_files:
                 self.extra_files(tmp)
@@ -124,6 +133,8 @@ class Trainer:
         if "metrics_bytes" in state:  # (checkpoints saved before it was recorded leave the file as it is)
             self.cut_metrics(state["metrics_bytes"])
         self.train_seconds = state.get("train_seconds", 0.0)  # checkpoints before it was saved: counted again
+        if self.loss_scale and state.get("loss_scale"):  # a float32 run resumed in float16 starts a fresh scale
+            self.loss_scale.load_state_dict(state["loss_scale"])
         return state
 
     # ------------------------------------------------------------ metrics
@@ -211,7 +222,8 @@ class Trainer:
                 synchronize()
                 dt = time.perf_counter() - t0
                 record = {"iter": it, "loss": loss, "lr": lr, "grad_norm": self.last_grad_norm,
-                          "tokens_per_s": tokens / dt, "ms_per_step": 1000 * dt / cfg.log_interval}
+                          "tokens_per_s": tokens / dt, "ms_per_step": 1000 * dt / cfg.log_interval,
+                          **({"loss_scale": self.loss_scale.scale} if self.loss_scale else {})}
                 self.log(record)
                 bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{record['tokens_per_s']:.0f}")
                 tokens, t0 = 0, time.perf_counter()
@@ -219,19 +231,29 @@ class Trainer:
         return self.history
 
     def step(self, it, lr):
-        """One optimizer step: grad_accum micro-batches, NaN guard, clipping, AdamW."""
+        """One optimizer step: grad_accum micro-batches, NaN guard, clipping, AdamW; in float16, the loss
+        scaled up for backward and a step whose gradients overflow skipped (logged) with the scale halved."""
         cfg = self.cfg
         self.model.reseed_dropout(cfg.seed * 1_000_003 + it)
+        scale = self.loss_scale.scale if self.loss_scale else 1.0
         total = 0.0
         for micro in range(cfg.grad_accum):
-            loss = self.task.train_step(it, micro, 1.0 / cfg.grad_accum)
+            loss = self.task.train_step(it, micro, scale / cfg.grad_accum)
             if not math.isfinite(loss):
                 self.optimizer.zero_grad()
                 raise NonFiniteLoss(
                     f"loss is {loss} at iter {it} (micro-batch {micro}); stopped without saving. "
                     f"The last good checkpoint is {self.checkpoint_dir} (resume with --resume).")
             total += loss / cfg.grad_accum
-        self.last_grad_norm = self.optimizer.step(lr, max_grad_norm=cfg.grad_clip)  # clips, then updates
+        self.last_grad_norm = self.optimizer.step(lr, max_grad_norm=cfg.grad_clip, grad_scale=scale)
+        skipped = self.loss_scale and not self.loss_scale.update(math.isfinite(self.last_grad_norm))
+        if skipped and self.loss_scale.scale >= 1.0:
+            self.optimizer.zero_grad()  # nothing was updated
+            self.last_grad_norm = None
+            self.log({"iter": it, "skipped_step": "float16 gradients overflowed", "loss_scale": self.loss_scale.scale})
+            tqdm.write(f"iter {it}: float16 gradients overflowed at loss scale {scale:g}; step skipped, "
+                       f"scale now {self.loss_scale.scale:g}")
+            return total
         if not math.isfinite(self.last_grad_norm):  # nothing was updated
             self.optimizer.zero_grad()
             raise NonFiniteLoss(f"gradient norm is {self.last_grad_norm} at iter {it}; stopped without saving. "

@@ -228,3 +228,22 @@ def test_gradcheck_catches_a_wrong_backward():
         fwd, _ = backward_of(F.softmax_forward, F.softmax_backward)
         wrong = lambda dp, p=None: dp * F.softmax_forward(s)[0]  # noqa: E731
         assert gradcheck(fwd, wrong, (s,))["input0"] > 1e-3
+
+
+def test_matmul_in_float16_rounds_the_operands_and_keeps_the_callers_dtype():
+    rng = xp.random.default_rng(0)
+    a, b = rng.standard_normal((5, 7)).astype("float32"), rng.standard_normal((7, 3)).astype("float32")
+    try:
+        F.set_matmul_precision("float16")
+        low = F.matmul(a, b)
+        y, _ = F.linear_forward(a, b, None)
+    finally:
+        F.set_matmul_precision("float32")
+    exact = to_host(a @ b)
+    assert low.dtype == a.dtype and y.dtype == a.dtype
+    assert to_host(low).tolist() == to_host((a.astype("float16") @ b.astype("float16")).astype("float32")).tolist()
+    error = abs(to_host(low) - exact).max()
+    assert 0 < error < 1e-2 * abs(exact).max()  # rounded to float16's 11 bits, no worse
+    assert to_host(F.matmul(a, b)).tolist() == exact.tolist()  # float32 again
+    with pytest.raises(ValueError, match="bfloat16"):
+        F.set_matmul_precision("bfloat16")

@@ -164,7 +164,7 @@ def test_mlm_nsp_loss_gradient_and_metrics():
     model = BertForPreTraining(cfg, seed=0, dtype="float64")
     rng = np.random.default_rng(0)
     for name, p in model.named_parameters():
-        p.data = (1.0 if name.endswith("LayerNorm.weight") else 0.0) + rng.standard_normal(p.shape) * 0.5
+        p.data = xp.asarray((1.0 if name.endswith("LayerNorm.weight") else 0.0) + rng.standard_normal(p.shape) * 0.5)
     docs = [[list(rng.integers(5, 12, 3)) for _ in range(4)] for _ in range(3)]
     batch = pack_pairs(nsp_pairs(docs, 10, rng)[:3], 10, CLS, SEP, PAD)
     batch["input_ids"], batch["labels"] = mask_tokens(batch["input_ids"], SPECIAL, MASK, 12, rng, 0.3)

@@ -134,3 +134,16 @@ def test_cosine_schedule():
     assert lr[1050] == pytest.approx(1e-4 + 0.5 * 0.9e-3)  # halfway: cos(pi/2) = 0
     assert lr[2000] == lr[2099] == 1e-4
     assert all(a >= b for a, b in zip(lr[100:], lr[101:]))
+
+
+def test_adamw_divides_a_loss_scale_out_before_clipping_and_the_update():
+    plain, scaled = (TwoParams(xp.ones((2, 2)), xp.zeros(2)) for _ in range(2))
+    opts = AdamW(plain, 0.1), AdamW(scaled, 0.1)
+    for step in range(3):
+        grad_w, grad_b = xp.full((2, 2), 0.5 + step), xp.array([3.0, -4.0])
+        plain.weight.grad, plain.bias.grad = grad_w, grad_b
+        scaled.weight.grad, scaled.bias.grad = grad_w * 1024.0, grad_b * 1024.0
+        norms = opts[0].step(max_grad_norm=1.0), opts[1].step(max_grad_norm=1.0, grad_scale=1024.0)
+        assert norms[1] == pytest.approx(norms[0], rel=1e-12) and norms[0] > 1.0  # the true norm, clipped
+    for name in ("weight", "bias"):
+        assert to_float(abs(getattr(plain, name).data - getattr(scaled, name).data).max()) < 1e-12
