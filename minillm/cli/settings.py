@@ -57,7 +57,7 @@ def add_precision_argument(group):
     group.add_argument("--precision", choices=["float32", "float16"], default="float32",
                        help="float16: matrix products with float16 operands (the GPU's tensor cores), float32 "
                             "master weights and dynamic loss scaling that skips a step whose gradients overflow "
-                            "(on the CPU NumPy's float16 products are slow: for checking only)")
+                            "(on the CPU: float16-rounded operands multiplied in float32, for checking the numerics)")
 
 
 def add_train_config_defaults(parser):
