@@ -1,0 +1,169 @@
+"""What compression costs and buys: `python -m minillm.tools.compress_bench --classifier DIR --gpt RUN_DIR`.
+
+For a fine-tuned sequence classifier (SST-2 dev accuracy) and a GPT run of
+train.py (held-out loss in nats per token, as train.py's final score), each
+setting is written as a checkpoint directory under --out-dir (quantized ones
+by efficiency/quantize.py), loaded back through models/auto.load_model as
+every command loads it, and measured:
+
+    parameters       of the float model (quantization keeps the count, not the bytes)
+    disk MB          model.safetensors
+    peak MB          the arrays the loaded model holds, plus the peak of those allocated while it
+                     predicts a batch of --batch-size (tracemalloc: activations, on-the-fly dequantized weights)
+    per second       sentences (classifier) or tokens (GPT) per second, the best of --rounds rounds that
+                     time the settings in turn on the same inputs, so a busy machine slows all alike
+    score            accuracy on SST-2 dev (all 872, or --max-eval-examples), or the held-out loss
+
+--settings names the ones measured (float32 always comes first). One JSON line a setting goes to
+<out-dir>/compression.jsonl and a markdown table to <out-dir>/compression.md.
+"""
+
+import argparse
+import json
+import os
+import time
+import tracemalloc
+
+from minillm import backend
+from minillm.checkpoint import read_json
+from minillm.cli.errors import run_main
+from minillm.cli.settings import HelpFormatter
+from minillm.data.labelled import sst2
+from minillm.data.lm_data import lm_streams
+from minillm.efficiency.quantize import quantize_checkpoint
+from minillm.models.auto import load_model
+from minillm.nn.quantized import QuantizationScheme
+from minillm.tasks.batching import predict_probabilities
+from minillm.tasks.causal_lm import CausalLMTask
+from minillm.tasks.classification import encode_all
+from minillm.tokenizers import load_tokenizer
+from minillm.training.trainer import read_trainer_state, resume_directory
+
+SETTINGS = {"int8": QuantizationScheme("int8", "int8"), "int8-weights": QuantizationScheme("int8"),
+            "int4-g64": QuantizationScheme("int4", group_size=64),
+            "int8-float-emb": QuantizationScheme("int8", "int8", embeddings=False)}
+DESCRIPTIONS = {"float32": "float32", "int8": "int8 weights + int8 activations, embeddings int8",
+                "int8-weights": "int8 weights only, embeddings int8",
+                "int4-g64": "int4 weights in groups of 64, embeddings int4 (weights only)",
+                "int8-float-emb": "int8 weights + activations, embeddings float32 (as PyTorch's quantize_dynamic)"}
+
+
+def held_bytes(model):
+    return sum(int(a.nbytes) for a in model.state_dict().values())
+
+
+def classifier_bench(directory, args):
+    """(timed(model), score(model) -> dev accuracy, one_batch(model), unit, items a timed call runs)."""
+    tokenizer = load_tokenizer(directory)
+    dev = sst2("dev", args.data_dir)[:args.max_eval_examples or None]
+    config = read_json(os.path.join(directory, "config.json"))
+    encoded = encode_all(tokenizer, [t for t, _ in dev], min(128, config["max_position_embeddings"]))
+    gold = [y for _, y in dev]
+    pad = config.get("pad_token_id") or 0
+
+    def predict(model, sequences):
+        return predict_probabilities(model, sequences, args.batch_size, pad)
+
+    def score(model):
+        return float((predict(model, encoded).argmax(axis=1) == gold).mean())
+
+    return (lambda model: predict(model, encoded[:args.timed]), score,
+            lambda model: predict(model, encoded[:args.batch_size]), "sentences", len(encoded[:args.timed]))
+
+
+def gpt_bench(run_dir, args):
+    """The same for a GPT: held-out loss over --max-val-tokens, tokens/s over the first --timed windows."""
+    run = read_trainer_state(resume_directory(run_dir))["run_config"]
+    _, _, val_ids = lm_streams(run["tokenizer"], run["data"], run["vocab_size"], args.data_dir, progress=False)
+    block, batch = run["block_size"], run["batch_size"]
+
+    def loss(model, tokens):  # the mean over consecutive windows, as train.py's final score
+        return CausalLMTask(model, val_ids[:2], val_ids[:tokens + 1], batch, block).full_val_loss(tokens)
+
+    return (lambda model: loss(model, args.timed * block), lambda model: loss(model, args.max_val_tokens),
+            lambda model: loss(model, batch * block), "tokens", args.timed * block)
+
+
+def measure(kind, source, args):
+    """Rows of the table for one model: float32 and each quantized setting."""
+    name = os.path.basename(os.path.normpath(source)) if kind == "classifier" else "gpt"
+    directory = source if kind == "classifier" else resume_directory(source)
+    dirs = {"float32": directory}
+    for setting in args.settings:
+        dirs[setting] = os.path.join(args.out_dir, f"{kind}-{setting}")
+        quantize_checkpoint(directory, dirs[setting], SETTINGS[setting])
+    timed, score, one_batch, unit, count = (classifier_bench(directory, args) if kind == "classifier"
+                                            else gpt_bench(source, args))
+    models = {s: load_model(d) for s, d in dirs.items()}
+    parameters = models["float32"].num_parameters()
+    best = {s: float("inf") for s in dirs}
+    for _ in range(args.rounds):  # in turns: each round times every setting once
+        for s, model in models.items():
+            start = time.perf_counter()
+            timed(model)
+            backend.synchronize()
+            best[s] = min(best[s], time.perf_counter() - start)
+    rows = []
+    for s, model in models.items():
+        tracemalloc.start()
+        one_batch(model)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        rows.append({"model": f"{kind} ({name})", "setting": s, "description": DESCRIPTIONS[s],
+                     "parameters": parameters,
+                     "disk_mb": os.path.getsize(os.path.join(dirs[s], "model.safetensors")) / 1e6,
+                     "peak_mb": (held_bytes(model) + peak) / 1e6, f"{unit}_per_s": count / best[s],
+                     "score_name": "dev accuracy" if kind == "classifier" else "held-out loss",
+                     "score": score(model)})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def markdown(rows):
+    lines = ["| model | setting | parameters | disk MB | vs float32 | peak MB | per s | score |",
+             "|---|---|---|---|---|---|---|---|"]
+    base = {}
+    for r in rows:
+        base.setdefault(r["model"], r)
+        b = base[r["model"]]
+        speed = r.get("sentences_per_s") or r.get("tokens_per_s")
+        unit = "sentences" if "sentences_per_s" in r else "tokens"
+        lines.append(f"| {r['model']} | {r['description']} | {r['parameters']:,} | {r['disk_mb']:.1f} | "
+                     f"{r['disk_mb'] / b['disk_mb']:.1%} | {r['peak_mb']:.1f} | {speed:.1f} {unit} "
+                     f"({speed / (b.get('sentences_per_s') or b.get('tokens_per_s')):.2f}x) | "
+                     f"{r['score_name']} {r['score']:.4f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    p.add_argument("--classifier", help="a fine-tuned SST-2 classifier directory (a run's best/)")
+    p.add_argument("--gpt", help="a train.py GPT run directory (its checkpoint/ and trainer_state.json)")
+    p.add_argument("--settings", nargs="*", choices=list(SETTINGS), default=["int8", "int8-weights", "int4-g64"])
+    p.add_argument("--out-dir", default="out/compression", help="where the quantized checkpoints and tables go")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--timed", type=int, default=256, help="sentences (GPT: windows) timed a round")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--max-eval-examples", type=int, default=0, help="SST-2 dev sentences scored (0: all 872)")
+    p.add_argument("--max-val-tokens", type=int, default=1_000_000, help="GPT: held-out tokens scored")
+    p.add_argument("--data-dir", help="dataset directory (default: $MINILLM_DATA, else ./data)")
+    p.add_argument("--device", choices=["cpu", "gpu"], default=os.environ.get("MINILLM_DEVICE", "cpu"))
+    args = p.parse_args(argv)
+    if not (args.classifier or args.gpt):
+        p.error("give --classifier DIR, --gpt RUN_DIR or both")
+    backend.use(args.device)
+    os.makedirs(args.out_dir, exist_ok=True)
+    rows = []
+    for kind, source in (("classifier", args.classifier), ("gpt", args.gpt)):
+        if source:
+            rows += measure(kind, source, args)
+    with open(os.path.join(args.out_dir, "compression.jsonl"), "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    with open(os.path.join(args.out_dir, "compression.md"), "w", encoding="utf-8") as f:
+        f.write(markdown(rows))
+    print(markdown(rows))
+    return rows
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,24 @@
+"""python -m minillm.cli.compress: a quantized classifier that finetune.py --predict runs."""
+
+import json
+
+import pytest
+
+from minillm.cli import compress, finetune
+
+
+def test_quantize_then_predict(tiny_classifier_dir, tmp_path, capsys):
+    out = tmp_path / "q"
+    compress.main(["quantize", "--model", str(tiny_classifier_dir), "--out", str(out / "best"),
+                   "--keep-float", "classifier"])
+    assert "kept in float: classifier" in capsys.readouterr().out
+    assert json.loads((out / "best" / "config.json").read_text())["quantization_config"]["activations"] == "int8"
+    lines = []
+    for run in (tiny_classifier_dir.parent, out):
+        finetune.main(["--task", "sentiment", "--out-dir", str(run), "--predict", "a gripping film"])
+        lines.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
+    exact, quantized = (line["probabilities"]["positive"] for line in lines)
+    assert quantized == pytest.approx(exact, abs=0.02)
+    compress.main(["quantize", "--model", str(tiny_classifier_dir), "--out", str(tmp_path / "q4"),
+                   "--weights", "int4", "--group-size", "32"])
+    assert json.loads((tmp_path / "q4" / "config.json").read_text())["quantization_config"]["activations"] is None
