@@ -17,18 +17,35 @@ import argparse
 
 from minillm.cli.errors import run_main
 from minillm.cli.settings import HelpFormatter
+from minillm.efficiency.distill import keep_layers, narrow_student
 from minillm.efficiency.quantize import quantize_checkpoint
+from minillm.models.auto import load_model
 from minillm.nn.quantized import QuantizationScheme
+from minillm.tokenizers import load_tokenizer
 
 
 def quantize(args):
-    scheme = QuantizationScheme(args.weights, None if args.activations == "none" else args.activations,
+    activations = None if args.activations == "none" or args.weights == "int4" else args.activations  # int4: weights
+    scheme = QuantizationScheme(args.weights, activations,
                                 args.group_size, not args.float_embeddings, tuple(args.keep_float))
     model = quantize_checkpoint(args.model, args.out, scheme)
     kept = sorted({name for name, m in model.named_modules()
                    if type(m).__name__ in ("Linear", "Conv1D", "Embedding")})
     print(f"quantized ({scheme.mode}, embeddings {'float' if args.float_embeddings else scheme.weights}) "
           f"{args.model} -> {args.out}" + (f"; kept in float: {', '.join(kept)}" if kept else ""))
+
+
+def student(args):
+    teacher = load_model(args.teacher)
+    if args.layers:
+        model = keep_layers(teacher, args.layers)
+    else:
+        model = narrow_student(teacher, args.hidden_size, args.num_layers, args.num_heads, args.intermediate_size)
+    model.save_pretrained(args.out, extra_files=load_tokenizer(args.teacher).save)
+    n, total = model.num_parameters(), teacher.num_parameters()
+    print(f"student {args.out}: {n:,} parameters, {n / total:.1%} of the teacher's {total:,} "
+          f"({model.config.num_hidden_layers} layers of width {model.config.hidden_size}); fine-tune it with "
+          f"python finetune.py --init {args.out} --teacher {args.teacher}")
 
 
 def build_parser():
@@ -43,19 +60,31 @@ def build_parser():
                    help="int8: one scale per output channel; int4: one scale per group of --group-size inputs")
     q.add_argument("--activations", choices=["int8", "none"], default="int8",
                    help="int8: each matrix product's input quantized per row at each call (int8 weights only); "
-                        "none: weight-only")
+                        "none: weight-only (always, with int4 weights)")
     q.add_argument("--group-size", type=int, default=64, help="int4: inputs sharing one scale")
     q.add_argument("--float-embeddings", action="store_true", help="leave the embedding tables in float32")
     q.add_argument("--keep-float", nargs="*", default=[], metavar="PATTERN",
                    help="layers left in float32, by dotted name (fnmatch patterns: classifier 'bert.pooler.*')")
     q.set_defaults(run=quantize)
+    s = sub.add_parser("student", help="a smaller BERT built from a teacher's weights, for distillation",
+                       formatter_class=HelpFormatter)
+    s.add_argument("--teacher", required=True, help="a BERT directory: a fine-tuned classifier's best/ or a backbone")
+    s.add_argument("--out", required=True, help="the student's directory (a BERT backbone and the tokenizer)")
+    s.add_argument("--layers", type=int, nargs="+",
+                   help="keep these encoder layers of the teacher, at its width (e.g. 0 2 4: MiniLM's even layers); "
+                        "without it, a narrow student of the sizes below")
+    s.add_argument("--hidden-size", type=int, default=128,
+                   help="narrow student: its width; its embeddings are the teacher's projected on their top "
+                        "principal directions, its layers fresh")
+    s.add_argument("--num-layers", type=int, default=4, help="narrow student: encoder layers")
+    s.add_argument("--num-heads", type=int, default=2, help="narrow student: attention heads")
+    s.add_argument("--intermediate-size", type=int, default=512, help="narrow student: feed-forward width")
+    s.set_defaults(run=student)
     return parser
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.weights == "int4" and args.activations == "int8":
-        args.activations = "none"  # int4 is weight-only
     return args.run(args)
 
 

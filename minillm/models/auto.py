@@ -9,6 +9,7 @@ import math
 import os
 
 from minillm.checkpoint import load_safetensors, read_json
+from minillm.models.bert import BertModel
 from minillm.models.gpt import GPT
 from minillm.models.heads import (BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification,
                                   GPTForSequenceClassification, GPTForTokenClassification)
@@ -20,8 +21,8 @@ CLASSIFIERS = {"gpt2": GPTForSequenceClassification, "bert": BertForSequenceClas
 TOKEN_CLASSIFIERS = {"gpt2": GPTForTokenClassification, "bert": BertForTokenClassification}
 QUESTION_ANSWERERS = {"bert": BertForQuestionAnswering}
 TASK_MODELS = {"ner": TOKEN_CLASSIFIERS, "qa": QUESTION_ANSWERERS}  # every other task: CLASSIFIERS
-# config.json's `architectures` -> the class that runs it (the language model and every task model)
-ARCHITECTURES = {c.architecture: c for c in (GPT, *CLASSIFIERS.values(), *TOKEN_CLASSIFIERS.values(),
+# config.json's `architectures` -> the class that runs it (GPT, BERT's encoder and every task model)
+ARCHITECTURES = {c.architecture: c for c in (GPT, BertModel, *CLASSIFIERS.values(), *TOKEN_CLASSIFIERS.values(),
                                               *QUESTION_ANSWERERS.values())}
 
 

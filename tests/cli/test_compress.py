@@ -22,3 +22,19 @@ def test_quantize_then_predict(tiny_classifier_dir, tmp_path, capsys):
     compress.main(["quantize", "--model", str(tiny_classifier_dir), "--out", str(tmp_path / "q4"),
                    "--weights", "int4", "--group-size", "32"])
     assert json.loads((tmp_path / "q4" / "config.json").read_text())["quantization_config"]["activations"] is None
+
+
+def test_student_then_distil_with_finetune(tiny_classifier_dir, tmp_path, capsys):
+    compress.main(["student", "--teacher", str(tiny_classifier_dir), "--out", str(tmp_path / "student"),
+                   "--hidden-size", "32", "--num-layers", "1", "--intermediate-size", "64"])
+    assert "of the teacher's" in capsys.readouterr().out
+    compress.main(["student", "--teacher", str(tiny_classifier_dir), "--out", str(tmp_path / "even"), "--layers", "0"])
+    assert json.loads((tmp_path / "even" / "config.json").read_text())["num_hidden_layers"] == 1
+    results = finetune.main(["--task", "sentiment", "--init", str(tmp_path / "student"), "--teacher",
+                             str(tiny_classifier_dir), "--distill-temperature", "3", "--max-train-examples", "32",
+                             "--max-eval-examples", "32", "--batch-size", "16", "--no-progress",
+                             "--out-dir", str(tmp_path / "distilled")])
+    assert f"teacher {tiny_classifier_dir}" in capsys.readouterr().out
+    assert 0 <= results["dev"]["accuracy"] <= 1
+    with pytest.raises(SystemExit, match="--teacher distils a sequence classifier"):
+        finetune.main(["--task", "ner", "--init", str(tmp_path / "student"), "--teacher", str(tiny_classifier_dir)])
