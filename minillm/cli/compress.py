@@ -1,8 +1,11 @@
-"""Make a trained model smaller: `python -m minillm.cli.compress quantize|student ...`.
+"""Make a trained model smaller: `python -m minillm.cli.compress quantize|prune|student ...`.
 
     python -m minillm.cli.compress quantize --model out/finetune-sentiment-sst2-minilm/best --out DIR
         int8 weights (per output channel) and int8 activations (dynamic, per row), embeddings included;
         --activations none: weight-only int8; --weights int4: weight-only int4 in groups of --group-size.
+    python -m minillm.cli.compress prune --model DIR --out DIR --heads 0.5     (or --sparsity 0.5)
+        removes the half of the attention heads whose gate gradient on training texts is smallest; --sparsity
+        zeros the smallest weights instead (efficiency/prune.py).
     python -m minillm.cli.compress student --teacher DIR --out DIR --layers 0 2 4
         a smaller BERT built from a teacher's weights, to fine-tune with
         `finetune.py --init DIR --teacher TEACHER_DIR` (knowledge distillation).
@@ -17,10 +20,17 @@ import argparse
 
 from minillm.cli.errors import run_main
 from minillm.cli.settings import HelpFormatter
+from minillm.backend import np, to_device
+from minillm.data.labelled import classification_data
 from minillm.efficiency.distill import keep_layers, narrow_student
+from minillm.efficiency.prune import (head_importance, least_important_heads, magnitude_prune, prunable_weights,
+                                      prune_heads)
 from minillm.efficiency.quantize import quantize_checkpoint
-from minillm.models.auto import load_model
+from minillm.models.auto import load_model, max_positions
+from minillm.nn.loss import cross_entropy_backward, cross_entropy_forward
 from minillm.nn.quantized import QuantizationScheme
+from minillm.tasks.batching import length_batches, pad_batch
+from minillm.tasks.classification import encode_all
 from minillm.tokenizers import load_tokenizer
 
 
@@ -46,6 +56,41 @@ def student(args):
     print(f"student {args.out}: {n:,} parameters, {n / total:.1%} of the teacher's {total:,} "
           f"({model.config.num_hidden_layers} layers of width {model.config.hidden_size}); fine-tune it with "
           f"python finetune.py --init {args.out} --teacher {args.teacher}")
+
+
+def importance_batches(model, directory, args):
+    """Batches (ids, mask, labels) of the --importance-examples training texts after the first --importance-skip
+    (those a model fine-tuned on the first N has not seen; dev stays for scoring)."""
+    texts, labels = classification_data(args.task, None, args.data_dir)[0]["train"]
+    lo, hi = args.importance_skip, args.importance_skip + args.importance_examples
+    encoded = encode_all(load_tokenizer(directory), texts[lo:hi], min(128, max_positions(model.config)))
+    pad = model.pad_token_id
+    return [(*pad_batch([encoded[i] for i in rows], pad), to_device([labels[lo + i] for i in rows]))
+            for rows in length_batches(encoded, args.batch_size)]
+
+
+def classification_loss_and_backward(model, batch):
+    loss, cache = cross_entropy_forward(model(batch[0], batch[1]), batch[2])
+    model.backward(cross_entropy_backward(1.0, cache))
+
+
+def prune(args):
+    model = load_model(args.model)
+    if args.sparsity is not None:
+        fractions = magnitude_prune(model, args.sparsity, args.scope)
+        sizes = {name: int(p.data.size) for name, p in prunable_weights(model)}
+        zeros = sum(fractions[n] * sizes[n] for n in sizes) / sum(sizes.values())
+        print(f"magnitude pruning ({args.scope}): {zeros:.1%} of the {len(sizes)} weight matrices' entries zero, "
+              f"{min(fractions.values()):.1%} to {max(fractions.values()):.1%} of each")
+    if args.heads:
+        scores = head_importance(model, importance_batches(model, args.model, args), classification_loss_and_backward)
+        total = int((~np.isnan(scores)).sum())
+        heads = least_important_heads(scores, int(round(args.heads * total)))
+        prune_heads(model, heads)
+        print(f"removed {sum(map(len, heads.values()))} of {total} heads: "
+              + ", ".join(f"layer {i}: {h}" for i, h in sorted(heads.items())))
+    model.save_pretrained(args.out, extra_files=load_tokenizer(args.model).save)
+    print(f"pruned model ({model.num_parameters():,} parameters) -> {args.out}")
 
 
 def build_parser():
@@ -80,6 +125,23 @@ def build_parser():
     s.add_argument("--num-heads", type=int, default=2, help="narrow student: attention heads")
     s.add_argument("--intermediate-size", type=int, default=512, help="narrow student: feed-forward width")
     s.set_defaults(run=student)
+    r = sub.add_parser("prune", help="remove attention heads by importance, or zero the smallest weights",
+                       formatter_class=HelpFormatter)
+    r.add_argument("--model", required=True, help="a fine-tuned BERT classifier directory (e.g. a run's best/)")
+    r.add_argument("--out", required=True, help="the pruned model's directory")
+    r.add_argument("--heads", type=float, help="fraction of the attention heads to remove, least important first "
+                                               "(Michel et al. 2019; at least one stays in each layer)")
+    r.add_argument("--task", default="sentiment", choices=["sentiment", "news", "intent"],
+                   help="whose training texts score the heads")
+    r.add_argument("--importance-examples", type=int, default=512, help="training texts that score the heads")
+    r.add_argument("--importance-skip", type=int, default=4000,
+                   help="skip this many first training texts (those the model was fine-tuned on)")
+    r.add_argument("--batch-size", type=int, default=32)
+    r.add_argument("--sparsity", type=float, help="fraction of the Linear weights to set to zero, smallest first")
+    r.add_argument("--scope", choices=["global", "layer"], default="global",
+                   help="with --sparsity: the smallest over all matrices, or the same fraction of each")
+    r.add_argument("--data-dir", help="dataset directory (default: $MINILLM_DATA, else ./data)")
+    r.set_defaults(run=prune)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""python -m minillm.cli.compress: a quantized classifier that finetune.py --predict runs."""
+"""python -m minillm.cli.compress: quantized and pruned classifiers that finetune.py --predict runs, students."""
 
 import json
 
@@ -38,3 +38,15 @@ def test_student_then_distil_with_finetune(tiny_classifier_dir, tmp_path, capsys
     assert 0 <= results["dev"]["accuracy"] <= 1
     with pytest.raises(SystemExit, match="--teacher distils a sequence classifier"):
         finetune.main(["--task", "ner", "--init", str(tmp_path / "student"), "--teacher", str(tiny_classifier_dir)])
+
+
+def test_prune_heads_and_weights(tiny_classifier_dir, tmp_path, capsys):
+    compress.main(["prune", "--model", str(tiny_classifier_dir), "--out", str(tmp_path / "p" / "best"), "--heads",
+                   "0.5", "--importance-examples", "16", "--importance-skip", "0"])
+    assert "removed 2 of 4 heads" in capsys.readouterr().out
+    config = json.loads((tmp_path / "p" / "best" / "config.json").read_text())
+    assert sum(map(len, config["pruned_heads"].values())) == 2
+    finetune.main(["--task", "sentiment", "--out-dir", str(tmp_path / "p"), "--predict", "a film"])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["label"] in ("negative", "positive")
+    compress.main(["prune", "--model", str(tiny_classifier_dir), "--out", str(tmp_path / "m"), "--sparsity", "0.5"])
+    assert "50.0% of the 14 weight matrices' entries zero" in capsys.readouterr().out
