@@ -19,17 +19,21 @@ every command loads it, and measured:
 """
 
 import argparse
+import copy
 import json
 import os
 import time
 import tracemalloc
 
 from minillm import backend
+from minillm.backend import np
 from minillm.checkpoint import read_json
+from minillm.cli.compress import classification_loss_and_backward, importance_batches
 from minillm.cli.errors import run_main
 from minillm.cli.settings import HelpFormatter
 from minillm.data.labelled import sst2
 from minillm.data.lm_data import lm_streams
+from minillm.efficiency.prune import head_importance, least_important_heads, magnitude_prune, prune_heads
 from minillm.efficiency.quantize import quantize_checkpoint
 from minillm.models.auto import load_model
 from minillm.nn.quantized import QuantizationScheme
@@ -84,18 +88,47 @@ def gpt_bench(run_dir, args):
             lambda model: loss(model, batch * block), "tokens", args.timed * block)
 
 
+def pruned_models(directory, args):
+    """Head-pruned (--head-fractions, importance scored once on the unpruned model) and magnitude-pruned
+    (--sparsities, global) copies of a classifier, saved under --out-dir: {setting: description}."""
+    made = {}
+    if not (args.head_fractions or args.sparsities):
+        return made
+    model, save = load_model(directory), load_tokenizer(directory).save
+    if args.head_fractions:
+        scores = head_importance(model, importance_batches(model, directory, args), classification_loss_and_backward)
+        total = int((~np.isnan(scores)).sum())
+        for fraction in args.head_fractions:
+            heads = least_important_heads(scores, int(round(fraction * total)))
+            removed = sum(map(len, heads.values()))
+            setting = f"heads-{removed}"
+            pruned = prune_heads(copy.deepcopy(model), heads)
+            pruned.save_pretrained(os.path.join(args.out_dir, f"classifier-{setting}"), extra_files=save)
+            made[setting] = f"{removed} of {total} heads removed ({removed / total:.0%}), no fine-tuning after"
+    for sparsity in args.sparsities:
+        setting = f"sparse-{sparsity:g}"
+        pruned = copy.deepcopy(model)
+        magnitude_prune(pruned, sparsity, "global")
+        pruned.save_pretrained(os.path.join(args.out_dir, f"classifier-{setting}"), extra_files=save)
+        made[setting] = f"{sparsity:.0%} of the Linear weights zero (global magnitude), no fine-tuning after"
+    return made
+
+
 def measure(kind, source, args):
     """Rows of the table for one model: float32 and each quantized setting."""
     name = os.path.basename(os.path.normpath(source)) if kind == "classifier" else "gpt"
     directory = source if kind == "classifier" else resume_directory(source)
-    dirs = {"float32": directory}
+    dirs, descriptions = {"float32": directory}, dict(DESCRIPTIONS)
     for setting in args.settings:
         dirs[setting] = os.path.join(args.out_dir, f"{kind}-{setting}")
         quantize_checkpoint(directory, dirs[setting], SETTINGS[setting])
+    if kind == "classifier":
+        for setting, description in pruned_models(directory, args).items():
+            dirs[setting], descriptions[setting] = os.path.join(args.out_dir, f"{kind}-{setting}"), description
     timed, score, one_batch, unit, count = (classifier_bench(directory, args) if kind == "classifier"
                                             else gpt_bench(source, args))
     models = {s: load_model(d) for s, d in dirs.items()}
-    parameters = models["float32"].num_parameters()
+    parameters = {s: models["float32" if s in SETTINGS else s].num_parameters() for s in dirs}  # quantized: as float
     best = {s: float("inf") for s in dirs}
     for _ in range(args.rounds):  # in turns: each round times every setting once
         for s, model in models.items():
@@ -109,8 +142,8 @@ def measure(kind, source, args):
         one_batch(model)
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-        rows.append({"model": f"{kind} ({name})", "setting": s, "description": DESCRIPTIONS[s],
-                     "parameters": parameters,
+        rows.append({"model": f"{kind} ({name})", "setting": s, "description": descriptions[s],
+                     "parameters": parameters[s],
                      "disk_mb": os.path.getsize(os.path.join(dirs[s], "model.safetensors")) / 1e6,
                      "peak_mb": (held_bytes(model) + peak) / 1e6, f"{unit}_per_s": count / best[s],
                      "score_name": "dev accuracy" if kind == "classifier" else "held-out loss",
@@ -146,11 +179,19 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--max-eval-examples", type=int, default=0, help="SST-2 dev sentences scored (0: all 872)")
     p.add_argument("--max-val-tokens", type=int, default=1_000_000, help="GPT: held-out tokens scored")
+    p.add_argument("--head-fractions", type=float, nargs="*", default=[],
+                   help="classifier: also remove these fractions of the attention heads, least important first")
+    p.add_argument("--sparsities", type=float, nargs="*", default=[],
+                   help="classifier: also zero these fractions of the Linear weights, smallest first")
+    p.add_argument("--importance-examples", type=int, default=512, help="training texts that score the heads")
+    p.add_argument("--importance-skip", type=int, default=4000,
+                   help="the heads are scored on training texts after the first this many (those fine-tuned on)")
     p.add_argument("--data-dir", help="dataset directory (default: $MINILLM_DATA, else ./data)")
     p.add_argument("--device", choices=["cpu", "gpu"], default=os.environ.get("MINILLM_DEVICE", "cpu"))
     args = p.parse_args(argv)
     if not (args.classifier or args.gpt):
         p.error("give --classifier DIR, --gpt RUN_DIR or both")
+    args.task = "sentiment"  # the classifier is scored on SST-2
     backend.use(args.device)
     os.makedirs(args.out_dir, exist_ok=True)
     rows = []

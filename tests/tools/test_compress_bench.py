@@ -6,10 +6,13 @@ from minillm.tools import compress_bench
 def test_compress_bench_tiny(tiny_classifier_dir, tiny_gpt_run, tmp_path):
     rows = compress_bench.main(["--classifier", str(tiny_classifier_dir), "--gpt", str(tiny_gpt_run), "--out-dir",
                                 str(tmp_path), "--max-eval-examples", "16", "--timed", "4", "--rounds", "1",
-                                "--max-val-tokens", "200", "--batch-size", "4"])
-    assert [r["setting"] for r in rows] == ["float32", "int8", "int8-weights", "int4-g64"] * 2
+                                "--max-val-tokens", "200", "--batch-size", "4", "--head-fractions", "0.5",
+                                "--sparsities", "0.5", "--importance-examples", "8", "--importance-skip", "0"])
+    assert [r["setting"] for r in rows] == ["float32", "int8", "int8-weights", "int4-g64", "heads-2", "sparse-0.5",
+                                            "float32", "int8", "int8-weights", "int4-g64"]
     for r in rows:
         assert 0 <= r["score"] and r["peak_mb"] > 0 and (r.get("sentences_per_s") or r.get("tokens_per_s")) > 0
-    float_gpt, int8_gpt = rows[4], rows[5]
+    assert rows[4]["parameters"] < rows[0]["parameters"] == rows[1]["parameters"] == rows[5]["parameters"]
+    float_gpt, int8_gpt = rows[6], rows[7]
     assert int8_gpt["disk_mb"] < 0.35 * float_gpt["disk_mb"] and abs(int8_gpt["score"] - float_gpt["score"]) < 0.1
     assert "| classifier (best) | int8 weights + int8 activations" in (tmp_path / "compression.md").read_text()
