@@ -271,19 +271,26 @@ class QuantizedEmbedding(Module):
         raise NotImplementedError("quantized layers run inference only")
 
 
-def quantize_model(model, scheme):
-    """Replace, in place, every Linear and Conv1D (and Embedding with scheme.embeddings) of `model`
-    by its quantized form, except those whose dotted name matches a keep_float pattern; returns model.
-
-    Tied parameters (GPT's head is W_te) stay tied: the head reads the quantized table.
-    """
+def quantizable_layers(model, scheme):
+    """(parent module, attribute name, dotted name, layer) of every Linear and Conv1D (and Embedding with
+    scheme.embeddings) of `model` whose dotted name matches no keep_float pattern."""
     kinds = (Linear, Conv1D, Embedding) if scheme.embeddings else (Linear, Conv1D)
     for parent_name, parent in list(model.named_modules()):
         for name, child in list(parent.children()):
             full = f"{parent_name}.{name}" if parent_name else name
-            if not isinstance(child, kinds) or any(fnmatch.fnmatchcase(full, p) for p in scheme.keep_float):
-                continue
-            quantized = QuantizedEmbedding if isinstance(child, Embedding) else QuantizedLinear
-            setattr(parent, name, quantized(child, scheme))
+            if isinstance(child, kinds) and not any(fnmatch.fnmatchcase(full, p) for p in scheme.keep_float):
+                yield parent, name, full, child
+
+
+def quantized_layer(layer, scheme):
+    """The quantized form of a Linear, Conv1D or Embedding."""
+    return (QuantizedEmbedding if isinstance(layer, Embedding) else QuantizedLinear)(layer, scheme)
+
+
+def quantize_model(model, scheme):
+    """Replace, in place, every layer quantizable_layers finds by its quantized form; returns the model in
+    eval mode. Tied parameters (GPT's head is W_te) stay tied: the head reads the quantized table."""
+    for parent, name, _, layer in list(quantizable_layers(model, scheme)):
+        setattr(parent, name, quantized_layer(layer, scheme))
     model.eval()
     return model

@@ -8,7 +8,7 @@ import pytest
 from minillm.backend import np, to_host, xp
 from minillm.checkpoint import load_safetensors, save_safetensors
 from minillm.cli import sample
-from minillm.efficiency.quantize import quantize_checkpoint
+from minillm.efficiency.quantize import layer_sensitivity, quantize_checkpoint
 from minillm.models.auto import load_model
 from minillm.nn.quantized import QuantizationScheme
 
@@ -55,3 +55,16 @@ def test_loading_errors_name_the_file_and_tensor(tiny_gpt_run, tmp_path):
     (tmp_path / "q" / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match=r"config.json: quantization_config: .*'int3'"):
         load_model(str(tmp_path / "q"))
+
+
+def test_layer_sensitivity_quantizes_one_layer_at_a_time(tiny_gpt_run):
+    model = load_model(str(tiny_gpt_run / "checkpoint"))
+    ids = xp.asarray([[1, 2, 3, 4]])
+    exact = to_host(model(ids))
+    scores = layer_sensitivity(model, QuantizationScheme("int8", "int8"),
+                               lambda m: float(np.abs(to_host(m(ids)) - exact).max()))
+    assert sorted(scores) == ["transformer.h.0.attn.c_attn", "transformer.h.0.attn.c_proj",
+                              "transformer.h.0.mlp.c_fc", "transformer.h.0.mlp.c_proj", "transformer.wpe",
+                              "transformer.wte"]
+    assert all(v > 0 for v in scores.values())
+    assert (to_host(model(ids)) == exact).all()  # every layer is back in float
