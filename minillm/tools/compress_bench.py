@@ -14,8 +14,10 @@ every command loads it, and measured:
                      time the settings in turn on the same inputs, so a busy machine slows all alike
     score            accuracy on SST-2 dev (all 872, or --max-eval-examples), or the held-out loss
 
---settings names the ones measured (float32 always comes first). One JSON line a setting goes to
-<out-dir>/compression.jsonl and a markdown table to <out-dir>/compression.md.
+--settings names the ones measured (float32 always comes first); --head-fractions and --sparsities add
+pruned classifiers; --sensitivity N first scores each layer quantized alone (the float fallback's
+candidates). One JSON line a setting goes to <out-dir>/compression.jsonl and a markdown table to
+<out-dir>/compression.md.
 """
 
 import argparse
@@ -34,7 +36,7 @@ from minillm.cli.settings import HelpFormatter
 from minillm.data.labelled import sst2
 from minillm.data.lm_data import lm_streams
 from minillm.efficiency.prune import head_importance, least_important_heads, magnitude_prune, prune_heads
-from minillm.efficiency.quantize import quantize_checkpoint
+from minillm.efficiency.quantize import layer_sensitivity, quantize_checkpoint
 from minillm.models.auto import load_model
 from minillm.nn.quantized import QuantizationScheme
 from minillm.tasks.batching import predict_probabilities
@@ -114,6 +116,23 @@ def pruned_models(directory, args):
     return made
 
 
+def sensitivity(directory, args):
+    """{layer: mean KL(float || only that layer int8 w+a)} of the classifier's predictions on the first
+    --sensitivity dev sentences, largest first."""
+    model = load_model(directory)
+    dev = sst2("dev", args.data_dir)[:args.sensitivity]
+    encoded = encode_all(load_tokenizer(directory), [t for t, _ in dev], 128)
+    pad = model.config.pad_token_id or 0
+    exact = predict_probabilities(model, encoded, args.batch_size, pad)
+
+    def kl(m):
+        approx = predict_probabilities(m, encoded, args.batch_size, pad)
+        return float((exact * (np.log(exact + 1e-12) - np.log(approx + 1e-12))).sum(axis=1).mean())
+
+    found = layer_sensitivity(model, SETTINGS["int8"], kl)
+    return dict(sorted(found.items(), key=lambda item: -item[1]))
+
+
 def measure(kind, source, args):
     """Rows of the table for one model: float32 and each quantized setting."""
     name = os.path.basename(os.path.normpath(source)) if kind == "classifier" else "gpt"
@@ -186,6 +205,9 @@ def main(argv=None):
     p.add_argument("--importance-examples", type=int, default=512, help="training texts that score the heads")
     p.add_argument("--importance-skip", type=int, default=4000,
                    help="the heads are scored on training texts after the first this many (those fine-tuned on)")
+    p.add_argument("--sensitivity", type=int, default=0,
+                   help="classifier: the mean KL of each layer quantized alone (int8 w+a) on the first N dev "
+                        "sentences, written to <out-dir>/sensitivity.json (0: skip)")
     p.add_argument("--data-dir", help="dataset directory (default: $MINILLM_DATA, else ./data)")
     p.add_argument("--device", choices=["cpu", "gpu"], default=os.environ.get("MINILLM_DEVICE", "cpu"))
     args = p.parse_args(argv)
@@ -194,6 +216,12 @@ def main(argv=None):
     args.task = "sentiment"  # the classifier is scored on SST-2
     backend.use(args.device)
     os.makedirs(args.out_dir, exist_ok=True)
+    if args.classifier and args.sensitivity:
+        found = sensitivity(args.classifier, args)
+        with open(os.path.join(args.out_dir, "sensitivity.json"), "w", encoding="utf-8") as f:
+            json.dump(found, f, indent=1)
+        print("layers quantized alone, mean KL of the predictions, largest first:\n"
+              + "\n".join(f"  {name} {value:.2e}" for name, value in list(found.items())[:8]), flush=True)
     rows = []
     for kind, source in (("classifier", args.classifier), ("gpt", args.gpt)):
         if source:
