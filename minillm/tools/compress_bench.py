@@ -8,8 +8,10 @@ every command loads it, and measured:
 
     parameters       of the float model (quantization keeps the count, not the bytes)
     disk MB          model.safetensors
-    peak MB          the arrays the loaded model holds, plus the peak of those allocated while it
-                     predicts a batch of --batch-size (tracemalloc: activations, on-the-fly dequantized weights)
+    weights MB       the arrays the loaded model holds
+    peak MB          those, plus the peak of the arrays allocated while it predicts one batch of
+                     --batch-size (tracemalloc: activations, which every layer keeps for a backward, and
+                     weights dequantized on the fly)
     per second       sentences (classifier) or tokens (GPT) per second, the best of --rounds rounds that
                      time the settings in turn on the same inputs, so a busy machine slows all alike
     score            accuracy on SST-2 dev (all 872, or --max-eval-examples), or the held-out loss
@@ -161,10 +163,11 @@ def measure(kind, source, args):
         one_batch(model)
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
+        held = held_bytes(model)
         rows.append({"model": f"{kind} ({name})", "setting": s, "description": descriptions[s],
                      "parameters": parameters[s],
                      "disk_mb": os.path.getsize(os.path.join(dirs[s], "model.safetensors")) / 1e6,
-                     "peak_mb": (held_bytes(model) + peak) / 1e6, f"{unit}_per_s": count / best[s],
+                     "weights_mb": held / 1e6, "peak_mb": (held + peak) / 1e6, f"{unit}_per_s": count / best[s],
                      "score_name": "dev accuracy" if kind == "classifier" else "held-out loss",
                      "score": score(model)})
         print(json.dumps(rows[-1]), flush=True)
@@ -172,8 +175,8 @@ def measure(kind, source, args):
 
 
 def markdown(rows):
-    lines = ["| model | setting | parameters | disk MB | vs float32 | peak MB | per s | score |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | setting | parameters | disk MB | vs float32 | weights MB | peak MB | per s | score |",
+             "|---|---|---|---|---|---|---|---|---|"]
     base = {}
     for r in rows:
         base.setdefault(r["model"], r)
@@ -181,8 +184,8 @@ def markdown(rows):
         speed = r.get("sentences_per_s") or r.get("tokens_per_s")
         unit = "sentences" if "sentences_per_s" in r else "tokens"
         lines.append(f"| {r['model']} | {r['description']} | {r['parameters']:,} | {r['disk_mb']:.1f} | "
-                     f"{r['disk_mb'] / b['disk_mb']:.1%} | {r['peak_mb']:.1f} | {speed:.1f} {unit} "
-                     f"({speed / (b.get('sentences_per_s') or b.get('tokens_per_s')):.2f}x) | "
+                     f"{r['disk_mb'] / b['disk_mb']:.1%} | {r['weights_mb']:.1f} | {r['peak_mb']:.1f} | "
+                     f"{speed:.1f} {unit} ({speed / (b.get('sentences_per_s') or b.get('tokens_per_s')):.2f}x) | "
                      f"{r['score_name']} {r['score']:.4f} |")
     return "\n".join(lines) + "\n"
 
