@@ -18,7 +18,8 @@ every command loads it, and measured:
 
 --settings names the ones measured (float32 always comes first); --head-fractions and --sparsities add
 pruned classifiers; --sensitivity N first scores each layer quantized alone (the float fallback's
-candidates). One JSON line a setting goes to <out-dir>/compression.jsonl and a markdown table to
+candidates); --matmul N K M times the int8 product NumPy has against the one nn/quantized.py uses.
+One JSON line a setting goes to <out-dir>/compression.jsonl and a markdown table to
 <out-dir>/compression.md.
 """
 
@@ -30,7 +31,7 @@ import time
 import tracemalloc
 
 from minillm import backend
-from minillm.backend import np
+from minillm.backend import np, xp
 from minillm.checkpoint import read_json
 from minillm.cli.compress import classification_loss_and_backward, importance_batches
 from minillm.cli.errors import run_main
@@ -40,7 +41,7 @@ from minillm.data.lm_data import lm_streams
 from minillm.efficiency.prune import head_importance, least_important_heads, magnitude_prune, prune_heads
 from minillm.efficiency.quantize import layer_sensitivity, quantize_checkpoint
 from minillm.models.auto import load_model
-from minillm.nn.quantized import QuantizationScheme
+from minillm.nn.quantized import QuantizationScheme, int_matmul
 from minillm.tasks.batching import predict_probabilities
 from minillm.tasks.causal_lm import CausalLMTask
 from minillm.tasks.classification import encode_all
@@ -54,6 +55,24 @@ DESCRIPTIONS = {"float32": "float32", "int8": "int8 weights + int8 activations, 
                 "int8-weights": "int8 weights only, embeddings int8",
                 "int4-g64": "int4 weights in groups of 64, embeddings int4 (weights only)",
                 "int8-float-emb": "int8 weights + activations, embeddings float32 (as PyTorch's quantize_dynamic)"}
+
+
+def matmul_speeds(n, k, m, rounds):
+    """ms of one (n, k) x (k, m) product: float32 BLAS, NumPy's own int8 and int32 matmul, int_matmul."""
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(-127, 128, (n, k)).astype(np.int8), rng.integers(-127, 128, (k, m)).astype(np.int8)
+    products = {"float32 BLAS": (a.astype(np.float32), b.astype(np.float32), np.matmul),
+                "NumPy int8 matmul": (a, b, np.matmul),
+                "NumPy int32 matmul": (a.astype(np.int32), b.astype(np.int32), np.matmul),
+                "int_matmul (float32 chunks, exact)": (xp.asarray(a), xp.asarray(b), int_matmul)}
+    best = {}
+    for _ in range(rounds):
+        for name, (x, y, product) in products.items():
+            start = time.perf_counter()
+            product(x, y)
+            backend.synchronize()
+            best[name] = min(best.get(name, float("inf")), (time.perf_counter() - start) * 1e3)
+    return best
 
 
 def held_bytes(model):
@@ -208,17 +227,26 @@ def main(argv=None):
     p.add_argument("--importance-examples", type=int, default=512, help="training texts that score the heads")
     p.add_argument("--importance-skip", type=int, default=4000,
                    help="the heads are scored on training texts after the first this many (those fine-tuned on)")
+    p.add_argument("--matmul", type=int, nargs=3, metavar=("N", "K", "M"),
+                   help="first time one (N, K) x (K, M) product of int8 values four ways (e.g. 512 384 1536, "
+                        "MiniLM's feed-forward on 16 sentences of 32 tokens)")
     p.add_argument("--sensitivity", type=int, default=0,
                    help="classifier: the mean KL of each layer quantized alone (int8 w+a) on the first N dev "
                         "sentences, written to <out-dir>/sensitivity.json (0: skip)")
     p.add_argument("--data-dir", help="dataset directory (default: $MINILLM_DATA, else ./data)")
     p.add_argument("--device", choices=["cpu", "gpu"], default=os.environ.get("MINILLM_DEVICE", "cpu"))
     args = p.parse_args(argv)
-    if not (args.classifier or args.gpt):
-        p.error("give --classifier DIR, --gpt RUN_DIR or both")
+    if not (args.classifier or args.gpt or args.matmul):
+        p.error("give --classifier DIR, --gpt RUN_DIR, --matmul N K M or several")
     args.task = "sentiment"  # the classifier is scored on SST-2
     backend.use(args.device)
     os.makedirs(args.out_dir, exist_ok=True)
+    if args.matmul:
+        n, k, m = args.matmul
+        speeds = matmul_speeds(n, k, m, args.rounds)
+        print(f"({n}, {k}) x ({k}, {m}) products, best of {args.rounds}:\n"
+              + "\n".join(f"  {name}: {ms:.1f} ms ({ms / speeds['float32 BLAS']:.1f}x float32)"
+                          for name, ms in speeds.items()), flush=True)
     if args.classifier and args.sensitivity:
         found = sensitivity(args.classifier, args)
         with open(os.path.join(args.out_dir, "sensitivity.json"), "w", encoding="utf-8") as f:

@@ -10,7 +10,7 @@ def test_compress_bench_tiny(tiny_classifier_dir, tiny_gpt_run, tmp_path):
                                 str(tmp_path), "--max-eval-examples", "16", "--timed", "4", "--rounds", "1",
                                 "--max-val-tokens", "200", "--batch-size", "4", "--head-fractions", "0.5",
                                 "--sparsities", "0.5", "--importance-examples", "8", "--importance-skip", "0",
-                                "--sensitivity", "4"])
+                                "--sensitivity", "4", "--matmul", "4", "8", "4"])
     assert [r["setting"] for r in rows] == ["float32", "int8", "int8-weights", "int4-g64", "heads-2", "sparse-0.5",
                                             "float32", "int8", "int8-weights", "int4-g64"]
     for r in rows:
