@@ -18,15 +18,16 @@ docs/RESULTS.md#compression.
 
 import argparse
 
+from minillm.backend import np, to_device
 from minillm.cli.errors import run_main
 from minillm.cli.settings import HelpFormatter
-from minillm.backend import np, to_device
 from minillm.data.labelled import classification_data
 from minillm.efficiency.distill import keep_layers, narrow_student
 from minillm.efficiency.prune import (head_importance, least_important_heads, magnitude_prune, prunable_weights,
                                       prune_heads)
 from minillm.efficiency.quantize import quantize_checkpoint
 from minillm.models.auto import load_model, max_positions
+from minillm.nn.layers import Conv1D, Embedding, Linear
 from minillm.nn.loss import cross_entropy_backward, cross_entropy_forward
 from minillm.nn.quantized import QuantizationScheme
 from minillm.tasks.batching import length_batches, pad_batch
@@ -39,8 +40,7 @@ def quantize(args):
     scheme = QuantizationScheme(args.weights, activations,
                                 args.group_size, not args.float_embeddings, tuple(args.keep_float))
     model = quantize_checkpoint(args.model, args.out, scheme)
-    kept = sorted({name for name, m in model.named_modules()
-                   if type(m).__name__ in ("Linear", "Conv1D", "Embedding")})
+    kept = sorted(name for name, m in model.named_modules() if isinstance(m, (Linear, Conv1D, Embedding)))
     print(f"quantized ({scheme.mode}, embeddings {'float' if args.float_embeddings else scheme.weights}) "
           f"{args.model} -> {args.out}" + (f"; kept in float: {', '.join(kept)}" if kept else ""))
 

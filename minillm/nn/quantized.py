@@ -13,8 +13,9 @@ computed at each call (dynamic quantization). The three products:
     int8 weights only ("w8"):               y_nj = s_W[j] sum_i x[n, i] q_W[j, i]  + b_j
     int4 weights in groups ("w4"):          W[j, i] = s_W[j, i // g] q_W[j, i],  y = x W^T + b
 
-In the first two the scales factor out of the dot product, so the sum runs
-over the integers; int4's scale changes along the sum, so its weight is
+In the first two the scales factor out of the dot product, so the product
+reads the stored integers as they are (w8a8: integers times integers, rescaled
+once at the end); int4's scale changes along the sum, so its weight is
 dequantized at each call (one layer at a time) and multiplied in float.
 
 NumPy has no int8 matrix product (its integer matmul does not use BLAS and is
@@ -22,9 +23,10 @@ tens of times slower than float32's), so int_matmul computes the exact integer
 product with float32 BLAS: a sum of at most 1040 products of int8 values is an
 integer below 1040 * 127^2 < 2^24, and float32 holds every integer below 2^24
 exactly, so each partial sum is exact whatever order BLAS adds in. Inputs are
-cut into chunks of 1040 and the chunks' sums added in int32. The win of these
-layers is the bytes they hold (4x fewer for int8, 8x for int4), not speed.
-Inference only: these layers have no backward.
+cut into chunks of 1040 and the chunks' sums added in int32 (on CuPy the same
+code runs; its int8 tensor-core product is not used here). The win of these
+layers is the bytes they hold (4x fewer for int8, about 7x for int4 with its
+group scales), not speed. Inference only: these layers have no backward.
 """
 
 import dataclasses
