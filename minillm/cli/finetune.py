@@ -19,7 +19,7 @@ from minillm.data.labelled import classification_data
 from minillm.data.lm_data import train_tokenizer
 from minillm.data.squad import squad
 from minillm.models.auto import (CLASSIFIERS, QUESTION_ANSWERERS, TASK_MODELS, TOKEN_CLASSIFIERS, build_model,
-                                 load_model, max_positions)
+                                 max_positions)
 from minillm.models.heads import QA_LABELS
 from minillm.models.lstm_classifier import LSTMClassifierConfig
 from minillm.models.pretrained import resolve_init
@@ -28,7 +28,7 @@ from minillm.peft.bitfit import add_bitfit
 from minillm.peft.lora import add_lora, merge_lora, save_lora
 from minillm.tasks import ner, qa
 from minillm.tasks.classification import SequenceClassificationTask, encode_all, tokenizer_pad_id, write_report
-from minillm.tasks.distillation import DistillationTask, teacher_logits
+from minillm.tasks.distillation import DistillationTask, cached_teacher_logits
 from minillm.tokenizers import load_tokenizer
 from minillm.training.trainer import TrainConfig, Trainer
 
@@ -166,13 +166,13 @@ def finetune_classification(args, source, tokenizer, config):
 
 
 def teacher_train_logits(args, texts):
-    """--teacher's logits on the training texts, read through its own tokenizer: computed once, here."""
-    teacher, teacher_tokenizer = load_model(args.teacher), load_tokenizer(args.teacher)
-    encoded = encode_all(teacher_tokenizer, texts, min(args.max_length, max_positions(teacher.config)))
-    print(f"teacher {args.teacher} ({teacher.num_parameters():,} parameters): logits on {len(texts)} training "
-          f"texts, T {args.distill_temperature}, alpha {args.distill_alpha}")
-    return teacher_logits(teacher, encoded, args.batch_size, tokenizer_pad_id(teacher_tokenizer),
-                          progress=not args.no_progress)
+    """--teacher's logits on the training texts, read through its own tokenizer: computed once (and cached)."""
+    logits, cached = cached_teacher_logits(args.teacher, texts, args.max_length, args.batch_size,
+                                           progress=not args.no_progress)
+    origin = "from the cache" if cached else "computed"
+    print(f"teacher {args.teacher}: logits on {len(texts)} training texts ({origin}), T {args.distill_temperature}, "
+          f"alpha {args.distill_alpha}")
+    return logits
 
 
 def finetune_ner(args, source, tokenizer, config):

@@ -7,20 +7,56 @@ The student is trained on a mix of the teacher's softened probabilities and the 
 (nn/loss.py's distillation_forward; s, t the student's and the teacher's logits).
 The teacher's logits over the training texts are computed once, before
 training, and each batch reads its rows of that table: the teacher costs one
-pass over the data, not one per epoch. The teacher reads the texts through its
-own tokenizer, so it need not share the student's.
+pass over the data, not one per epoch, and the table is cached on disk for the
+next student of the same teacher and texts. The teacher reads the texts
+through its own tokenizer, so it need not share the student's.
 """
 
+import hashlib
+import os
+
 from minillm.backend import np, to_device, to_float
+from minillm.checkpoint import load_safetensors, save_safetensors
+from minillm.data.datasets import cache_dir
+from minillm.data.lm_data import texts_digest
+from minillm.models.auto import load_model, max_positions
 from minillm.nn.loss import cross_entropy_backward, cross_entropy_forward, distillation_backward, distillation_forward
 from minillm.tasks.batching import map_by_length
-from minillm.tasks.classification import SequenceClassificationTask
+from minillm.tasks.classification import SequenceClassificationTask, encode_all, tokenizer_pad_id
+from minillm.tokenizers import load_tokenizer
 
 
 def teacher_logits(teacher, sequences, batch_size, pad_id, progress=False):
     """The teacher's logits (N, K) on the host for the id lists it reads, in the order given."""
     teacher.eval()
     return map_by_length(lambda ids, mask: teacher(ids, mask), sequences, batch_size, pad_id, progress=progress)
+
+
+def cached_teacher_logits(directory, texts, max_length, batch_size, progress=False):
+    """(the logits (N, K) of the teacher saved in `directory` on `texts`, whether they came from the cache).
+
+    They are kept in $MINILLM_CACHE/teacher-logits/, named by a hash of the teacher's files, the texts
+    and max_length, so the students of one teacher share one pass of it over the data.
+    """
+    key = [file_digest(os.path.join(directory, name)) for name in ("config.json", "model.safetensors")]
+    path = os.path.join(cache_dir(), "teacher-logits", f"{texts_digest(texts + key + [str(max_length)])}.safetensors")
+    if os.path.exists(path):
+        return load_safetensors(path)["logits"], True
+    teacher, tokenizer = load_model(directory), load_tokenizer(directory)
+    encoded = encode_all(tokenizer, texts, min(max_length, max_positions(teacher.config)))
+    logits = teacher_logits(teacher, encoded, batch_size, tokenizer_pad_id(tokenizer), progress)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    save_safetensors(path + ".tmp", {"logits": logits})
+    os.replace(path + ".tmp", path)  # whole or absent
+    return logits, False
+
+
+def file_digest(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class DistillationTask(SequenceClassificationTask):

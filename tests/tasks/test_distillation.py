@@ -1,4 +1,4 @@
-"""DistillationTask: the loss mix and its gradient; the teacher's logits in the order of the texts."""
+"""DistillationTask: the loss mix and its gradient; the teacher's logits in the order of the texts, cached."""
 
 import pytest
 
@@ -6,7 +6,8 @@ from minillm.backend import np, to_float, to_host, xp
 from minillm.models.bert import BertConfig
 from minillm.models.heads import BertForSequenceClassification
 from minillm.nn.loss import cross_entropy_forward, distillation_forward
-from minillm.tasks.distillation import DistillationTask, teacher_logits
+from minillm.tasks.distillation import DistillationTask, cached_teacher_logits, teacher_logits
+from minillm.tokenizers.char import CharTokenizer
 
 
 def tiny(seed):
@@ -55,3 +56,17 @@ def test_the_loss_mixes_the_teacher_and_the_labels(alpha):
 def test_teacher_logits_must_cover_the_training_texts():
     with pytest.raises(ValueError, match="3 rows of teacher logits for 4 training texts"):
         DistillationTask(tiny(0), {"train": SEQUENCES}, {"train": LABELS}, 2, 0, np.zeros((3, 3)), 2.0, 0.5)
+
+
+def test_teacher_logits_are_cached_by_teacher_and_texts(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINILLM_CACHE", str(tmp_path / "cache"))
+    teacher = tmp_path / "teacher"
+    model = tiny(4)
+    model.save_pretrained(str(teacher), extra_files=CharTokenizer.train("abc ").save)
+    texts = ["a b", "cab", "b"]
+    first, cached = cached_teacher_logits(str(teacher), texts, 8, 2)
+    assert not cached and first.shape == (3, 3)
+    again, cached = cached_teacher_logits(str(teacher), texts, 8, 2)
+    assert cached and (again == first).all()
+    assert not cached_teacher_logits(str(teacher), texts[:2], 8, 2)[1]  # other texts: computed
+    assert len(list((tmp_path / "cache" / "teacher-logits").iterdir())) == 2
