@@ -52,7 +52,7 @@ scores for ner, exact match and F1 for qa, and the most confident mistakes.
 `--predict TEXT` or `--predict-file FILE` then labels new text with it
 (`--predict QUESTION --context TEXT` for qa).
 """
-RUN_IDENTITY = ("task", "dataset", "init", "arch_from", "model", "peft")  # what makes two runs different runs
+RUN_IDENTITY = ("task", "dataset", "init", "arch_from", "model", "peft", "teacher")  # what makes runs different
 
 
 def build_parser():
@@ -228,11 +228,12 @@ def source_name(path_or_name):
 
 
 def default_out_dir(args):
-    """out/finetune-<task>-<dataset>-<what it starts from>[-<peft method>]: lstm, scratch-<architecture>, or
-    the init's name."""
+    """out/finetune-<task>-<dataset>-<what it starts from>[-<peft method>][-distilled]: lstm,
+    scratch-<architecture>, or the init's name."""
     start = (source_name(args.init) if args.init != "none" else "lstm" if args.model == "lstm"
              else f"scratch-{source_name(args.arch_from)}")
-    return f"out/finetune-{args.task}-{args.dataset}-{start}" + (f"-{args.peft}" if args.peft else "")
+    return (f"out/finetune-{args.task}-{args.dataset}-{start}" + (f"-{args.peft}" if args.peft else "")
+            + ("-distilled" if args.teacher else ""))
 
 
 def check_out_dir(args):
