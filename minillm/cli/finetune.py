@@ -28,6 +28,7 @@ from minillm.peft.bitfit import add_bitfit
 from minillm.peft.lora import add_lora, merge_lora, save_lora
 from minillm.tasks import ner, qa
 from minillm.tasks.classification import SequenceClassificationTask, encode_all, tokenizer_pad_id, write_report
+from minillm.tasks.distillation import DistillationTask, cached_teacher_logits
 from minillm.tokenizers import load_tokenizer
 from minillm.training.trainer import TrainConfig, Trainer
 
@@ -145,8 +146,14 @@ def finetune_classification(args, source, tokenizer, config):
     labels = {s: list(y) for s, (_, y) in splits.items()}
     print(f"{args.task}: {note}; " + ", ".join(f"{s} {len(v)}" for s, v in encoded.items()))
 
-    task = SequenceClassificationTask(BatchParallel(model, args.threads), encoded, labels, args.batch_size,
-                                      tokenizer_pad_id(tokenizer), seed=args.seed, progress=not args.no_progress)
+    common = dict(seed=args.seed, progress=not args.no_progress)
+    if args.teacher:
+        task = DistillationTask(BatchParallel(model, args.threads), encoded, labels, args.batch_size,
+                                tokenizer_pad_id(tokenizer), teacher_train_logits(args, splits["train"][0]),
+                                args.distill_temperature, args.distill_alpha, **common)
+    else:
+        task = SequenceClassificationTask(BatchParallel(model, args.threads), encoded, labels, args.batch_size,
+                                          tokenizer_pad_id(tokenizer), **common)
     train(model, task, args, tokenizer, "val_accuracy")
     results = {}
     for split in [s for s in ("dev", "test") if s in encoded]:
@@ -156,6 +163,16 @@ def finetune_classification(args, source, tokenizer, config):
         print(f"best checkpoint, {split}: accuracy {report['scores']['accuracy']:.4f}, "
               f"macro-F1 {report['scores']['macro_f1']:.4f} (report: {args.out_dir}/report-{split}.md)")
     return results
+
+
+def teacher_train_logits(args, texts):
+    """--teacher's logits on the training texts, read through its own tokenizer: computed once (and cached)."""
+    logits, cached = cached_teacher_logits(args.teacher, texts, args.max_length, args.batch_size,
+                                           progress=not args.no_progress)
+    origin = "from the cache" if cached else "computed"
+    print(f"teacher {args.teacher}: logits on {len(texts)} training texts ({origin}), T {args.distill_temperature}, "
+          f"alpha {args.distill_alpha}")
+    return logits
 
 
 def finetune_ner(args, source, tokenizer, config):

@@ -53,7 +53,7 @@ scores for ner, exact match and F1 for qa, and the most confident mistakes.
 `--predict TEXT` or `--predict-file FILE` then labels new text with it
 (`--predict QUESTION --context TEXT` for qa).
 """
-RUN_IDENTITY = ("task", "dataset", "init", "arch_from", "model", "peft")  # what makes two runs different runs
+RUN_IDENTITY = ("task", "dataset", "init", "arch_from", "model", "peft", "teacher")  # what makes runs different
 
 
 def build_parser():
@@ -99,6 +99,7 @@ def build_parser():
     p.add_argument("--no-progress", action="store_true")
     add_lstm_arguments(p)
     add_peft_arguments(p)
+    add_distillation_arguments(p)
     g = p.add_argument_group("question answering (--task qa)")
     g.add_argument("--doc-stride", type=int, default=128,
                    help="tokens between the starts of a long context's overlapping windows (default 128)")
@@ -124,6 +125,19 @@ def add_peft_arguments(p):
     g.add_argument("--merge", action="store_true",
                    help="with --peft lora: also fold the adapters into the weights and save a plain model "
                         "directory in <out-dir>/merged")
+
+
+def add_distillation_arguments(p):
+    """--teacher and the mix of its soft targets with the labels (tasks/distillation.py)."""
+    g = p.add_argument_group("knowledge distillation (sentiment, news, intent; tasks/distillation.py)")
+    g.add_argument("--teacher", metavar="DIR",
+                   help="a fine-tuned classifier directory (e.g. a run's best/, quantized or not) whose logits on "
+                        "the training texts, computed once, the student also learns from")
+    g.add_argument("--distill-temperature", type=float, default=2.0,
+                   help="T: both models' logits are divided by T before the softmax of the distillation term "
+                        "(default 2)")
+    g.add_argument("--distill-alpha", type=float, default=0.5,
+                   help="weight of the distillation term; 1 - alpha weighs the labels' cross-entropy (default 0.5)")
 
 
 def add_lstm_arguments(p):
@@ -199,6 +213,8 @@ def parse_args(argv=None):
         sys.exit(f"error: --model lstm is a sequence classifier: --task {' or '.join(CLASSIFICATION_TASKS)}")
     if args.predict_file and not os.path.isfile(args.predict_file):
         raise FileNotFoundError(f"--predict-file {args.predict_file}: no such file")
+    if args.teacher and args.task not in CLASSIFICATION_TASKS:
+        sys.exit(f"error: --teacher distils a sequence classifier: --task {' or '.join(CLASSIFICATION_TASKS)}")
     args.dataset = args.dataset or TASK_DATASETS[args.task]
     if args.dataset not in CLASSIFICATION_TASKS.get(args.task, (TASK_DATASETS[args.task],)):
         parser.error(f"--dataset {args.dataset}: --task {args.task} reads "
@@ -214,11 +230,12 @@ def source_name(path_or_name):
 
 
 def default_out_dir(args):
-    """out/finetune-<task>-<dataset>-<what it starts from>[-<peft method>]: lstm, scratch-<architecture>, or
-    the init's name."""
+    """out/finetune-<task>-<dataset>-<what it starts from>[-<peft method>][-distilled]: lstm,
+    scratch-<architecture>, or the init's name."""
     start = (source_name(args.init) if args.init != "none" else "lstm" if args.model == "lstm"
              else f"scratch-{source_name(args.arch_from)}")
-    return f"out/finetune-{args.task}-{args.dataset}-{start}" + (f"-{args.peft}" if args.peft else "")
+    return (f"out/finetune-{args.task}-{args.dataset}-{start}" + (f"-{args.peft}" if args.peft else "")
+            + ("-distilled" if args.teacher else ""))
 
 
 def check_out_dir(args):

@@ -14,7 +14,7 @@ import os
 import sys
 
 from minillm.checkpoint import load_safetensors, read_json
-from minillm.models.auto import CLASSIFIERS, QUESTION_ANSWERERS, TOKEN_CLASSIFIERS, max_positions
+from minillm.models.auto import CLASSIFIERS, QUESTION_ANSWERERS, TOKEN_CLASSIFIERS, load_model, max_positions
 from minillm.peft.lora import add_lora
 from minillm.tasks import ner, qa
 from minillm.tasks.batching import predict_probabilities
@@ -91,7 +91,7 @@ def load_fine_tuned(model_class, directory, adapter):
     directory (PEFT's adapter_config.json) says where they go, so they are added before loading."""
     config_path = os.path.join(adapter, "adapter_config.json")
     if not os.path.exists(config_path):
-        return model_class.from_pretrained(directory)
+        return load_model(directory, model_class)  # a quantized best/ too (its config.json says so)
     lora = read_json(config_path)
     model = model_class.from_config_dict(read_json(os.path.join(directory, "config.json")), directory)
     add_lora(model, lora["r"], lora["lora_alpha"], 0.0, lora["target_modules"])

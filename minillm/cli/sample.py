@@ -11,6 +11,7 @@ from minillm import backend
 from minillm.checkpoint import read_json
 from minillm.cli.errors import UsageError, run_main
 from minillm.cli.settings import HelpFormatter
+from minillm.models.auto import load_model
 from minillm.models.gpt import GPT
 from minillm.tokenizers import load_tokenizer
 
@@ -38,7 +39,7 @@ def main(argv=None):
     if model_type != "gpt2":
         raise UsageError(f"{config_path}: model_type {model_type!r}; sample.py samples from a GPT checkpoint "
                          "(model_type 'gpt2', from python train.py --model gpt)")
-    model, tokenizer = GPT.from_pretrained(directory), load_tokenizer(directory)
+    model, tokenizer = load_model(directory, GPT), load_tokenizer(directory)  # float or quantized
     rng = backend.default_rng(args.seed)
     prompt = backend.to_device([tokenizer.encode(args.start)] * args.num_samples)
     out = model.generate(prompt, args.max_new_tokens, args.temperature, args.top_k or None, rng)

@@ -6,16 +6,24 @@ A pretrained directory's config.json names its architecture family
 """
 
 import math
+import os
 
+from minillm.checkpoint import load_safetensors, read_json
+from minillm.models.bert import BertModel
+from minillm.models.gpt import GPT
 from minillm.models.heads import (BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification,
                                   GPTForSequenceClassification, GPTForTokenClassification)
 from minillm.models.lstm_classifier import LSTMForSequenceClassification
+from minillm.nn.quantized import QuantizationScheme, quantize_model
 
 CLASSIFIERS = {"gpt2": GPTForSequenceClassification, "bert": BertForSequenceClassification,
                "lstm_lm": LSTMForSequenceClassification}
 TOKEN_CLASSIFIERS = {"gpt2": GPTForTokenClassification, "bert": BertForTokenClassification}
 QUESTION_ANSWERERS = {"bert": BertForQuestionAnswering}
 TASK_MODELS = {"ner": TOKEN_CLASSIFIERS, "qa": QUESTION_ANSWERERS}  # every other task: CLASSIFIERS
+# config.json's `architectures` -> the class that runs it (GPT, BERT's encoder and every task model)
+ARCHITECTURES = {c.architecture: c for c in (GPT, BertModel, *CLASSIFIERS.values(), *TOKEN_CLASSIFIERS.values(),
+                                              *QUESTION_ANSWERERS.values())}
 
 
 def build_model(classes, config, label_names, pad_token_id, dropout, seed, pooling="mean"):
@@ -39,3 +47,40 @@ def build_model(classes, config, label_names, pad_token_id, dropout, seed, pooli
 def max_positions(config):
     """The longest input the model takes (an LSTM has no limit)."""
     return getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", math.inf)
+
+
+def load_model(directory, model_class=None):
+    """The model a checkpoint directory holds, quantized or not: the one loader of every command that runs one.
+
+    model_class: the class to build (default: the one config.json's `architectures` names). A config.json
+    with a `quantization_config` (written by minillm/efficiency/quantize.py) gets the same model with its
+    layers quantized as recorded, then the stored int8/int4 tensors and their scales; anything else is
+    model_class.from_pretrained. Errors name the file and the tensor.
+    """
+    config_path = os.path.join(directory, "config.json")
+    config = read_json(config_path)
+    if model_class is None:
+        architecture = (config.get("architectures") or [None])[0]
+        if architecture not in ARCHITECTURES:
+            raise ValueError(f"{config_path}: architecture {architecture!r} is not one this can run "
+                             f"({', '.join(ARCHITECTURES)})")
+        model_class = ARCHITECTURES[architecture]
+    if "quantization_config" not in config:
+        return model_class.from_pretrained(directory)
+    try:
+        scheme = QuantizationScheme.from_dict(config["quantization_config"])
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{config_path}: quantization_config: {err}") from None
+    model = quantize_model(model_class.from_config_dict(config, config_path), scheme)  # shapes and dtypes
+    path = os.path.join(directory, "model.safetensors")
+    tensors = model.state_from_checkpoint(load_safetensors(path))
+    own = model.state_dict()
+    for name in sorted(set(own) & set(tensors)):
+        if tensors[name].dtype != own[name].dtype:
+            raise ValueError(f"{path}: tensor {name!r} is {tensors[name].dtype}, but {config_path}'s "
+                             f"quantization_config makes it {own[name].dtype}")
+    try:
+        model.load_state_dict(tensors)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    return model

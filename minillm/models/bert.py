@@ -43,11 +43,21 @@ class BertConfig(Config):
     layer_norm_eps: float = 1e-12
     initializer_range: float = 0.02
     pad_token_id: int = 0
+    pruned_heads: dict = dataclasses.field(default_factory=dict)  # {layer: [heads removed]}, as Hugging Face
 
     def __post_init__(self):
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(f"hidden_size ({self.hidden_size}) must be divisible by "
                              f"num_attention_heads ({self.num_attention_heads})")
+        self.pruned_heads = {str(k): sorted(int(h) for h in v) for k, v in (self.pruned_heads or {}).items()}
+        for layer, heads in self.pruned_heads.items():
+            if not set(heads) < set(range(self.num_attention_heads)):
+                raise ValueError(f"pruned_heads of layer {layer}: {heads} must leave at least one of "
+                                 f"{self.num_attention_heads} heads")
+
+    def heads_of_layer(self, i):
+        """The attention heads layer i keeps (all but its pruned ones)."""
+        return self.num_attention_heads - len(self.pruned_heads.get(str(i), ()))
 
 
 # ---------------------------------------------------------------- embeddings
@@ -91,14 +101,16 @@ class BertSelfAttention(Module):
 
     e_ij = (W_Q h_i) . (W_K h_j) / sqrt(D),  alpha = softmax_j(e) on the allowed keys,
     context_i = sum_j alpha_ij W_V h_j; no output projection here (that is attention.output).
+    A layer with pruned heads (config.pruned_heads) has n_head of them, each of size C / num_attention_heads.
     """
 
-    def __init__(self, cfg, rng, dropout_source, dtype):
+    def __init__(self, cfg, rng, dropout_source, dtype, n_head):
         C, std = cfg.hidden_size, cfg.initializer_range
-        self.n_head = cfg.num_attention_heads
-        self.query = Linear(C, C, rng, std=std, dtype=dtype)
-        self.key = Linear(C, C, rng, std=std, dtype=dtype)
-        self.value = Linear(C, C, rng, std=std, dtype=dtype)
+        self.n_head = n_head
+        width = n_head * (C // cfg.num_attention_heads)  # C unless heads were pruned
+        self.query = Linear(C, width, rng, std=std, dtype=dtype)
+        self.key = Linear(C, width, rng, std=std, dtype=dtype)
+        self.value = Linear(C, width, rng, std=std, dtype=dtype)
         self.attn_pdrop = cfg.attention_probs_dropout_prob
         self.dropout_source = dropout_source
 
@@ -134,9 +146,10 @@ class BertResidualOutput(Module):
 class BertAttention(Module):
     """`attention`: a = LN(h + dropout(selfattn(h) W_O + b_O))."""
 
-    def __init__(self, cfg, rng, dropout_source, dtype):
-        self.self = BertSelfAttention(cfg, rng, dropout_source, dtype)
-        self.output = BertResidualOutput(cfg.hidden_size, cfg, rng, dropout_source, dtype)
+    def __init__(self, cfg, rng, dropout_source, dtype, n_head):
+        self.self = BertSelfAttention(cfg, rng, dropout_source, dtype, n_head)
+        width = n_head * (cfg.hidden_size // cfg.num_attention_heads)
+        self.output = BertResidualOutput(width, cfg, rng, dropout_source, dtype)
 
     def forward(self, h, mask):
         return self.output(self.self(h, mask), h)
@@ -163,8 +176,8 @@ class BertIntermediate(Module):
 class BertLayer(Module):
     """One post-LN encoder block: attention (with its Add & Norm), then feed-forward (with its own)."""
 
-    def __init__(self, cfg, rng, dropout_source, dtype):
-        self.attention = BertAttention(cfg, rng, dropout_source, dtype)
+    def __init__(self, cfg, rng, dropout_source, dtype, index=0):
+        self.attention = BertAttention(cfg, rng, dropout_source, dtype, cfg.heads_of_layer(index))
         self.intermediate = BertIntermediate(cfg, rng, dtype)
         self.output = BertResidualOutput(cfg.intermediate_size, cfg, rng, dropout_source, dtype)
 
@@ -180,7 +193,7 @@ class BertLayer(Module):
 
 class BertEncoder(Module):
     def __init__(self, cfg, rng, dropout_source, dtype):
-        self.layer = ModuleList([BertLayer(cfg, rng, dropout_source, dtype) for _ in range(cfg.num_hidden_layers)])
+        self.layer = ModuleList([BertLayer(cfg, rng, dropout_source, dtype, i) for i in range(cfg.num_hidden_layers)])
 
     def forward(self, h, mask):
         for layer in self.layer:

@@ -170,7 +170,7 @@ class GPT(Pretrained, Module):
         """idx: (B, T) token ids -> logits (B, T, V) = hidden W_te^T (see GPTTransformer.forward)."""
         h = self.transformer(idx, attention_mask, mask, past_key_values, use_cache)
         h, presents = h if use_cache else (h, None)
-        logits, self.head_cache = F.linear_forward(h, self.transformer.wte.weight.data.T, None)  # (B, T, V)
+        logits, self.head_cache = self.transformer.wte.logits_forward(h)  # (B, T, V) = h W_te^T
         return (logits, presents) if use_cache else logits
 
     def backward(self, dlogits):

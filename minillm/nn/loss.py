@@ -37,3 +37,34 @@ def cross_entropy_backward(dloss, cache):
     dlogits = probs * (row_scale / z)[:, None]  # softmax(logits_n) * row_scale_n, (N, V)
     dlogits[xp.arange(len(safe_targets)), safe_targets] -= row_scale
     return dlogits
+
+
+def log_softmax(z):
+    """log softmax over the last axis, computed from z - max z so nothing overflows."""
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - xp.log(sum_last(xp.exp(shifted)))
+
+
+def distillation_forward(student_logits, teacher_logits, temperature):
+    """Hinton et al. (2015): the student matches the teacher's temperature-softened probabilities.
+
+        p = softmax(t / T),  q = softmax(s / T)
+        loss = T^2 (1 / N) sum_n KL(p_n || q_n) = T^2 (1 / N) sum_n sum_k p_nk (log p_nk - log q_nk)
+
+    T > 1 raises the small probabilities, which carry what the teacher knows about how the wrong
+    classes resemble the right one; the T^2 keeps the gradient's size independent of T (it scales
+    as 1 / T^2 otherwise), so the loss mixes with the hard-label cross-entropy at any T.
+    student_logits, teacher_logits: (N, K).
+    """
+    log_p = log_softmax(teacher_logits / temperature)  # (N, K)
+    log_q = log_softmax(student_logits / temperature)  # (N, K)
+    p = xp.exp(log_p)
+    n = student_logits.shape[0]
+    loss = temperature ** 2 * (p * (log_p - log_q)).sum() / n
+    return loss, (p, xp.exp(log_q), temperature, n)
+
+
+def distillation_backward(dloss, cache):
+    """dloss/ds_nk = T^2 (q_nk - p_nk) / (T N) = T (q_nk - p_nk) / N  (the teacher's logits get none)."""
+    p, q, temperature, n = cache
+    return (q - p) * (dloss * temperature / n)

@@ -28,11 +28,15 @@ class SequenceClassificationTask(EpochTask):
 
     def train_step(self, it, micro, scale):
         rows = self.batch_indices(it * self.grad_accum + micro)
-        ids, mask = pad_batch([self.encoded["train"][i] for i in rows], self.pad_id)
+        ids, mask = self.pad(rows)
         logits = self.model(ids, mask)  # (B, K)
         loss, cache = cross_entropy_forward(logits, to_device(np.array([self.labels["train"][i] for i in rows])))
         self.model.backward(cross_entropy_backward(scale, cache))
         return to_float(loss)
+
+    def pad(self, rows):
+        """(ids, attention_mask) of the training examples `rows`, padded to the longest."""
+        return pad_batch([self.encoded["train"][i] for i in rows], self.pad_id)
 
     def predict(self, sequences):
         return predict_probabilities(self.model, sequences, self.batch_size, self.pad_id, progress=self.progress)

@@ -52,10 +52,11 @@ def test_default_out_dirs_name_what_differs():
     dirs = {parse_args(flags).out_dir for flags in (
         ["--model", "lstm"], ["--model", "lstm", "--dataset", "chnsenticorp"], ["--init", "out/gpt-imdb-bpe"],
         ["--init", "none", "--arch-from", "out/gpt-imdb-bpe"], ["--task", "ner", "--init", "out/bert-imdb/"],
-        ["--init", "out/gpt-imdb-bpe", "--peft", "lora"])}
+        ["--init", "out/gpt-imdb-bpe", "--peft", "lora"], ["--init", "out/gpt-imdb-bpe", "--teacher", "out/t"])}
     assert dirs == {"out/finetune-sentiment-sst2-lstm", "out/finetune-sentiment-chnsenticorp-lstm",
                     "out/finetune-sentiment-sst2-gpt-imdb-bpe", "out/finetune-sentiment-sst2-scratch-gpt-imdb-bpe",
-                    "out/finetune-ner-conll2003-bert-imdb", "out/finetune-sentiment-sst2-gpt-imdb-bpe-lora"}
+                    "out/finetune-ner-conll2003-bert-imdb", "out/finetune-sentiment-sst2-gpt-imdb-bpe-lora",
+                    "out/finetune-sentiment-sst2-gpt-imdb-bpe-distilled"}
     with pytest.raises(SystemExit):
         parse_args(["--task", "ner", "--dataset", "sst2", "--init", "x"])
 

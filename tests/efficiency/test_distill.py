@@ -1,0 +1,50 @@
+"""Students built from a teacher: kept layers compute what those layers of the teacher compute; narrow ones
+start from the teacher's embeddings projected on their principal directions."""
+
+import pytest
+
+from minillm.backend import to_host, xp
+from minillm.efficiency.distill import keep_layers, narrow_student, principal_directions
+from minillm.models.bert import BertConfig
+from minillm.models.heads import BertForSequenceClassification
+
+
+def teacher():
+    cfg = BertConfig(vocab_size=30, hidden_size=16, num_hidden_layers=4, num_attention_heads=2, intermediate_size=32,
+                     max_position_embeddings=10)
+    return BertForSequenceClassification(cfg, ["neg", "pos"], seed=3).eval()
+
+
+def test_kept_layers_compute_the_teachers_layers():
+    model = teacher()
+    student = keep_layers(model, [0, 2]).eval()
+    ids = xp.random.default_rng(0).integers(1, 30, (2, 6))
+    mask = xp.ones((2, 6), dtype=xp.int64)
+    body = model.bert
+    h = body.embeddings(ids, xp.zeros((2, 6), dtype=xp.int64))
+    for i in (0, 2):
+        h = body.encoder.layer[i](h, mask[:, None, None, :] != 0)
+    seq, pooled = student(ids, None, mask)
+    assert float(to_host(xp.abs(seq - h).max())) < 1e-6
+    assert float(to_host(xp.abs(pooled - body.pooler(h)).max())) < 1e-6
+    assert student.num_parameters() == model.bert.num_parameters() - 2 * model.bert.encoder.layer[0].num_parameters()
+    with pytest.raises(ValueError, match=r"among 0..3"):
+        keep_layers(model, [4])
+
+
+def test_narrow_student_starts_from_projected_embeddings():
+    model = teacher()
+    student = narrow_student(model, 8, 1, 2, 16)
+    p = principal_directions(model.bert.embeddings.word_embeddings.weight.data, 8)  # (16, 8)
+    assert float(to_host(xp.abs(p.T @ p - xp.eye(8)).max())) < 1e-5  # orthonormal directions
+    word = student.embeddings.word_embeddings.weight.data
+    assert word.shape == (30, 8)
+    assert float(to_host(xp.abs(word - model.bert.embeddings.word_embeddings.weight.data @ p).max())) < 1e-6
+    # the top direction keeps more of the table's variance than any other
+    centred = model.bert.embeddings.word_embeddings.weight.data
+    centred = centred - centred.mean(axis=0)
+    variance = to_host(((centred @ p) ** 2).sum(axis=0))
+    assert list(variance) == sorted(variance, reverse=True)
+    assert student.config.hidden_size == 8 and student.config.num_hidden_layers == 1
+    with pytest.raises(ValueError, match="at most the teacher's width 16"):
+        narrow_student(model, 32, 1, 2, 16)
