@@ -7,8 +7,8 @@ import re
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LAYERS = ["backend", "checkpoint", "nn", "tokenizers", "models", "peft", "efficiency", "data", "training", "tasks", "cli",
-          "tools"]
+LAYERS = ["backend", "checkpoint", "nn", "tokenizers", "models", "peft", "efficiency", "data", "training", "distributed",
+          "tasks", "cli", "tools"]
 
 
 def modules():

@@ -12,6 +12,7 @@ import os
 import sys
 
 from minillm.backend import DeviceUnavailable
+from minillm.distributed.mpi import launched_ranks, run_rank
 from minillm.training.trainer import NonFiniteLoss
 
 # ValueError covers the data readers' DataFormatError, malformed JSON and safetensors, bad settings;
@@ -30,7 +31,14 @@ def message(err):
 
 
 def run_main(main, argv=None):
-    """main(argv), with a user error reported as one line on stderr and exit status 1."""
+    """main(argv), with a user error reported as one line on stderr and exit status 1; in one of several MPI
+    ranks, any error ends every rank with a line naming this one (distributed/mpi.py run_rank)."""
+    if launched_ranks() > 1:
+        return run_rank(run_one, main, argv)
+    return run_one(main, argv)
+
+
+def run_one(main, argv):
     try:
         return main(argv)
     except USER_ERRORS as err:

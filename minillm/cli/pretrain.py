@@ -19,6 +19,7 @@ from minillm.cli.pretrain_ngram import run_ngram
 from minillm.cli.settings import (HelpFormatter, add_precision_argument, add_train_config_defaults, config_path,
                                   parse_layered, positive, read_settings, train_config)
 from minillm.data.corpora import CORPORA, lm_corpus
+from minillm.distributed.mpi import silence_all_but_the_writer, world
 from minillm.data.lm_data import build_tokenizer, lm_streams, sentence_documents, tokenizer_digest
 from minillm.models.bert import BertConfig
 from minillm.models.bert_pretraining import BertForPreTraining, start_local
@@ -185,26 +186,30 @@ def main(argv=None):
     backend.reuse_freed_memory()  # activations are freed and allocated again every step
     if args.model == "ngram":
         return run_ngram(args)
-    if args.model == "bert":
-        tokenizer, model, task = run_bert(args)
-    else:
-        tokenizer, train_ids, val_ids = lm_streams(args.tokenizer, args.data, args.vocab_size, args.data_dir,
-                                                   progress=not args.no_progress)
-        print(f"{args.data}: {args.tokenizer} vocabulary of {tokenizer.vocab_size}, "
-              f"{len(train_ids):,} train / {len(val_ids):,} val tokens")
-        model, task = build_model_and_task(args, tokenizer.vocab_size, train_ids, val_ids)
-    print(f"{args.model}: {model.num_parameters():,} parameters, {args.device}, {args.dtype}")
+    ranks = world()  # several under mpirun: data parallelism (minillm/distributed/)
+    silence_all_but_the_writer(ranks)
+    with ranks.writer_first():  # the tokenizer and token streams are cached by one rank, read by the others
+        if args.model == "bert":
+            tokenizer, model, task = run_bert(args)
+        else:
+            tokenizer, train_ids, val_ids = lm_streams(args.tokenizer, args.data, args.vocab_size, args.data_dir,
+                                                       progress=not args.no_progress)
+            print(f"{args.data}: {args.tokenizer} vocabulary of {tokenizer.vocab_size}, "
+                  f"{len(train_ids):,} train / {len(val_ids):,} val tokens")
+            model, task = build_model_and_task(args, tokenizer.vocab_size, train_ids, val_ids)
+    print(f"{args.model}: {model.num_parameters():,} parameters, {args.device}, {args.dtype}"
+          + (f", {ranks.size} ranks" if ranks.size > 1 else ""))
     train_cfg = train_config(args)
     if train_cfg.warmup_iters >= train_cfg.max_iters:
         print(f"note: the {train_cfg.warmup_iters} warmup steps do not end within --max-iters {train_cfg.max_iters}: "
               f"the learning rate never reaches --learning-rate (set --warmup-iters lower)", file=sys.stderr)
     run_config = {k: v for k, v in vars(args).items() if k not in ("resume", "config")}
     trainer = Trainer(model, task, train_cfg, args.out_dir, extra_files=tokenizer.save, run_config=run_config,
-                      progress=not args.no_progress, threads=args.threads)
+                      progress=not args.no_progress, threads=args.threads, ranks=ranks)
     history = trainer.run(resume=args.resume)  # a NonFiniteLoss ends it with one line (cli/errors.py)
     if args.full_val_tokens:
         score_held_out(args, trainer, task)
-    if args.sample_tokens and hasattr(model, "generate"):
+    if args.sample_tokens and hasattr(model, "generate") and ranks.is_writer:
         sample = sample_text(model, tokenizer, args.sample_tokens, args.seed)
         with open(os.path.join(args.out_dir, "samples.txt"), "w", encoding="utf-8") as f:
             f.write(sample)

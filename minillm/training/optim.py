@@ -57,7 +57,8 @@ class AdamW:
     which is what parameter-efficient fine-tuning saves.
     """
 
-    def __init__(self, model, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, threads=1):
+    def __init__(self, model, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, threads=1,
+                 allreduce_sum=None):
         named = dict(model.named_parameters())
         decay, no_decay = weight_decay_groups(model)
         self.names = decay + no_decay
@@ -74,7 +75,8 @@ class AdamW:
         self.n_decayed = self.offsets[len(decay)]
         size, dtype = self.offsets[-1], dtypes.pop()
         self.flat = xp.empty(size, dtype)  # the parameters
-        self.flat_grad = xp.empty(size, dtype)
+        self.flat_grad = xp.zeros(size, dtype)  # (zeros: a data-parallel sum reads it whole)
+        self.allreduce_sum = allreduce_sum  # data parallelism: the gathered gradients summed over the ranks
         self.flat_m, self.flat_v = xp.zeros(size, dtype), xp.zeros(size, dtype)
         self.work = xp.empty(size, dtype)
         self.views = [self.part(self.flat, i) for i in range(len(self.params))]
@@ -100,7 +102,10 @@ class AdamW:
         """
         lr = self.lr if lr is None else lr
         jobs = self.thread_spans()
-        norm = math.sqrt(to_float(sum(run_in_threads(self.gather, jobs)))) / grad_scale  # the one read back a step
+        squares = sum(run_in_threads(self.gather, jobs))
+        if self.allreduce_sum is not None:  # every rank holds its micro-batches' gradients: sum them, then square
+            squares = self.sum_over_ranks(jobs)
+        norm = math.sqrt(to_float(squares)) / grad_scale  # the one read back a step
         if not math.isfinite(norm):
             return norm
         clip = max_grad_norm / (norm + 1e-6) if max_grad_norm and norm > max_grad_norm else 1.0
@@ -171,6 +176,11 @@ class AdamW:
                     total = total + xp.vdot(piece, piece)  # while the piece is in cache; on the device
                 at, i = end, i + 1
         return total
+
+    def sum_over_ranks(self, jobs):
+        """flat_grad summed over the ranks in place (one Allreduce of the whole array); its sum of squares."""
+        self.allreduce_sum(self.flat_grad)
+        return sum(xp.vdot(self.flat_grad[lo:hi], self.flat_grad[lo:hi]) for spans in jobs for lo, hi in spans)
 
     def zero_grad(self):
         for p in self.params:

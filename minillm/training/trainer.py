@@ -25,6 +25,7 @@ from minillm.checkpoint import load_safetensors, read_json, recover_directory, s
 from minillm.nn.functional import set_matmul_precision
 from minillm.training.loss_scale import DynamicLossScale
 from minillm.training.optim import AdamW, cosine_lr, linear_lr
+from minillm.training.ranks import OneProcess
 
 
 @dataclasses.dataclass
@@ -81,16 +82,23 @@ def resume_directory(run_dir):
 class Trainer:
     """Runs a Task's steps (task.py) under AdamW with warmup + cosine decay; checkpoints to run_dir/checkpoint."""
 
-    def __init__(self, model, task, cfg, run_dir, extra_files=None, run_config=None, progress=True, threads=1):
+    def __init__(self, model, task, cfg, run_dir, extra_files=None, run_config=None, progress=True, threads=1,
+                 ranks=None):
         self.model, self.task, self.cfg, self.run_dir = model, task, cfg, run_dir
         self.extra_files = extra_files  # writes the tokenizer etc. into each checkpoint
         self.run_config = run_config or {}  # everything needed to rebuild the run, saved with it
+        # data parallelism: rank r runs micro-batches r, r + size, ... of every step; the writer writes
+        self.ranks = ranks or OneProcess()
+        if cfg.grad_accum % self.ranks.size:
+            raise ValueError(f"grad_accum {cfg.grad_accum} must be a multiple of the {self.ranks.size} ranks: each "
+                             "rank takes an equal share of every step's micro-batches (--grad-accum)")
         self.optimizer = AdamW(model, cfg.learning_rate, (cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay,
-                               threads=threads)  # the update is split over threads too
+                               threads=threads,  # the update is split over threads too
+                               allreduce_sum=self.ranks.allreduce_sum if self.ranks.size > 1 else None)
         self.iter = 0
         self.best = None  # the best value of cfg.metric_for_best so far
         self.evals_since_best = 0
-        self.progress = progress
+        self.progress = progress and self.ranks.is_writer
         self.history = []  # every metrics record of this process, also written to metrics.jsonl
         self.train_seconds = 0.0  # time spent in training steps (not evaluation), over resumes too
         self.loss_scale = (DynamicLossScale(cfg.loss_scale, cfg.loss_scale_growth_interval)
@@ -104,6 +112,9 @@ class Trainer:
 
     # ------------------------------------------------------------ checkpoints
     def save(self):
+        if not self.ranks.is_writer:
+            return
+
         def extras(tmp):
             save_safetensors(os.path.join(tmp, "optimizer.safetensors"), self.optimizer.state_dict())
             save_safetensors(os.path.join(tmp, "task_state.safetensors"), self.task.state_dict())
@@ -130,7 +141,7 @@ class Trainer:
         # checkpoints written before every task had a state_dict() hold the file only for tasks with state
         self.task.load_state_dict(load_safetensors(task_state) if os.path.exists(task_state) else {})
         self.iter, self.best, self.evals_since_best = state["iter"], state["best"], state["evals_since_best"]
-        if "metrics_bytes" in state:  # (checkpoints saved before it was recorded leave the file as it is)
+        if "metrics_bytes" in state and self.ranks.is_writer:  # (older checkpoints leave the file as it is)
             self.cut_metrics(state["metrics_bytes"])
         self.train_seconds = state.get("train_seconds", 0.0)  # checkpoints before it was saved: counted again
         if self.loss_scale and state.get("loss_scale"):  # a float32 run resumed in float16 starts a fresh scale
@@ -144,6 +155,8 @@ class Trainer:
 
     def log(self, record):
         self.history.append(record)
+        if not self.ranks.is_writer:
+            return
         with open(self.metrics_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
 
@@ -173,7 +186,8 @@ class Trainer:
         better = self.best is None or (value > self.best if self.cfg.greater_is_better else value < self.best)
         if better:
             self.best, self.evals_since_best = value, 0
-            self.model.save_pretrained(os.path.join(self.run_dir, "best"), extra_files=self.extra_files)
+            if self.ranks.is_writer:
+                self.model.save_pretrained(os.path.join(self.run_dir, "best"), extra_files=self.extra_files)
         else:
             self.evals_since_best += 1
         return record
@@ -234,10 +248,11 @@ class Trainer:
         """One optimizer step: grad_accum micro-batches, NaN guard, clipping, AdamW; in float16, the loss
         scaled up for backward and a step whose gradients overflow skipped (logged) with the scale halved."""
         cfg = self.cfg
-        self.model.reseed_dropout(cfg.seed * 1_000_003 + it)
         scale = self.loss_scale.scale if self.loss_scale else 1.0
         total = 0.0
-        for micro in range(cfg.grad_accum):
+        for micro in range(self.ranks.rank, cfg.grad_accum, self.ranks.size):
+            # dropout's masks are a function of (step, micro-batch), whichever rank runs it
+            self.model.reseed_dropout(cfg.seed * 1_000_003 + it + micro * 1_000_000_007)
             loss = self.task.train_step(it, micro, scale / cfg.grad_accum)
             if not math.isfinite(loss):
                 self.optimizer.zero_grad()
@@ -245,6 +260,7 @@ class Trainer:
                     f"loss is {loss} at iter {it} (micro-batch {micro}); stopped without saving. "
                     f"The last good checkpoint is {self.checkpoint_dir} (resume with --resume).")
             total += loss / cfg.grad_accum
+        total = self.ranks.sum(total)
         self.last_grad_norm = self.optimizer.step(lr, max_grad_norm=cfg.grad_clip, grad_scale=scale)
         skipped = self.loss_scale and not self.loss_scale.update(math.isfinite(self.last_grad_norm))
         if skipped and self.loss_scale.scale >= 1.0:

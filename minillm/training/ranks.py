@@ -1,0 +1,41 @@
+"""The processes a training run spans, as the Trainer sees them: one by default.
+
+Data parallelism (minillm/distributed/mpi.py) runs the same Trainer in every
+rank. All it needs from the ranks is this: its own number, their count, sums
+across them, and a way to let one rank (the writer, rank 0) prepare files the
+others then read. OneProcess is that interface for a single process, where
+each of these is a no-op.
+"""
+
+import contextlib
+
+
+class OneProcess:
+    """A run of one process: rank 0 of 1, and sums over ranks are the values themselves."""
+
+    rank, size = 0, 1
+
+    @property
+    def is_writer(self):
+        """The rank that writes checkpoints, metrics and progress."""
+        return self.rank == 0
+
+    def allreduce_sum(self, array):
+        """Sum `array` over the ranks, in place."""
+        return array
+
+    def sum(self, value):
+        """A Python number summed over the ranks."""
+        return value
+
+    def barrier(self):
+        """Wait until every rank gets here."""
+
+    @contextlib.contextmanager
+    def writer_first(self):
+        """Run the block in the writer, then in the others: files it caches are written once, then read."""
+        if not self.is_writer:
+            self.barrier()
+        yield
+        if self.is_writer:
+            self.barrier()

@@ -1,0 +1,92 @@
+"""Data parallelism over MPI with 2 ranks: the same run as one process, resumable with another count of
+ranks, and a failing or killed rank ends the job with a message naming it instead of a hang."""
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from minillm.checkpoint import load_safetensors
+from minillm.distributed.mpi import launched_ranks
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+pytestmark = pytest.mark.skipif(shutil.which("mpirun") is None or importlib.util.find_spec("mpi4py") is None,
+                                reason="MPI is an optional extra: pip install -r requirements-mpi.txt")
+MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-n", "2"]  # (CI runs as root; 2 cores)
+TINY = ("--n-layer 1 --n-head 2 --n-embd 16 --block-size 16 --batch-size 4 --eval-interval 5 --eval-iters 1 "
+        "--log-interval 1 --sample-tokens 0 --full-val-tokens 0 --no-progress --grad-accum 2 --threads 1 "
+        "--dropout 0.1 --lr-decay-iters 20").split()
+
+
+def run(argv, ranks=1, timeout=300):
+    env = {**os.environ, "PYTHONPATH": ROOT, "MINILLM_DEVICE": "cpu"}
+    command = (MPIRUN if ranks == 2 else []) + [sys.executable, *argv]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def train(out_dir, ranks, *extra):
+    done = run(["train.py", *TINY, "--out-dir", str(out_dir), *extra], ranks)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def losses(out_dir):
+    with open(os.path.join(out_dir, "metrics.jsonl"), encoding="utf-8") as f:
+        return [r["loss"] for r in map(json.loads, f) if "loss" in r]
+
+
+def weights(out_dir):
+    return load_safetensors(os.path.join(out_dir, "checkpoint", "model.safetensors"))
+
+
+def test_two_ranks_train_as_one_process_and_resume_with_either_count(tmp_path):
+    train(tmp_path / "one", 1, "--max-iters", "20")
+    two = train(tmp_path / "two", 2, "--max-iters", "20")
+    assert two.stdout.count("val_loss") == 5  # one rank reports (iters 0, 5, 10, 15, 20)
+    one_losses, two_losses = losses(tmp_path / "one"), losses(tmp_path / "two")
+    assert len(one_losses) == 20 and max(abs(a - b) for a, b in zip(one_losses, two_losses)) < 1e-5
+    w1, w2 = weights(tmp_path / "one"), weights(tmp_path / "two")
+    assert max(float(abs(w1[name] - w2[name]).max()) for name in w1) < 1e-5  # float32 sums in another order
+    # 10 steps on two ranks, then on one: the same run again
+    train(tmp_path / "switch", 2, "--max-iters", "10")
+    train(tmp_path / "switch", 1, "--max-iters", "20", "--resume")
+    assert max(abs(a - b) for a, b in zip(losses(tmp_path / "switch"), one_losses)) < 1e-5
+
+
+FAILING_RANK = """
+import os, signal
+from minillm.cli.errors import run_main
+from minillm.distributed.mpi import world
+
+def main(argv):
+    ranks = world()
+    if ranks.rank == 1:
+        if os.environ["HOW"] == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        raise ValueError("shard 1 is unreadable")
+    ranks.barrier()  # rank 0 waits for a rank that will never come
+
+run_main(main)
+"""
+
+
+@pytest.mark.parametrize("how", ["raise", "kill"])
+def test_a_failing_rank_ends_every_rank_with_a_message_naming_it(how):
+    os.environ["HOW"] = how
+    try:
+        done = run(["-c", FAILING_RANK], ranks=2, timeout=60)  # a hang would raise TimeoutExpired
+    finally:
+        del os.environ["HOW"]
+    assert done.returncode != 0
+    if how == "raise":
+        assert "error: rank 1 of 2: shard 1 is unreadable" in done.stderr
+    else:
+        assert "rank 1" in done.stderr + done.stdout and "signal 9" in done.stderr + done.stdout
+
+
+def test_one_process_is_one_rank():
+    assert launched_ranks() == 1
