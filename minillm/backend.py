@@ -174,15 +174,31 @@ def host_rng(seed):
 
 def cpu_threads():
     """Threads for CPU work: $MINILLM_THREADS, else the usual $OMP_NUM_THREADS or
-    $OPENBLAS_NUM_THREADS (set to run jobs side by side), else the cores this process may use."""
+    $OPENBLAS_NUM_THREADS (set to run jobs side by side), else the cores this process may use:
+    its share when an MPI launcher started several ranks on this machine."""
     for name in ("MINILLM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         value = os.environ.get(name, "")
         if value.isdigit() and int(value) > 0:
             return int(value)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    local_ranks = next((int(os.environ[name]) for name in ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS")
+                        if os.environ.get(name, "").isdigit()), 1)
+    return max(1, cores // local_ranks)
 
 
 _blas = None  # threadpoolctl's handle on the BLAS libraries loaded with NumPy
+
+
+def limit_blas_threads(n):
+    """Hold BLAS to n threads from now on (blas_threads blocks inside still narrow it for a while)."""
+    global _blas
+    if _device == "gpu":
+        return
+    if _blas is None:
+        import threadpoolctl
+
+        _blas = threadpoolctl.ThreadpoolController()
+    _blas.limit(limits=n, user_api="blas")
 
 
 @contextlib.contextmanager

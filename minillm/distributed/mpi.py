@@ -14,7 +14,7 @@ import os
 import sys
 import traceback
 
-from minillm.backend import host_arrays, to_device, to_host
+from minillm.backend import cpu_threads, host_arrays, limit_blas_threads, to_device, to_host
 from minillm.training.ranks import OneProcess
 
 # the variables launchers set for each rank: Open MPI, MPICH/Intel MPI (PMI), Slurm
@@ -47,6 +47,7 @@ class MPIRanks(OneProcess):
     def __init__(self, mpi):
         self.mpi, self.comm = mpi, mpi.COMM_WORLD
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        limit_blas_threads(cpu_threads())  # ranks on one machine share its cores, BLAS's threads included
 
     def allreduce_sum(self, array):
         """Sum over the ranks in place (MPI Allreduce, MPI_IN_PLACE): every rank ends with the total."""
