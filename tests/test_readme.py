@@ -88,6 +88,7 @@ TINY = {  # README command -> the settings that make it quick; `{out}` is a fres
         "--data wikitext-2 --vocab-size 300 --out {out}",
     "python -m minillm.cli.bow --task sentiment": "",
     "python -m minillm.tools.bench": "--sizes default --rounds 1 --iters 1 --no-torch",
+    "python -m minillm.tools.scaling_model": "",
     "python -m minillm.tools.device_check --out-dir DIR": (
         "--out-dir {out} --device cpu --pytest-args tests/nn/test_layers.py --precisions float32 --bench-sizes default "
         f"--bench-args '--rounds 1 --iters 1 --no-torch' --train-args '{GPT} {RUN}'"),
