@@ -77,6 +77,9 @@ def build_parser():
     run.add_argument("--device", choices=["cpu", "gpu"], default=os.environ.get("MINILLM_DEVICE", "cpu"))
     run.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     add_precision_argument(run)
+    run.add_argument("--shard-optimizer", action="store_true",
+                     help="under mpirun: each rank keeps AdamW's moments for, and updates, its slice of the "
+                          "parameters only, then all gather them (ZeRO stage 1)")
     add_threads_argument(run)  # gpt, bert and xlnet split their batches; the lstm carries state between them
     run.add_argument("--seed", type=int, default=1337)
     run.add_argument("--sample-tokens", type=int, default=500, help="tokens sampled at the end (0: none)")
@@ -206,6 +209,8 @@ def main(argv=None):
     run_config = {k: v for k, v in vars(args).items() if k not in ("resume", "config")}
     trainer = Trainer(model, task, train_cfg, args.out_dir, extra_files=tokenizer.save, run_config=run_config,
                       progress=not args.no_progress, threads=args.threads, ranks=ranks)
+    state_mb = 2 * trainer.optimizer.flat_m.nbytes / 2**20
+    print(f"AdamW's moments: {state_mb:.2f} MB" + (" on each rank" if ranks.size > 1 else ""))
     history = trainer.run(resume=args.resume)  # a NonFiniteLoss ends it with one line (cli/errors.py)
     if args.full_val_tokens:
         score_held_out(args, trainer, task)

@@ -15,7 +15,7 @@ import sys
 import traceback
 
 from minillm.backend import cpu_threads, host_arrays, limit_blas_threads, to_device, to_host
-from minillm.training.ranks import OneProcess
+from minillm.training.ranks import OneProcess, slice_of
 
 # the variables launchers set for each rank: Open MPI, MPICH/Intel MPI (PMI), Slurm
 WORLD_SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_NTASKS")
@@ -59,6 +59,18 @@ class MPIRanks(OneProcess):
 
     def sum(self, value):
         return self.comm.allreduce(value, op=self.mpi.SUM)
+
+    def allgather_slices(self, array):
+        """MPI Allgatherv in place: rank k's slice_of(len(array), k, size) sent to every rank."""
+        from mpi4py.util.dtlib import from_numpy_dtype
+
+        host = array if host_arrays() else to_host(array)
+        bounds = [slice_of(host.size, k, self.size) for k in range(self.size)]
+        counts, starts = [hi - lo for lo, hi in bounds], [lo for lo, _ in bounds]
+        self.comm.Allgatherv(self.mpi.IN_PLACE, [host, counts, starts, from_numpy_dtype(host.dtype)])
+        if host is not array:
+            array[...] = to_device(host)
+        return array
 
     def barrier(self):
         self.comm.Barrier()

@@ -12,6 +12,7 @@ from itertools import accumulate
 from minillm.backend import on_gpu, to_float, xp
 from minillm.nn.layers import Embedding, LayerNorm, Parameter
 from minillm.nn.parallel import run_in_threads
+from minillm.training.ranks import OneProcess, slice_of
 
 
 def weight_decay_groups(model):
@@ -57,8 +58,8 @@ class AdamW:
     which is what parameter-efficient fine-tuning saves.
     """
 
-    def __init__(self, model, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, threads=1,
-                 allreduce_sum=None):
+    def __init__(self, model, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, threads=1, ranks=None,
+                 shard=False):
         named = dict(model.named_parameters())
         decay, no_decay = weight_decay_groups(model)
         self.names = decay + no_decay
@@ -76,15 +77,38 @@ class AdamW:
         size, dtype = self.offsets[-1], dtypes.pop()
         self.flat = xp.empty(size, dtype)  # the parameters
         self.flat_grad = xp.zeros(size, dtype)  # (zeros: a data-parallel sum reads it whole)
-        self.allreduce_sum = allreduce_sum  # data parallelism: the gathered gradients summed over the ranks
-        self.flat_m, self.flat_v = xp.zeros(size, dtype), xp.zeros(size, dtype)
-        self.work = xp.empty(size, dtype)
+        # data parallelism (ranks.size > 1): the gathered gradients are summed over the ranks; with `shard`
+        # (ZeRO stage 1) each rank keeps the moments of, and updates, only its slice of the flat array
+        self.ranks = ranks or OneProcess()
+        self.shard = shard and self.ranks.size > 1
+        self.lo, self.hi = slice_of(size, self.ranks.rank, self.ranks.size) if self.shard else (0, size)
+        self.flat_m, self.flat_v = xp.zeros(self.hi - self.lo, dtype), xp.zeros(self.hi - self.lo, dtype)
+        self.work = xp.empty(self.hi - self.lo, dtype)
         self.views = [self.part(self.flat, i) for i in range(len(self.params))]
         for p, view in zip(self.params, self.views):
             view[...] = p.data
             p.data = view
-        self.m = {n: self.part(self.flat_m, i) for i, n in enumerate(self.names)}  # views, by name
-        self.v = {n: self.part(self.flat_v, i) for i, n in enumerate(self.names)}
+
+    @property
+    def m(self):
+        """The first moments by parameter name (views; gathered from every rank when sharded)."""
+        return {n: self.part(self.moments()[0], i) for i, n in enumerate(self.names)}
+
+    @property
+    def v(self):
+        return {n: self.part(self.moments()[1], i) for i, n in enumerate(self.names)}
+
+    def moments(self):
+        """(m, v) over the whole flat array: the optimizer's own, or a sharded one's slices gathered from every
+        rank (a collective: every rank calls it)."""
+        if not self.shard:
+            return self.flat_m, self.flat_v
+        out = []
+        for mine in (self.flat_m, self.flat_v):
+            whole = xp.zeros(self.flat.size, self.flat.dtype)
+            whole[self.lo:self.hi] = mine
+            out.append(self.ranks.allgather_slices(whole))
+        return tuple(out)
 
     def part(self, flat, i):
         """Parameter i's part of a flat array, in the parameter's shape."""
@@ -103,7 +127,7 @@ class AdamW:
         lr = self.lr if lr is None else lr
         jobs = self.thread_spans()
         squares = sum(run_in_threads(self.gather, jobs))
-        if self.allreduce_sum is not None:  # every rank holds its micro-batches' gradients: sum them, then square
+        if self.ranks.size > 1:  # every rank holds its micro-batches' gradients: sum them, then square
             squares = self.sum_over_ranks(jobs)
         norm = math.sqrt(to_float(squares)) / grad_scale  # the one read back a step
         if not math.isfinite(norm):
@@ -122,7 +146,8 @@ class AdamW:
         def update(spans):
             pieces = ((at, min(at + UPDATE_PIECE, hi)) for lo, hi in spans for at in range(lo, hi, UPDATE_PIECE))
             for lo, hi in pieces:
-                p, g, m, v, tmp = (a[lo:hi] for a in (self.flat, self.flat_grad, self.flat_m, self.flat_v, self.work))
+                p, g = self.flat[lo:hi], self.flat_grad[lo:hi]
+                m, v, tmp = (a[lo - self.lo:hi - self.lo] for a in (self.flat_m, self.flat_v, self.work))
                 if self.weight_decay and lo < self.n_decayed:  # a span never crosses n_decayed
                     p *= decay
                 m *= b1
@@ -137,7 +162,10 @@ class AdamW:
                 tmp *= step_size
                 p -= tmp
 
-        run_in_threads(update, jobs)
+        run_in_threads(update, [[(max(lo, self.lo), min(hi, self.hi)) for lo, hi in spans if lo < self.hi and hi > self.lo]
+                                for spans in jobs])  # sharded: this rank's slice only...
+        if self.shard:
+            self.ranks.allgather_slices(self.flat)  # ...then every rank's updated slice to every rank
         return norm
 
     def thread_spans(self):
@@ -179,7 +207,7 @@ class AdamW:
 
     def sum_over_ranks(self, jobs):
         """flat_grad summed over the ranks in place (one Allreduce of the whole array); its sum of squares."""
-        self.allreduce_sum(self.flat_grad)
+        self.ranks.allreduce_sum(self.flat_grad)
         return sum(xp.vdot(self.flat_grad[lo:hi], self.flat_grad[lo:hi]) for spans in jobs for lo, hi in spans)
 
     def zero_grad(self):
@@ -187,9 +215,11 @@ class AdamW:
             p.grad = None
 
     def state_dict(self):
-        """Moments under `exp_avg.<name>` / `exp_avg_sq.<name>`, as PyTorch names them."""
-        out = {f"exp_avg.{n}": m for n, m in self.m.items()}
-        out.update({f"exp_avg_sq.{n}": v for n, v in self.v.items()})
+        """Moments under `exp_avg.<name>` / `exp_avg_sq.<name>`, as PyTorch names them (whole, also when
+        sharded: a checkpoint resumes with any number of ranks)."""
+        m, v = self.moments()
+        out = {f"exp_avg.{n}": self.part(m, i) for i, n in enumerate(self.names)}
+        out.update({f"exp_avg_sq.{n}": self.part(v, i) for i, n in enumerate(self.names)})
         return out
 
     def load_state_dict(self, state, t):
@@ -197,11 +227,17 @@ class AdamW:
         if set(state) != expected:
             missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
             raise ValueError(f"optimizer state does not fit the model: missing {missing}, unexpected {extra}")
-        for key, moment in self.state_dict().items():
-            if tuple(state[key].shape) != moment.shape:
-                raise ValueError(f"optimizer state {key} has shape {tuple(state[key].shape)}; "
-                                 f"the parameter has {moment.shape}")
-            moment[...] = xp.asarray(state[key])
+        whole = {"exp_avg": xp.zeros(self.flat.size, self.flat.dtype), "exp_avg_sq": xp.zeros(self.flat.size,
+                                                                                                self.flat.dtype)}
+        for i, name in enumerate(self.names):
+            for kind, moments in whole.items():
+                key, moment = f"{kind}.{name}", self.part(moments, i)
+                if tuple(state[key].shape) != moment.shape:
+                    raise ValueError(f"optimizer state {key} has shape {tuple(state[key].shape)}; "
+                                     f"the parameter has {moment.shape}")
+                moment[...] = xp.asarray(state[key])
+        self.flat_m[...] = whole["exp_avg"][self.lo:self.hi]  # a sharded optimizer keeps its slice
+        self.flat_v[...] = whole["exp_avg_sq"][self.lo:self.hi]
         self.t = t
 
 

@@ -51,6 +51,7 @@ class TrainConfig:
     precision: str = "float32"  # or "float16": matrix products in float16, float32 master weights, loss scaling
     loss_scale: float = 2.0 ** 16  # float16's initial loss scale (then dynamic: loss_scale.py)
     loss_scale_growth_interval: int = 1000  # good steps before the loss scale doubles
+    shard_optimizer: bool = False  # data parallelism: each rank keeps AdamW's state for its slice (ZeRO-1)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -94,7 +95,7 @@ class Trainer:
                              "rank takes an equal share of every step's micro-batches (--grad-accum)")
         self.optimizer = AdamW(model, cfg.learning_rate, (cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay,
                                threads=threads,  # the update is split over threads too
-                               allreduce_sum=self.ranks.allreduce_sum if self.ranks.size > 1 else None)
+                               ranks=self.ranks, shard=cfg.shard_optimizer)
         self.iter = 0
         self.best = None  # the best value of cfg.metric_for_best so far
         self.evals_since_best = 0
@@ -112,11 +113,12 @@ class Trainer:
 
     # ------------------------------------------------------------ checkpoints
     def save(self):
+        optimizer_state = self.optimizer.state_dict()  # on every rank: a sharded optimizer gathers its moments
         if not self.ranks.is_writer:
             return
 
         def extras(tmp):
-            save_safetensors(os.path.join(tmp, "optimizer.safetensors"), self.optimizer.state_dict())
+            save_safetensors(os.path.join(tmp, "optimizer.safetensors"), optimizer_state)
             save_safetensors(os.path.join(tmp, "task_state.safetensors"), self.task.state_dict())
             write_json(os.path.join(tmp, "trainer_state.json"), {
                 "iter": self.iter, "best": self.best, "evals_since_best": self.evals_since_best,

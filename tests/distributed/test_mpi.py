@@ -57,6 +57,20 @@ def test_two_ranks_train_as_one_process_and_resume_with_either_count(tmp_path):
     assert max(abs(a - b) for a, b in zip(losses(tmp_path / "switch"), one_losses)) < 1e-5
 
 
+def test_a_sharded_optimizer_trains_as_plain_data_parallelism_in_half_the_state(tmp_path):
+    plain = train(tmp_path / "plain", 2, "--max-iters", "6")
+    sharded = train(tmp_path / "zero", 2, "--max-iters", "6", "--shard-optimizer")
+    assert losses(tmp_path / "plain") == losses(tmp_path / "zero")  # the same arithmetic on each element
+    w1, w2 = weights(tmp_path / "plain"), weights(tmp_path / "zero")
+    assert all(float(abs(w1[name] - w2[name]).max()) == 0.0 for name in w1)
+    o1, o2 = (load_safetensors(os.path.join(tmp_path / run, "checkpoint", "optimizer.safetensors"))
+              for run in ("plain", "zero"))
+    assert all(float(abs(o1[key] - o2[key]).max()) == 0.0 for key in o1)  # the whole moments, gathered to save
+    mb = [float(line.split()[2]) for done in (plain, sharded) for line in done.stdout.splitlines()
+          if line.startswith("AdamW's moments")]
+    assert mb[1] == pytest.approx(mb[0] / 2, abs=0.01)
+
+
 FAILING_RANK = """
 import os, signal
 from minillm.cli.errors import run_main
