@@ -61,6 +61,14 @@ def log_mel_spectrogram(x, sample_rate, n_fft=256, hop=128, n_mels=32, floor=LOG
     return np.log(np.maximum(mel, floor)).astype(np.float32)
 
 
+def normalize_level(features, dynamic_range=12.0):
+    """Loudness removed: log-energies relative to the recording's loudest, the bottom cut at -dynamic_range
+    (12 nats of power is 52 dB), then mapped to [-1, 1]. Speakers and microphones differ in level; this
+    keeps only the shape of the spectrogram."""
+    relative = np.maximum(features - features.max(), -dynamic_range)
+    return (relative / (dynamic_range / 2) + 1.0).astype(np.float32)
+
+
 def fixed_frames(features, n_frames, fill=np.log(LOG_FLOOR)):
     """(n_frames, n_mels): the middle n_frames of a longer spectrogram, a shorter one centred in `fill`
     (the log of silence)."""

@@ -17,6 +17,7 @@ import os
 import struct
 
 from minillm.backend import np
+from minillm.data.audio_features import fixed_frames, log_mel_spectrogram, normalize_level
 from minillm.data.datasets import dataset_path
 
 SAMPLE_RATE = 8000
@@ -96,3 +97,13 @@ def fsdd_split(recordings, held_out_speaker=None):
             raise ValueError(f"unknown speaker {held_out_speaker!r}; the recordings have {', '.join(speakers)}")
         held = [r.speaker == held_out_speaker for r in recordings]
     return {"train": [i for i, h in enumerate(held) if not h], "held_out": [i for i, h in enumerate(held) if h]}
+
+
+def spectrograms(recordings, n_frames=48, n_mels=32):
+    """(N, n_frames, n_mels) float32: each recording's log-mel spectrogram (32 ms frames, 16 ms apart),
+    its level normalised to [-1, 1], the middle n_frames kept or centred in silence (-1)."""
+    out = np.empty((len(recordings), n_frames, n_mels), dtype=np.float32)
+    for i, r in enumerate(recordings):
+        features = normalize_level(log_mel_spectrogram(r.samples, SAMPLE_RATE, n_fft=256, hop=128, n_mels=n_mels))
+        out[i] = fixed_frames(features, n_frames, fill=-1.0)
+    return out
