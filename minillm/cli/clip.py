@@ -15,18 +15,13 @@ import argparse
 import json
 import os
 
-from minillm.backend import np
 from minillm.cli.errors import UsageError, run_main
 from minillm.cli.settings import HelpFormatter, add_train_config_defaults, positive, train_config
-from minillm.data.fsdd import SPEAKERS, fsdd_split, load_fsdd, spectrograms
-from minillm.data.mnist import image_pixels, load_mnist, mnist_split
+from minillm.data.fsdd import SPEAKERS
 from minillm.models.clip import CLIPConfig, CLIPModel, MediaClassifier
-from minillm.tasks.clip import Captions, CLIPTask, SupervisedMediaTask, caption_tokenizer
+from minillm.tasks.clip import N_FRAMES, N_MELS, Captions, CLIPTask, SupervisedMediaTask, caption_tokenizer, media_splits
 from minillm.tokenizers import WordPieceTokenizer
 from minillm.training.trainer import Trainer
-
-N_FRAMES, N_MELS = 48, 32  # 48 frames 16 ms apart: 0.78 s, longer than 95% of the recordings
-
 
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
@@ -63,18 +58,10 @@ def build_parser():
 
 
 def load_media(args):
-    """((x, y) train, (x, y) held out), host arrays."""
-    if args.modality == "image":
-        images, labels = load_mnist(args.data_dir)
-        x, split = image_pixels(images), mnist_split(len(labels))
-        parts = [(x[split[k]], labels[split[k]]) for k in ("train", "held_out")]
-    else:
-        recordings = load_fsdd(args.data_dir)
-        split = fsdd_split(recordings, args.held_out_speaker)
-        parts = [(spectrograms([recordings[i] for i in split[k]], N_FRAMES, N_MELS),
-                  np.array([recordings[i].digit for i in split[k]])) for k in ("train", "held_out")]
-    (x, y), held_out = parts
-    return ((x[:args.limit], y[:args.limit]) if args.limit else (x, y)), held_out
+    """((x, y) train, (x, y) held out), host arrays; --limit cuts the training set."""
+    splits = media_splits(args.modality, args.data_dir, args.held_out_speaker)
+    x, y = splits["train"]
+    return ((x[:args.limit], y[:args.limit]) if args.limit else (x, y)), splits["held_out"]
 
 
 def default_out_dir(args):

@@ -81,7 +81,7 @@ class MediaTower:
     def media_features(self, x):
         """(B, C): the image or speech tower's [CLS] state, or the mean of all its states (media_pooling)."""
         h = self.media_model()(xp.asarray(x))  # (B, N + 1, C)
-        self._media_shape = h.shape
+        self.media_states, self._media_shape = h, h.shape  # every token's state, for fusion (models/fusion.py)
         return h[:, 0] if self.config.media_pooling == "cls" else h.mean(axis=1)
 
     def media_features_backward(self, dfeatures):

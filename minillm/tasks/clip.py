@@ -12,7 +12,9 @@ When the text tower is frozen (a speech tower aligned to the text space an image
 ImageBind aligns new modalities to a fixed one) its caption embeddings are computed once.
 """
 
-from minillm.backend import host_rng, np, to_device, to_float, to_host, xp
+from minillm.backend import host_rng, np, to_device, to_float, to_host
+from minillm.data.fsdd import fsdd_split, load_fsdd, spectrograms
+from minillm.data.mnist import image_pixels, load_mnist, mnist_split
 from minillm.nn.contrastive import clip_loss_backward, clip_loss_forward, l2_normalize_forward
 from minillm.nn.loss import cross_entropy_backward, cross_entropy_forward
 from minillm.tasks import metrics
@@ -25,6 +27,19 @@ TEMPLATES = ("a handwritten {digit}", "the number {word}", "someone saying {word
              "a picture of a {word}", "a recording of the word {word}", "{digit}", "{word}",
              "a scribbled {word}", "a voice saying {digit}", "an image of the number {digit}", "the spoken digit {word}")
 EVAL_BATCH = 500
+N_FRAMES, N_MELS = 48, 32  # 48 frames 16 ms apart: 0.78 s, longer than 95% of the recordings
+
+
+def media_splits(modality, data_dir=None, held_out_speaker=None):
+    """{"train": (x, y), "held_out": (x, y)} host arrays: MNIST pixels in [0, 1] with every fifth image held
+    out, or FSDD log-mel spectrograms (N, N_FRAMES, N_MELS) with one speaker (or indices 0-4) held out."""
+    if modality == "image":
+        images, labels = load_mnist(data_dir)
+        x, split = image_pixels(images), mnist_split(len(labels))
+        return {k: (x[rows], labels[rows]) for k, rows in split.items()}
+    recordings = load_fsdd(data_dir)
+    return {k: (spectrograms([recordings[i] for i in rows], N_FRAMES, N_MELS),
+                np.array([recordings[i].digit for i in rows])) for k, rows in fsdd_split(recordings, held_out_speaker).items()}
 
 
 def caption(template, digit):
