@@ -8,6 +8,7 @@ suite on CuPy.
 import os
 import tempfile
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 # tokenizers and token streams that tests build are cached apart from the user's own cache
@@ -21,3 +22,27 @@ settings.register_profile("ci", max_examples=6, deadline=None, derandomize=True,
 settings.register_profile("thorough", max_examples=200, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+TINY_CLIP = ["--hidden-size", "8", "--heads", "2", "--layers", "1", "--projection-dim", "8", "--batch-size", "16",
+             "--max-iters", "2", "--eval-interval", "2", "--limit", "32", "--no-progress"]
+
+
+@pytest.fixture
+def tiny_clip_flags():
+    """Settings that make `python -m minillm.cli.clip` run in seconds."""
+    return list(TINY_CLIP)
+
+
+@pytest.fixture(scope="session")
+def tiny_clips(tmp_path_factory):
+    """An image CLIP and a speech CLIP aligned to its text tower, 2 steps each, by `python -m minillm.cli.clip`:
+    {"image", "speech": their best/ directories, "speaker": the one held out, "image_run", "speech_run": what
+    the commands returned}."""
+    from minillm.cli import clip
+
+    root = tmp_path_factory.mktemp("clips")
+    image_run = clip.main(["--modality", "image", "--out-dir", str(root / "image")] + TINY_CLIP)
+    speech_run = clip.main(["--modality", "speech", "--held-out-speaker", "lucas", "--text-from",
+                            str(root / "image" / "best"), "--out-dir", str(root / "speech")] + TINY_CLIP)
+    return {"image": str(root / "image" / "best"), "speech": str(root / "speech" / "best"), "speaker": "lucas",
+            "image_run": image_run, "speech_run": speech_run}

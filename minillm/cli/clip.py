@@ -19,7 +19,8 @@ from minillm.cli.errors import UsageError, run_main
 from minillm.cli.settings import HelpFormatter, add_train_config_defaults, positive, train_config
 from minillm.data.fsdd import SPEAKERS
 from minillm.models.clip import CLIPConfig, CLIPModel, MediaClassifier
-from minillm.tasks.clip import N_FRAMES, N_MELS, Captions, CLIPTask, SupervisedMediaTask, caption_tokenizer, media_splits
+from minillm.tasks.clip import (N_FRAMES, N_MELS, Captions, CLIPTask, SupervisedMediaTask, caption_tokenizer,
+                                media_splits)
 from minillm.tokenizers import WordPieceTokenizer
 from minillm.training.trainer import Trainer
 

@@ -10,6 +10,8 @@
 The FFT is NumPy's; tests check it against the direct sum above.
 """
 
+import functools
+
 from minillm.backend import np
 
 LOG_FLOOR = 1e-10
@@ -24,6 +26,7 @@ def frame_signal(x, n_fft, hop):
     return padded[starts + np.arange(n_fft)[None, :]]  # (F, n_fft)
 
 
+@functools.lru_cache(maxsize=8)
 def hann_window(n):
     """The periodic Hann window (as in STFT libraries): w_n = 0.5 - 0.5 cos(2 pi n / N)."""
     return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
@@ -42,6 +45,7 @@ def mel_to_hz(m):
     return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
 
 
+@functools.lru_cache(maxsize=8)  # built once per setting, read by every spectrogram
 def mel_filterbank(n_mels, n_fft, sample_rate, f_min=0.0, f_max=None):
     """(n_mels, n_fft/2 + 1) triangular filters: filter m rises from centre m-1 to centre m and falls to m+1,
     the n_mels + 2 edges evenly spaced in mel between f_min and f_max (default: the Nyquist frequency)."""

@@ -91,7 +91,8 @@ class LateFusion(Pretrained, Module):
     def backward(self, dlogits):
         dpooled = self.fc.backward(self.act.backward(self.classifier.backward(dlogits)))  # (B, 2C)
         C = dpooled.shape[1] // 2
-        return mean_tokens_backward(dpooled[:, :C], self.shapes[0]), mean_tokens_backward(dpooled[:, C:], self.shapes[1])
+        Ts, Tv = self.shapes
+        return mean_tokens_backward(dpooled[:, :C], Ts), mean_tokens_backward(dpooled[:, C:], Tv)
 
 
 FUSIONS = {"cross": CrossAttentionFusion, "late": LateFusion}

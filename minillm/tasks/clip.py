@@ -25,7 +25,8 @@ from minillm.training.task import EpochTask
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 TEMPLATES = ("a handwritten {digit}", "the number {word}", "someone saying {word}", "the digit {digit}",
              "a picture of a {word}", "a recording of the word {word}", "{digit}", "{word}",
-             "a scribbled {word}", "a voice saying {digit}", "an image of the number {digit}", "the spoken digit {word}")
+             "a scribbled {word}", "a voice saying {digit}", "an image of the number {digit}",
+             "the spoken digit {word}")
 EVAL_BATCH = 500
 N_FRAMES, N_MELS = 48, 32  # 48 frames 16 ms apart: 0.78 s, longer than 95% of the recordings
 
@@ -38,8 +39,9 @@ def media_splits(modality, data_dir=None, held_out_speaker=None):
         x, split = image_pixels(images), mnist_split(len(labels))
         return {k: (x[rows], labels[rows]) for k, rows in split.items()}
     recordings = load_fsdd(data_dir)
+    split = fsdd_split(recordings, held_out_speaker)
     return {k: (spectrograms([recordings[i] for i in rows], N_FRAMES, N_MELS),
-                np.array([recordings[i].digit for i in rows])) for k, rows in fsdd_split(recordings, held_out_speaker).items()}
+                np.array([recordings[i].digit for i in rows])) for k, rows in split.items()}
 
 
 def caption(template, digit):

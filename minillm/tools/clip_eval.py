@@ -22,15 +22,11 @@ from minillm.backend import np, to_host
 from minillm.checkpoint import write_json
 from minillm.cli.errors import UsageError, run_main
 from minillm.cli.settings import HelpFormatter
-from minillm.data.fsdd import SPEAKERS, fsdd_split, load_fsdd, spectrograms
-from minillm.data.mnist import image_pixels, load_mnist, mnist_split
+from minillm.data.fsdd import SPEAKERS
 from minillm.models.clip import CLIPModel
-from minillm.tasks.clip import TEMPLATES, Captions, caption, embed_in_batches, prompt_embeddings
+from minillm.tasks.clip import TEMPLATES, Captions, caption, embed_in_batches, media_splits, prompt_embeddings
 from minillm.tasks.retrieval import linear_probe, recall_at_k
 from minillm.tokenizers import WordPieceTokenizer
-
-N_FRAMES, N_MELS = 48, 32  # as cli/clip.py trains
-
 
 def write_png(path, pixels):
     """An 8-bit greyscale PNG (signature, IHDR, one zlib-compressed IDAT, IEND) of a (H, W) uint8 array."""
@@ -51,9 +47,11 @@ def to_gray(a, size):
     return np.kron((255 * a).astype(np.uint8), np.ones((scale, scale), dtype=np.uint8))
 
 
-def retrieval_picture(path, images, spectra, image_rows, nearest):
-    """One row per image: the image, then the spectrograms (time across) of its nearest recordings."""
-    tiles = [[to_gray(images[i], 112)] + [to_gray(spectra[j].T[::-1], 112) for j in nearest[i]] for i in image_rows]
+def retrieval_picture(path, images, spectra, nearest):
+    """One row per image: the image, then the spectrograms (time across, low frequencies at the bottom) of
+    its nearest recordings, spectra[nearest[r]]."""
+    tiles = [[to_gray(image, 112)] + [to_gray(spectra[j].T[::-1], 112) for j in rows]
+             for image, rows in zip(images, nearest)]
     height = max(t.shape[0] for row in tiles for t in row) + 8
     width = max(sum(t.shape[1] + 8 for t in row) for row in tiles)
     canvas = np.full((height * len(tiles), width), 128, dtype=np.uint8)
@@ -87,24 +85,17 @@ def main(argv=None):
     image_model.eval()
     speech_model.eval()
 
-    images, labels = load_mnist(args.data_dir)
-    split = mnist_split(len(labels))
-    pixels = image_pixels(images)
-    recordings = load_fsdd(args.data_dir)
-    fold = fsdd_split(recordings, args.held_out_speaker)
-    spectra = {k: spectrograms([recordings[i] for i in fold[k]], N_FRAMES, N_MELS) for k in fold}
-    digits = {k: np.array([recordings[i].digit for i in fold[k]]) for k in fold}
-
-    emb = {"image": {k: embed_in_batches(image_model.encode_media, pixels[split[k]]) for k in split},
-           "speech": {k: embed_in_batches(speech_model.encode_media, spectra[k]) for k in fold}}
-    y = {"image": {k: labels[split[k]] for k in split}, "speech": digits}
+    media = {m: media_splits(m, args.data_dir, args.held_out_speaker) for m in ("image", "speech")}
+    models = {"image": image_model, "speech": speech_model}
+    emb = {m: {k: embed_in_batches(models[m].encode_media, x) for k, (x, _) in media[m].items()} for m in media}
+    y = {m: {k: labels for k, (_, labels) in media[m].items()} for m in media}
     k_templates = len(TEMPLATES)
     text_digits = np.repeat(np.arange(10), k_templates)
     texts = to_host(image_model.encode_text(*captions.batch(text_digits, np.tile(np.arange(k_templates), 10))))
     prompts = prompt_embeddings(image_model, captions)
 
-    report = {"image": args.image, "speech": args.speech, "held_out_images": len(split["held_out"]),
-              "held_out_recordings": len(fold["held_out"]), "held_out_speaker": args.held_out_speaker}
+    report = {"image": args.image, "speech": args.speech, "held_out_images": len(y["image"]["held_out"]),
+              "held_out_recordings": len(y["speech"]["held_out"]), "held_out_speaker": args.held_out_speaker}
     for m in ("image", "speech"):
         pred = (emb[m]["held_out"] @ prompts.T).argmax(axis=1)
         report[f"{m}_zero_shot_accuracy"] = float((pred == y[m]["held_out"]).mean())
@@ -118,14 +109,15 @@ def main(argv=None):
     report["retrieval"] = {name: recall_at_k(*vectors[q], *vectors[c]) for name, (q, c) in pairs.items()}
 
     shown = [int(np.flatnonzero(y["image"]["held_out"] == d)[0]) for d in (0, 3, 5, 7, 9)]
-    near_speech = np.argsort(-(emb["image"]["held_out"] @ emb["speech"]["held_out"].T), axis=1)[:, :3]
+    near_speech = np.argsort(-(emb["image"]["held_out"][shown] @ emb["speech"]["held_out"].T), axis=1)[:, :3]
     near_text = np.argsort(-(emb["image"]["held_out"][shown] @ texts.T), axis=1)[:, :3]
-    report["picture"] = [{"held_out_image": int(split["held_out"][i]), "digit": int(y["image"]["held_out"][i]),
-                          "nearest_recordings": [recordings[fold["held_out"][j]].speaker + "/" +
-                                                 str(digits["held_out"][j]) for j in near_speech[i]],
-                          "nearest_texts": [caption(TEMPLATES[t % k_templates], t // k_templates) for t in near_text[n]]}
+    report["picture"] = [{"held_out_image": 5 * int(i), "digit": int(y["image"]["held_out"][i]),  # (index % 5 == 0)
+                          "nearest_recordings_digits": y["speech"]["held_out"][near_speech[n]].tolist(),
+                          "nearest_texts": [caption(TEMPLATES[t % k_templates], t // k_templates)
+                                            for t in near_text[n]]}
                          for n, i in enumerate(shown)]
-    retrieval_picture(args.out + ".png", pixels[split["held_out"]], spectra["held_out"], shown, near_speech)
+    retrieval_picture(args.out + ".png", media["image"]["held_out"][0][shown], media["speech"]["held_out"][0],
+                      near_speech)
     write_json(args.out + ".json", report)
     print(json.dumps(report, indent=1))
     return report

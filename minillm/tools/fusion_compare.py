@@ -59,10 +59,10 @@ def main(argv=None):
         cfg = FusionConfig(fusion=fusion, hidden_size=width, num_attention_heads=4, intermediate_size=4 * width)
         model = fusion_model(cfg, seed=args.seed)
         task = FusionTask(model, towers["speech"], towers["image"], args.batch_size, args.seed)
-        train = TrainConfig(max_iters=args.max_iters, eval_interval=args.eval_interval, learning_rate=args.learning_rate,
-                            min_lr=args.learning_rate / 10, warmup_iters=50, lr_decay_iters=args.max_iters,
-                            weight_decay=0.05, seed=args.seed, metric_for_best="val_accuracy_hard_negatives",
-                            greater_is_better=True)
+        train = TrainConfig(max_iters=args.max_iters, eval_interval=args.eval_interval,
+                            learning_rate=args.learning_rate, min_lr=args.learning_rate / 10, warmup_iters=50,
+                            lr_decay_iters=args.max_iters, weight_decay=0.05, seed=args.seed,
+                            metric_for_best="val_accuracy_hard_negatives", greater_is_better=True)
         trainer = Trainer(model, task, train, os.path.join(args.out_dir, fusion), progress=not args.no_progress)
         trainer.run()
         results[fusion] = {"parameters": model.num_parameters(), "train_seconds": round(trainer.train_seconds, 1),

@@ -20,7 +20,7 @@ def test_patch_grid():
     assert patch_grid("time", (48, 32), 2) == (24, 64)
 
 
-@settings(max_examples=3)
+@settings(max_examples=2)
 @given(st.integers(0, 2**31 - 1), st.sampled_from([("image", (4, 4), 2), ("time", (6, 3), 3)]))
 def test_patch_encoder_gradients(seed, setting):
     kind, size, p = setting

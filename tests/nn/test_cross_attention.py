@@ -7,7 +7,8 @@ from minillm.nn.cross_attention import CrossAttention
 from minillm.nn.gradcheck import assert_gradients_close, gradcheck
 
 seeds = st.integers(0, 2**31 - 1)
-NAMES = ["input0", "input1", "key.weight"] + [f"{p}.{w}" for p in ("query", "value", "output") for w in ("weight", "bias")]
+NAMES = ["input0", "input1", "key.weight"] + [f"{p}.{w}" for p in ("query", "value", "output")
+                                              for w in ("weight", "bias")]
 
 
 @given(seeds, st.integers(1, 3), st.integers(1, 4), st.sampled_from([(2, 1), (4, 2), (6, 3)]))

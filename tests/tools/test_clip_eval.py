@@ -25,7 +25,7 @@ def test_png_is_what_a_reader_decodes(tmp_path):
 
 
 def test_report_of_tiny_models(tiny_clips, tmp_path):
-    image, speech, speaker = tiny_clips
+    image, speech, speaker = tiny_clips["image"], tiny_clips["speech"], tiny_clips["speaker"]
     report = clip_eval.main(["--image", image, "--speech", speech, "--held-out-speaker", speaker,
                              "--out", str(tmp_path / "eval"), "--probe-steps", "5"])
     assert (report["held_out_images"], report["held_out_recordings"]) == (2000, 500)

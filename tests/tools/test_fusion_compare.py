@@ -15,7 +15,7 @@ def test_hard_negatives_are_the_nearest_other_digit():
 
 
 def test_both_fusions_train(tiny_clips, tmp_path):
-    image, speech, speaker = tiny_clips
+    image, speech, speaker = tiny_clips["image"], tiny_clips["speech"], tiny_clips["speaker"]
     report = fusion_compare.main(["--image", image, "--speech", speech, "--held-out-speaker", speaker,
                                   "--out-dir", str(tmp_path), "--max-iters", "2", "--eval-interval", "2",
                                   "--batch-size", "8", "--no-progress"])
