@@ -2,7 +2,8 @@
 
 Retrieval with class-level relevance: a candidate is relevant to a query when both show the same
 digit (an image of a 7 and "the number seven"). recall@k is the fraction of queries with at least
-one relevant candidate among their k most similar (cosine similarity of unit vectors).
+one relevant candidate among their k most similar (cosine similarity of unit vectors), precision@k
+the fraction of relevant candidates among those k.
 
 A linear probe fits softmax regression, logits = e W^T + b, on frozen embeddings of the training
 set (full-batch AdamW on the mean cross-entropy) and reports held-out accuracy: how much of the
@@ -16,15 +17,20 @@ from minillm.tasks import metrics
 from minillm.training.optim import AdamW
 
 
-def recall_at_k(queries, query_labels, candidates, candidate_labels, ks=(1, 5)):
-    """{f"R@{k}": fraction of queries whose k nearest candidates hold one of the same label}.
+def retrieval_scores(queries, query_labels, candidates, candidate_labels, ks=(1, 5), precision_k=10):
+    """{"R@k": fraction of queries with a candidate of their label among their k nearest, for each k in ks;
+    "P@precision_k": mean fraction of the precision_k nearest that have the query's label}.
 
-    queries: (Q, D), candidates: (M, D) unit vectors (host arrays); labels: (Q,), (M,) ints.
+    queries: (Q, D), candidates: (M, D) unit vectors (host arrays); labels: (Q,), (M,) ints. Recall is
+    lenient when one class has many candidates (a caption finds some image of its digit); precision
+    says how clean the whole top of the list is.
     """
     sims = queries @ candidates.T  # (Q, M)
-    order = np.argsort(-sims, axis=1, kind="stable")[:, :max(ks)]  # (Q, k) best first
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :max(*ks, precision_k)]  # (Q, k) best first
     hit = np.asarray(candidate_labels)[order] == np.asarray(query_labels)[:, None]  # (Q, k)
-    return {f"R@{k}": float(hit[:, :k].any(axis=1).mean()) for k in ks}
+    scores = {f"R@{k}": float(hit[:, :k].any(axis=1).mean()) for k in ks}
+    scores[f"P@{precision_k}"] = float(hit[:, :precision_k].mean())
+    return scores
 
 
 def linear_probe(train_x, train_y, test_x, test_y, n_classes=10, steps=300, lr=0.05, seed=0):

@@ -5,7 +5,7 @@ aligned to its frozen text tower (`--speech`, trained with `--text-from`), and m
 held-out images (MNIST index % 5 == 0) and recordings (FSDD: `--held-out-speaker`, else indices 0-4):
 
     zero-shot accuracy        nearest of the ten prompt ensembles
-    retrieval R@1, R@5        image->text, text->image, speech->text, text->speech, speech->image,
+    retrieval R@1, R@5, P@10  image->text, text->image, speech->text, text->speech, speech->image,
                               image->speech; the texts are every template of every digit (120)
     linear probes             softmax regression on the frozen embeddings of the training items
 
@@ -25,7 +25,7 @@ from minillm.cli.settings import HelpFormatter
 from minillm.data.fsdd import SPEAKERS
 from minillm.models.clip import CLIPModel
 from minillm.tasks.clip import TEMPLATES, Captions, caption, embed_in_batches, media_splits, prompt_embeddings
-from minillm.tasks.retrieval import linear_probe, recall_at_k
+from minillm.tasks.retrieval import linear_probe, retrieval_scores
 from minillm.tokenizers import WordPieceTokenizer
 
 def write_png(path, pixels):
@@ -106,7 +106,7 @@ def main(argv=None):
              "image->speech": ("image", "speech")}
     vectors = {"image": (emb["image"]["held_out"], y["image"]["held_out"]),
                "speech": (emb["speech"]["held_out"], y["speech"]["held_out"]), "text": (texts, text_digits)}
-    report["retrieval"] = {name: recall_at_k(*vectors[q], *vectors[c]) for name, (q, c) in pairs.items()}
+    report["retrieval"] = {name: retrieval_scores(*vectors[q], *vectors[c]) for name, (q, c) in pairs.items()}
 
     shown = [int(np.flatnonzero(y["image"]["held_out"] == d)[0]) for d in (0, 3, 5, 7, 9)]
     near_speech = np.argsort(-(emb["image"]["held_out"][shown] @ emb["speech"]["held_out"].T), axis=1)[:, :3]

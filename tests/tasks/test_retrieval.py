@@ -1,17 +1,18 @@
-"""recall@k with class-level relevance, worked by hand; a linear probe that must find a linear label."""
+"""recall@k and precision@k with class-level relevance, worked by hand; a linear probe that must find a linear label."""
 
 from minillm.backend import np
-from minillm.tasks.retrieval import linear_probe, recall_at_k
+from minillm.tasks.retrieval import linear_probe, retrieval_scores
 
 
-def test_recall_at_k_by_hand():
+def test_retrieval_scores_by_hand():
     queries = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
     candidates = np.array([[1.0, 0.0], [0.0, 1.0], [0.8, 0.6], [-1.0, 0.0]])
     labels_c = np.array([0, 1, 1, 2])
     # query 0 (label 2): order 0, 2, 1, 3 -> its label only at rank 4; query 1 (label 1): rank 1;
     # query 2 (label 0): order 2 (0.96), 1 (0.8), 0 (0.6) -> rank 3
-    result = recall_at_k(queries, np.array([2, 1, 0]), candidates, labels_c, ks=(1, 3, 4))
-    assert result == {"R@1": 1 / 3, "R@3": 2 / 3, "R@4": 1.0}
+    result = retrieval_scores(queries, np.array([2, 1, 0]), candidates, labels_c, ks=(1, 3, 4), precision_k=2)
+    # precision in the top 2: query 0 none, query 1 both (candidates 1 and 2), query 2 none
+    assert result == {"R@1": 1 / 3, "R@3": 2 / 3, "R@4": 1.0, "P@2": 1 / 3}
 
 
 def test_linear_probe_finds_a_linear_label_and_not_noise():
