@@ -69,13 +69,16 @@ def embed_in_batches(encode, x, batch=EVAL_BATCH):
     return np.concatenate([to_host(encode(to_device(x[i:i + batch]))) for i in range(0, len(x), batch)])
 
 
-def prompt_embeddings(model, captions):
-    """(10, D) unit vectors: each digit's caption embeddings over all templates, averaged, renormalised."""
+def caption_embeddings(model, captions):
+    """(10, templates, D) unit vectors (on the device) of every caption, in evaluation mode."""
     model.eval()
     k = len(TEMPLATES)
-    digits, templates = np.repeat(np.arange(10), k), np.tile(np.arange(k), 10)
-    v = model.encode_text(*captions.batch(digits, templates)).reshape(10, k, -1)
-    return to_host(l2_normalize_forward(v.mean(axis=1))[0])
+    return model.encode_text(*captions.batch(np.repeat(np.arange(10), k), np.tile(np.arange(k), 10))).reshape(10, k, -1)
+
+
+def prompt_embeddings(model, captions):
+    """(10, D) unit vectors: each digit's caption embeddings over all templates, averaged, renormalised."""
+    return to_host(l2_normalize_forward(caption_embeddings(model, captions).mean(axis=1))[0])
 
 
 class CLIPTask(EpochTask):
@@ -88,9 +91,7 @@ class CLIPTask(EpochTask):
         self.steps_per_epoch, self.tokens_per_step = self.batches.steps_per_epoch, batch_size
         self.text_table = None
         if not any(p.requires_grad for p in model.text_model.parameters()):
-            k = len(TEMPLATES)
-            v = model.eval().encode_text(*captions.batch(np.repeat(np.arange(10), k), np.tile(np.arange(k), 10)))
-            self.text_table = v.reshape(10, k, -1)  # (10, templates, D) on the device
+            self.text_table = caption_embeddings(model, captions)  # (10, templates, D) on the device
             model.train()
 
     def train_step(self, it, micro, scale):

@@ -24,7 +24,8 @@ from minillm.cli.errors import UsageError, run_main
 from minillm.cli.settings import HelpFormatter
 from minillm.data.fsdd import SPEAKERS
 from minillm.models.clip import CLIPModel
-from minillm.tasks.clip import TEMPLATES, Captions, caption, embed_in_batches, media_splits, prompt_embeddings
+from minillm.tasks.clip import (TEMPLATES, Captions, caption, caption_embeddings, embed_in_batches, media_splits,
+                                prompt_embeddings)
 from minillm.tasks.retrieval import linear_probe, retrieval_scores
 from minillm.tokenizers import WordPieceTokenizer
 
@@ -91,7 +92,7 @@ def main(argv=None):
     y = {m: {k: labels for k, (_, labels) in media[m].items()} for m in media}
     k_templates = len(TEMPLATES)
     text_digits = np.repeat(np.arange(10), k_templates)
-    texts = to_host(image_model.encode_text(*captions.batch(text_digits, np.tile(np.arange(k_templates), 10))))
+    texts = to_host(caption_embeddings(image_model, captions)).reshape(10 * k_templates, -1)  # digit-major
     prompts = prompt_embeddings(image_model, captions)
 
     report = {"image": args.image, "speech": args.speech, "held_out_images": len(y["image"]["held_out"]),
