@@ -1,8 +1,8 @@
 """CLIP (Radford et al. 2021) for digits: a text tower and an image or speech tower in one space.
 
     v = normalize(mean_t BertModel(caption)_t  W_T^T)       text: small BERT over WordPiece ids, mean over tokens
-    u = normalize(PatchEncoder(x)[:, 0]  W_M^T)            image (ViT) or log-mel spectrogram, [CLS]
-                                                           (or the mean of all states: media_pooling)
+    u = normalize(mean_t PatchEncoder(x)_t  W_M^T)         image (ViT) or log-mel spectrogram: the mean of
+                                                           all states, or the [CLS] state (media_pooling)
     s = exp(logit_scale)                                   the learned inverse temperature (nn/contrastive.py)
 
 The towers share a width, depth and head count (one config); the projections have no bias, as in
@@ -42,7 +42,7 @@ class CLIPConfig(Config):
     text_max_positions: int = 16
     projection_dim: int = 64
     logit_scale_init_value: float = 2.6592  # log(1 / 0.07), CLIP's start
-    media_pooling: str = "cls"  # or "mean": the mean of all the tower's states
+    media_pooling: str = "mean"  # the mean of all the tower's states, or "cls": its [CLS] state
     num_labels: int = 10  # MediaClassifier's classes
     initializer_range: float = 0.02
     layer_norm_eps: float = 1e-5

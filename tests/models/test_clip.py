@@ -16,7 +16,8 @@ def _cfg(modality):
     size, patch = ((4, 4), 2) if modality == "image" else ((4, 3), 2)
     return CLIPConfig(modality=modality, input_size=size, patch_size=patch, hidden_size=4, num_hidden_layers=1,
                       num_attention_heads=2, intermediate_size=6, text_vocab_size=7, text_max_positions=5,
-                      projection_dim=3, initializer_range=0.5, logit_scale_init_value=0.7)
+                      projection_dim=3, initializer_range=0.5, logit_scale_init_value=0.7,
+                      media_pooling="cls" if modality == "image" else "mean")  # each pooling checked once
 
 
 def _checked(model):
@@ -74,5 +75,7 @@ def test_names_save_and_load(tmp_path):
     assert to_host(again.logit_scale.data).tolist() == pytest.approx(0.7)
     with pytest.raises(ValueError, match="modality must be one of image, speech"):
         CLIPConfig(modality="video")
+    with pytest.raises(ValueError, match="media_pooling must be 'cls' or 'mean', got 'max'"):
+        CLIPConfig(media_pooling="max")
     with pytest.raises(ValueError, match=r"input_size \(28, 28\) does not divide into patches of 5"):
         CLIPConfig(patch_size=5)

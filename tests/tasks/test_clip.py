@@ -16,7 +16,7 @@ def _data(n, seed):
 
 def _model(tokenizer, cls=CLIPModel):
     cfg = CLIPConfig(input_size=(4, 4), patch_size=2, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
-                     intermediate_size=16, text_vocab_size=tokenizer.vocab_size, projection_dim=8, media_pooling="mean")
+                     intermediate_size=16, text_vocab_size=tokenizer.vocab_size, projection_dim=8)
     return cls(cfg, seed=0)
 
 
