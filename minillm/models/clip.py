@@ -73,7 +73,7 @@ class CLIPConfig(Config):
 
 
 class MediaTower:
-    """The [CLS] features of the image or speech tower (named after the modality) and their backward."""
+    """The pooled features of the image or speech tower (named after the modality) and their backward."""
 
     def media_model(self):
         return getattr(self, MEDIA[self.config.modality][0])
@@ -133,7 +133,7 @@ class CLIPModel(MediaTower, Pretrained, Module):
 
 
 class MediaClassifier(MediaTower, Pretrained, Module):
-    """The supervised baseline: logits = PatchEncoder(x)[:, 0] W^T + b, the tower CLIPModel uses."""
+    """The supervised baseline: logits = pool(PatchEncoder(x)) W^T + b, the tower (and pooling) CLIPModel uses."""
 
     config_class, architecture = CLIPConfig, "MediaClassifier"
 
