@@ -5,7 +5,8 @@ of `pool` images of other digits drawn at random, the one nearest the recording 
 space, so the negative is an image the aligned embeddings already confuse with the recording. Half
 the pairs are positives. The towers are frozen: their token states are computed once, and only the
 fusion model (models/fusion.py) trains. Evaluation uses fixed pairs of the held-out recordings and
-images, with hard negatives and, for comparison, random ones.
+images, with hard negatives and, for comparison, random ones; prompt_rule_accuracy is what the
+aligned space decides with no fusion model at all.
 """
 
 from minillm.backend import host_rng, np, to_device, to_float
@@ -66,3 +67,11 @@ class FusionTask(EpochTask):
                                    .argmax(axis=1).tolist() for k in range(0, len(labels), EVAL_BATCH)])
             out[f"val_accuracy_{kind}_negatives"] = metrics.accuracy(labels.tolist(), pred.tolist())
         return out
+
+
+def prompt_rule_accuracy(pairs, speech_emb, image_emb, prompts):
+    """Accuracy of the rule "a match when the recording's and the image's nearest digit prompts are the same":
+    zero-shot classification of each side, compared, no training. pairs: (speech rows, image rows, labels)."""
+    s_rows, i_rows, labels = pairs
+    same = (speech_emb[s_rows] @ prompts.T).argmax(axis=1) == (image_emb[i_rows] @ prompts.T).argmax(axis=1)
+    return float((same == (labels == 1)).mean())

@@ -4,6 +4,7 @@ The task (tasks/fusion.py): does this recording say the digit in this image? Har
 mined in the shared space of an image CLIP (`--image`) and a speech CLIP aligned to its text tower
 (`--speech`). Both fusion models read the same frozen token states of those towers and train for the
 same steps with the same batches; the held-out speaker's recordings are paired with held-out images.
+The prompt rule needs no training: a match when both sides' zero-shot digits agree.
 Writes <out-dir>/fusion.json and each run's metrics under <out-dir>/{cross,late}/.
 """
 
@@ -18,8 +19,9 @@ from minillm.cli.settings import HelpFormatter, positive
 from minillm.data.fsdd import SPEAKERS
 from minillm.models.clip import CLIPModel
 from minillm.models.fusion import FusionConfig, fusion_model
-from minillm.tasks.clip import EVAL_BATCH, media_splits
-from minillm.tasks.fusion import FusionTask
+from minillm.tasks.clip import EVAL_BATCH, Captions, media_splits, prompt_embeddings
+from minillm.tasks.fusion import FusionTask, prompt_rule_accuracy
+from minillm.tokenizers import WordPieceTokenizer
 from minillm.training.trainer import TrainConfig, Trainer
 
 
@@ -48,11 +50,12 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
+    clips = {"speech": CLIPModel.from_pretrained(args.speech), "image": CLIPModel.from_pretrained(args.image)}
     towers = {}
-    for name, path, modality in (("speech", args.speech, "speech"), ("image", args.image, "image")):
-        model = CLIPModel.from_pretrained(path)
+    for modality, model in clips.items():
         splits = media_splits(modality, args.data_dir, args.held_out_speaker)
-        towers[name] = {k: (*tower_outputs(model, x), y) for k, (x, y) in splits.items()}
+        towers[modality] = {k: (*tower_outputs(model, x), y) for k, (x, y) in splits.items()}
+    prompts = prompt_embeddings(clips["image"], Captions(WordPieceTokenizer.load(args.image)))
     width = towers["image"]["train"][0].shape[2]
     results = {}
     for fusion in ("cross", "late"):
@@ -67,6 +70,9 @@ def main(argv=None):
         trainer.run()
         results[fusion] = {"parameters": model.num_parameters(), "train_seconds": round(trainer.train_seconds, 1),
                            **{k: v for k, v in trainer.history[-1].items() if k.startswith("val_")}}
+    held_s, held_i = towers["speech"]["held_out"][1], towers["image"]["held_out"][1]
+    results["prompt_rule"] = {f"val_accuracy_{kind}_negatives": prompt_rule_accuracy(pairs, held_s, held_i, prompts)
+                              for kind, pairs in task.eval_pairs.items()}
     report = {"image": args.image, "speech": args.speech, "held_out_speaker": args.held_out_speaker,
               "held_out_pairs": 2 * len(towers["speech"]["held_out"][2]), "max_iters": args.max_iters, **results}
     write_json(os.path.join(args.out_dir, "fusion.json"), report)

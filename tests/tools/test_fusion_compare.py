@@ -1,7 +1,7 @@
 """fusion_compare on two tiny CLIPs: both fusion models train and report held-out accuracies."""
 
 from minillm.backend import np
-from minillm.tasks.fusion import match_pairs
+from minillm.tasks.fusion import match_pairs, prompt_rule_accuracy
 from minillm.tools import fusion_compare
 
 
@@ -14,6 +14,15 @@ def test_hard_negatives_are_the_nearest_other_digit():
     assert images[0] in (0, 2) and images[1] == 1  # of the two other-digit images, image 1 is nearer
 
 
+def test_prompt_rule_by_hand():
+    prompts = np.eye(3)
+    speech_emb = np.array([[1.0, 0, 0], [0, 1.0, 0]])  # nearest prompts: 0, 1
+    image_emb = np.array([[0.9, 0.1, 0], [0, 0, 1.0]])  # nearest prompts: 0, 2
+    pairs = (np.array([0, 1, 1]), np.array([0, 1, 0]), np.array([1, 1, 0]))
+    # (0, 0): same digit, a match, right; (1, 1): digits 1 and 2, said no, but labelled 1: wrong; (1, 0): right
+    assert prompt_rule_accuracy(pairs, speech_emb, image_emb, prompts) == 2 / 3
+
+
 def test_both_fusions_train(tiny_clips, tmp_path):
     image, speech, speaker = tiny_clips["image"], tiny_clips["speech"], tiny_clips["speaker"]
     report = fusion_compare.main(["--image", image, "--speech", speech, "--held-out-speaker", speaker,
@@ -23,4 +32,5 @@ def test_both_fusions_train(tiny_clips, tmp_path):
     for fusion in ("cross", "late"):
         assert 0.0 <= report[fusion]["val_accuracy_hard_negatives"] <= 1.0
         assert 0.0 <= report[fusion]["val_accuracy_random_negatives"] <= 1.0
+    assert 0.0 <= report["prompt_rule"]["val_accuracy_hard_negatives"] <= 1.0
     assert report["cross"]["parameters"] > 0 and (tmp_path / "fusion.json").exists()
