@@ -52,7 +52,7 @@ class FusionTask(EpochTask):
 
     def train_step(self, it, micro, scale):
         rng = host_rng((self.seed, it * self.grad_accum + micro))
-        tokens, emb, y = self.speech["train"]
+        _, emb, y = self.speech["train"]
         rows = rng.choice(len(y), self.per_step, replace=False)
         s_rows, i_rows, labels = match_pairs(emb, y, self.image["train"][1], self.image["train"][2], rows, rng)
         loss, cache = cross_entropy_forward(self.logits("train", s_rows, i_rows), to_device(labels))
