@@ -58,3 +58,28 @@ def tiny_classifier_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("classifier") / "best"
     model.save_pretrained(str(out), extra_files=tokenizer.save)
     return out
+
+
+TINY_CLIP = ["--hidden-size", "8", "--heads", "2", "--layers", "1", "--projection-dim", "8", "--batch-size", "16",
+             "--max-iters", "2", "--eval-interval", "2", "--limit", "32", "--no-progress"]
+
+
+@pytest.fixture
+def tiny_clip_flags():
+    """Settings that make `python -m minillm.cli.clip` run in seconds."""
+    return list(TINY_CLIP)
+
+
+@pytest.fixture(scope="session")
+def tiny_clips(tmp_path_factory):
+    """An image CLIP and a speech CLIP aligned to its text tower, 2 steps each, by `python -m minillm.cli.clip`:
+    {"image", "speech": their best/ directories, "speaker": the one held out, "image_run", "speech_run": what
+    the commands returned}."""
+    from minillm.cli import clip
+
+    root = tmp_path_factory.mktemp("clips")
+    image_run = clip.main(["--modality", "image", "--out-dir", str(root / "image")] + TINY_CLIP)
+    speech_run = clip.main(["--modality", "speech", "--held-out-speaker", "lucas", "--text-from",
+                            str(root / "image" / "best"), "--out-dir", str(root / "speech")] + TINY_CLIP)
+    return {"image": str(root / "image" / "best"), "speech": str(root / "speech" / "best"), "speaker": "lucas",
+            "image_run": image_run, "speech_run": speech_run}

@@ -87,6 +87,9 @@ TINY = {  # README command -> the settings that make it quick; `{out}` is a fres
     "python -m minillm.cli.tokenizer train --data imdb --kind bpe --vocab-size 4096 --out DIR":
         "--data wikitext-2 --vocab-size 300 --out {out}",
     "python -m minillm.cli.bow --task sentiment": "",
+    "python -m minillm.cli.clip --modality image": "--hidden-size 8 --heads 2 --layers 1 --projection-dim 8 "
+                                                   "--batch-size 16 --max-iters 2 --limit 32 --no-progress "
+                                                   "--out-dir {out}",
     "python -m minillm.tools.bench": "--sizes default --rounds 1 --iters 1 --no-torch",
     "python -m minillm.tools.scaling_model": "",
     "python -m minillm.tools.device_check --out-dir DIR": (

@@ -61,6 +61,10 @@ DATASETS.update({d.name: d for d in [
             {"squad1.1/dev-v1.1.json": "https://rajpurkar.github.io/SQuAD-explorer/dataset/dev-v1.1.json"},
             "SQuAD v1.1: dev-v1.1.json; the official train-v1.1.json is used when present, else dev is "
             "split 80/20 by article (seed 0)"),
+    Dataset("mnist", ("mnist/t10k-images-idx3-ubyte.gz", "mnist/t10k-labels-idx1-ubyte.gz"), {},
+            "the MNIST test set: t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz (gzipped IDX files)"),
+    Dataset("fsdd", ("fsdd/recordings",), {},
+            "the Free Spoken Digit Dataset's recordings/*.wav (Jakobovski/free-spoken-digit-dataset)"),
 ]})
 
 
