@@ -58,7 +58,7 @@ def adapter_config(model, base_model_name_or_path=None):
 
 
 def save_bottleneck(model, directory, base_model_name_or_path=None):
-    save_adapter_files(directory, adapter_config(model, base_model_name_or_path), adapter_tensors(model))
+    save_adapter_files(directory, model, adapter_config(model, base_model_name_or_path), adapter_tensors(model))
 
 
 def add_bottleneck_from_config(model, config, name="default"):

@@ -152,12 +152,20 @@ def active_settings(model):
     return model.peft_adapters[model.active_adapter]
 
 
+def virtual_tokens(model):
+    """Positions the active adapter puts before the tokens (prompt and prefix tuning), else 0."""
+    adapters = getattr(model, "peft_adapters", None)
+    return active_settings(model).get("num_virtual_tokens", 0) if adapters else 0
+
+
 # ---------------------------------------------------------------- PEFT's adapter directory
-def save_adapter_files(directory, config, tensors, prefix=TUNER_PREFIX, bare=()):
+def save_adapter_files(directory, model, config, tensors, prefix=TUNER_PREFIX, bare=()):
     """adapter_config.json + adapter_model.safetensors ({name in the task model: array}; the names in
-    `bare` are written as they are, the others under `prefix`), atomically."""
+    `bare` are written as they are, the others under `prefix`), atomically; beside them the task
+    model's config.json (architecture, labels), which PEFT ignores and `finetune.py --adapter-dir` reads."""
     def write(tmp):
         write_json(os.path.join(tmp, "adapter_config.json"), config)
+        write_json(os.path.join(tmp, "config.json"), model.config_dict())
         save_safetensors(os.path.join(tmp, "adapter_model.safetensors"),
                          {n if n in bare else prefix + n: a for n, a in tensors.items()}, {"format": "pt"})
 

@@ -63,7 +63,7 @@ def test_peft_lora_saves_an_adapter_and_a_merged_model(pretrained, tmp_path, cap
     encoded = encode_all(load_tokenizer(tmp_path / "lora" / "merged"), [text], 128)
     probs = predict_probabilities(merged, encoded, 1, merged.pad_token_id)[0]
     assert [line["probabilities"][n] for n in merged.label_names] == pytest.approx(probs.tolist(), abs=1e-4)
-    with pytest.raises(SystemExit, match=r"unknown LoRA target modules \['query'\]; .* c_attn, c_fc, c_proj"):
+    with pytest.raises(ValueError, match=r"unknown LoRA target modules \['query'\]; .* c_attn, c_fc, c_proj"):
         finetune.main(common + ["--lora-targets", "query", "--out-dir", str(tmp_path / "bad")])
 
 

@@ -12,11 +12,11 @@ def make_tiny(kind, seed=0, hidden=4):
     """A tiny float64 sequence classifier without dropout, every weight drawn at random."""
     if kind == "bert":
         cfg = BertConfig(vocab_size=9, hidden_size=hidden, num_hidden_layers=2, num_attention_heads=2,
-                         intermediate_size=8, max_position_embeddings=6, hidden_dropout_prob=0.0,
+                         intermediate_size=8, max_position_embeddings=8, hidden_dropout_prob=0.0,
                          attention_probs_dropout_prob=0.0)
         model = BertForSequenceClassification(cfg, ["neg", "pos"], seed=seed, dtype="float64")
     else:
-        cfg = GPTConfig(vocab_size=9, n_positions=6, n_embd=hidden, n_layer=2, n_head=2)
+        cfg = GPTConfig(vocab_size=9, n_positions=8, n_embd=hidden, n_layer=2, n_head=2)
         model = GPTForSequenceClassification(cfg, ["neg", "pos"], seed=seed, dtype="float64")
     rng = xp.random.default_rng(seed)
     for name, p in model.named_parameters():
