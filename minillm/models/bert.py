@@ -78,14 +78,16 @@ class BertEmbeddings(Module):
 
     def backward(self, dout):
         """Fills the three tables' gradients; returns d(inputs_embeds), or None for ids."""
+        if not self.from_embeds and not any(p.requires_grad for p in self.parameters()):
+            return None  # frozen (parameter-efficient fine-tuning): no gradient is needed below here
         dx = self.LayerNorm.backward(self.dropout.backward(dout))  # (B, T, C), the sum's gradient
         self.token_type_embeddings.backward(dx)
-        if self.position_embeddings.weight.requires_grad:
-            self.position_embeddings.backward(dx.sum(axis=0, keepdims=True))
-        if self.from_embeds or not self.word_embeddings.weight.requires_grad:
-            return dx if self.from_embeds else None
-        # PyTorch's Embedding(padding_idx) as in Hugging Face: the [PAD] row learns nothing from lookups
-        self.word_embeddings.backward(xp.where((self.input_ids == self.pad_token_id)[..., None], 0.0, dx))
+        self.position_embeddings.backward(dx.sum(axis=0, keepdims=True))
+        if self.from_embeds:
+            return dx
+        if self.word_embeddings.weight.requires_grad:
+            # PyTorch's Embedding(padding_idx) as in Hugging Face: the [PAD] row learns nothing from lookups
+            self.word_embeddings.backward(xp.where((self.input_ids == self.pad_token_id)[..., None], 0.0, dx))
         return None
 
 

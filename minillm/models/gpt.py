@@ -130,8 +130,7 @@ class GPTTransformer(Module):
         for block in reversed(list(self.h)):
             dx = block.backward(dx)
         dx = self.drop.backward(dx)
-        if self.wpe.weight.requires_grad:
-            self.wpe.backward(dx.sum(axis=0, keepdims=True))  # positions are shared across the batch
+        self.wpe.backward(dx.sum(axis=0, keepdims=True))  # positions are shared across the batch
         if self.from_embeds:
             return dx
         self.wte.backward(dx)
