@@ -61,8 +61,9 @@ def build(method, args, source, tokens):
     def step():
         ids = to_device(rng.integers(1000, tokens, (B, T)))
         labels = to_device(rng.integers(0, args.labels, (B, T) if args.task == "ner" else (B,)))
-        loss, cache = cross_entropy_forward(parallel(ids, mask), labels)
-        parallel.backward(cross_entropy_backward(1.0, cache))
+        logits = parallel(ids, mask)  # (B, labels) or, tagging, (B, T, labels)
+        loss, cache = cross_entropy_forward(logits.reshape(-1, args.labels), labels.reshape(-1))
+        parallel.backward(cross_entropy_backward(1.0, cache).reshape(logits.shape))
         opt.step(max_grad_norm=1.0)
         opt.zero_grad()
 
