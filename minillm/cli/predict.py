@@ -6,7 +6,9 @@ probabilities for a sequence classifier, each word's tag and the entities for
 a token classifier, the answer span for a question-answering model with its
 score: the span's start logit plus its end logit (higher is surer; a logit sum,
 not a probability, comparable between answers of one model). Text is written
-as UTF-8, unescaped; blank lines of --predict-file are skipped.
+as UTF-8, unescaped; blank lines of --predict-file are skipped. A --peft run's
+best/ is read with its adapter directory; `--adapter-dir A B ...` predicts with
+several adapters over their base, loaded once.
 """
 
 import json
@@ -14,9 +16,9 @@ import os
 import sys
 
 from minillm.checkpoint import load_safetensors, read_json
-from minillm.models.auto import CLASSIFIERS, QUESTION_ANSWERERS, TOKEN_CLASSIFIERS, max_positions
 from minillm.cli.errors import UsageError
 from minillm.cli.finetune_args import checkpoint_dir
+from minillm.models.auto import CLASSIFIERS, QUESTION_ANSWERERS, TOKEN_CLASSIFIERS, max_positions
 from minillm.models.pretrained import resolve_init
 from minillm.peft.methods import add_from_config, load_adapter
 from minillm.peft.model import set_adapter, virtual_tokens

@@ -198,12 +198,12 @@ def check_tensor(path, name, array, shape):
                          f"{tuple(shape)} (an adapter for another base?)")
 
 
-def fill_adapter(model, name, path, tensors, params, prefix=TUNER_PREFIX):
+def fill_adapter(model, name, path, tensors, params, prefix=TUNER_PREFIX, bare=()):
     """Copy a directory's tensors into adapter `name` (just added, active): `params` {name in the file:
     Parameter} are the method's own, the head's are found by name. A tensor with no place or another
-    shape, or a missing one, is an error naming it."""
+    shape, or a missing one, is an error naming it (as the file does: under `prefix` unless in `bare`)."""
     params = {**params, **{n: p for h in head_names(model) for n, p in getattr(model, h).named_parameters(h + ".")}}
-    shown = {n: n if n in ("prompt_embeddings",) else prefix + n for n in {*tensors, *params}}
+    shown = {n: n if n in bare else prefix + n for n in {*tensors, *params}}
     for n, a in tensors.items():
         check_tensor(path, shown[n], a, params[n].shape if n in params else None)
     missing = sorted(set(params) - set(tensors))

@@ -130,7 +130,8 @@ def load_prompt_learning(model, directory, peft_type, add, name):
     check_peft_type(directory, config, peft_type)
     add(model, config, name)
     params = {"prompt_embeddings": getattr(model, backbone_name(model)).prompt_embeddings}
-    return fill_adapter(model, name, f"{directory}/adapter_model.safetensors", tensors, params, PROMPT_PREFIX)
+    return fill_adapter(model, name, f"{directory}/adapter_model.safetensors", tensors, params, PROMPT_PREFIX,
+                        bare=("prompt_embeddings",))
 
 
 def save_prompt(model, directory, base_model_name_or_path=None):
