@@ -49,7 +49,10 @@ class PrefixTuning(BackboneWrapper):
 
     def backward(self, dseq, dpooled=None):
         """The backbone's backward, then each layer's prefix gradients, summed over the batch, into one array."""
-        self.base_layer.backward(dseq, dpooled) if self.is_bert else self.base_layer.backward(dseq)
+        if self.is_bert:
+            self.base_layer.backward(dseq, dpooled)
+        else:
+            self.base_layer.backward(dseq)
         n = self.prompt_embeddings.shape[0]
         grads = [xp.stack([d.sum(axis=0) for d in a.dpast]) for a in self.attentions()]  # L x (2, H, n, D)
         g = xp.stack(grads).transpose(3, 0, 1, 2, 4)  # (n, L, 2, H, D)

@@ -27,7 +27,7 @@ from minillm.peft.model import (PROMPT_PREFIX, active_settings, backbone_name, b
 
 
 class BackboneWrapper(Module):
-    """A backbone (`base_layer`) with one trained tensor per named adapter, `embeddings_of_adapter`.
+    """A backbone (`base_layer`) with one trained tensor per named adapter; the active one's is `prompt_embeddings`.
 
     The backbone's submodules become this module's own too, so every
     parameter keeps its name (`bert.encoder.layer.0...`); the trained tensor
