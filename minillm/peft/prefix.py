@@ -37,7 +37,7 @@ class PrefixTuning(BackboneWrapper):
         n, H = self.prompt_embeddings.shape[0], layers[0].n_head
         p = self.prompt_embeddings.data.reshape(n, len(layers), 2, H, -1)  # (n, L, key|value, H, D)
         p = p.transpose(1, 2, 3, 0, 4)  # (L, 2, H, n, D)
-        return [tuple(xp.broadcast_to(p[l, kv], (batch, *p.shape[2:])) for kv in (0, 1)) for l in range(len(layers))]
+        return [tuple(xp.broadcast_to(p[i, kv], (batch, *p.shape[2:])) for kv in (0, 1)) for i in range(len(layers))]
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None):
         input_ids = xp.asarray(input_ids)
