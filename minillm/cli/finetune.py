@@ -14,18 +14,21 @@ from minillm import backend
 from minillm.checkpoint import load_safetensors, read_json
 from minillm.cli.errors import UsageError, run_main
 from minillm.cli.finetune_args import check_out_dir, checkpoint_dir, own_bert, parse_args
-from minillm.cli.predict import predict
+from minillm.cli.predict import max_tokens, predict
 from minillm.data.labelled import classification_data
 from minillm.data.lm_data import train_tokenizer
 from minillm.data.squad import squad
-from minillm.models.auto import (CLASSIFIERS, QUESTION_ANSWERERS, TASK_MODELS, TOKEN_CLASSIFIERS, build_model,
-                                 max_positions)
+from minillm.models.auto import CLASSIFIERS, QUESTION_ANSWERERS, TASK_MODELS, TOKEN_CLASSIFIERS, build_model
 from minillm.models.heads import QA_LABELS
 from minillm.models.lstm_classifier import LSTMClassifierConfig
 from minillm.models.pretrained import resolve_init
 from minillm.nn.parallel import BatchParallel
 from minillm.peft.bitfit import add_bitfit
-from minillm.peft.lora import add_lora, merge_lora, save_lora
+from minillm.peft.adapter import add_bottleneck
+from minillm.peft.lora import add_lora, merge_lora
+from minillm.peft.methods import METHODS
+from minillm.peft.prefix import add_prefix_tuning
+from minillm.peft.prompt import add_prompt_tuning
 from minillm.tasks import ner, qa
 from minillm.tasks.classification import SequenceClassificationTask, encode_all, tokenizer_pad_id, write_report
 from minillm.tasks.distillation import DistillationTask, cached_teacher_logits
@@ -85,26 +88,31 @@ def start_from(model, source, args):
 
 
 def apply_peft(model, args):
-    """--peft lora|bitfit: freeze the backbone and add (or unfreeze) the few parameters that train."""
-    if args.peft == "bitfit":
-        add_bitfit(model)
-    else:
-        targets = args.lora_targets or (["c_attn"] if hasattr(model, "transformer") else ["query", "value"])
-        try:
+    """--peft: freeze the backbone and add (or, for bitfit, unfreeze) the few parameters that train."""
+    try:
+        if args.peft == "bitfit":
+            add_bitfit(model)
+        elif args.peft == "lora":
+            targets = args.lora_targets or (["c_attn"] if hasattr(model, "transformer") else ["query", "value"])
             add_lora(model, args.lora_r, args.lora_alpha, args.lora_dropout, targets, seed=args.seed)
-        except ValueError as err:
-            sys.exit(f"error: --lora-targets: {err}")
+        elif args.peft == "adapter":
+            add_bottleneck(model, args.adapter_size, seed=args.seed)
+        else:
+            add = add_prompt_tuning if args.peft == "prompt" else add_prefix_tuning
+            add(model, args.num_virtual_tokens, seed=args.seed)
+    except ValueError as err:
+        raise UsageError(f"--peft {args.peft}: {err}") from None
     n, total = model.num_parameters(trainable_only=True), model.num_parameters()
     print(f"--peft {args.peft}: {n:,} of {total:,} parameters train ({100 * n / total:.2f}%)")
 
 
 def save_peft(model, args, tokenizer):
-    """--peft lora: the best adapter in <out-dir>/adapter (PEFT's layout); with --merge, a merged copy too
+    """The best adapter in <out-dir>/adapter (PEFT's layout); with --merge (LoRA), a merged copy too
     (the model itself keeps its adapters: the reports still run it)."""
-    if args.peft != "lora":
+    if args.peft not in METHODS:
         return
-    save_lora(model, os.path.join(args.out_dir, "adapter"), args.init)
-    print(f"LoRA adapter (Hugging Face PEFT layout): {args.out_dir}/adapter")
+    METHODS[args.peft].save(model, os.path.join(args.out_dir, "adapter"), args.init)
+    print(f"{args.peft} adapter (Hugging Face PEFT layout): {args.out_dir}/adapter")
     if args.merge:
         merged = os.path.join(args.out_dir, "merged")
         merge_lora(copy.deepcopy(model)).save_pretrained(merged, extra_files=tokenizer.save)
@@ -137,7 +145,7 @@ def finetune_classification(args, source, tokenizer, config):
     model = build_model(CLASSIFIERS, config, names, tokenizer_pad_id(tokenizer), args.dropout, args.seed,
                         args.pooling)
     start_from(model, source, args)
-    max_length = min(args.max_length, max_positions(model.config))
+    max_length = max_tokens(model, args)
     try:
         encoded = {s: encode_all(tokenizer, texts, max_length) for s, (texts, _) in splits.items()}
     except ValueError as err:  # a character-level tokenizer meets a character its corpus lacked
@@ -179,7 +187,7 @@ def finetune_ner(args, source, tokenizer, config):
     """ner: a BIO2 tag for each word of CoNLL-2003, the best checkpoint chosen by dev entity F1."""
     model = build_model(TOKEN_CLASSIFIERS, config, ner.TAGS, tokenizer_pad_id(tokenizer), args.dropout, args.seed)
     start_from(model, source, args)
-    encoded, word_ids, sentences = ner.conll_splits(tokenizer, min(args.max_length, max_positions(model.config)),
+    encoded, word_ids, sentences = ner.conll_splits(tokenizer, max_tokens(model, args),
                                                     args.max_train_examples, args.max_eval_examples,
                                                     args.data_dir)
     print(f"ner: {ner.NOTE}; " + ", ".join(f"{s} {len(v)}" for s, v in encoded.items()))
@@ -206,7 +214,7 @@ def finetune_qa(args, source, tokenizer, config):
     model = build_model(QUESTION_ANSWERERS, config, QA_LABELS, tokenizer_pad_id(tokenizer),
                         args.dropout, args.seed)
     start_from(model, source, args)
-    max_length = min(args.max_length, max_positions(model.config))
+    max_length = max_tokens(model, args)
     try:
         windows = {s: qa.build_windows(tokenizer, ex, max_length, args.doc_stride, args.max_query_length)
                    for s, ex in examples.items()}

@@ -112,10 +112,13 @@ def build_parser():
 def add_peft_arguments(p):
     """--peft and its methods' settings (minillm/peft/)."""
     g = p.add_argument_group("parameter-efficient fine-tuning (BERT and GPT-2; minillm/peft/)")
-    g.add_argument("--peft", choices=["lora", "bitfit"],
+    g.add_argument("--peft", choices=["lora", "adapter", "prompt", "prefix", "bitfit"],
                    help="freeze the backbone (no gradients, no optimizer moments) and train the head plus: "
-                        "lora, low-rank updates of the --lora-targets layers (saved to <out-dir>/adapter in "
-                        "Hugging Face PEFT's layout); bitfit, the backbone's biases")
+                        "lora, low-rank updates of the --lora-targets layers; adapter, bottleneck adapters after "
+                        "each attention and feed-forward output (--adapter-size); prompt, --num-virtual-tokens "
+                        "trained embeddings before the input; prefix, trained keys and values before every "
+                        "layer's; bitfit, the backbone's biases. All but bitfit save <out-dir>/adapter in Hugging "
+                        "Face PEFT's layout")
     g.add_argument("--lora-r", type=int, default=8, help="rank r of A (r, in) and B (out, r) (default 8)")
     g.add_argument("--lora-alpha", type=float, default=16.0, help="the update is scaled by alpha / r (default 16)")
     g.add_argument("--lora-dropout", type=float, default=0.1, help="dropout on the adapters' input (default 0.1)")
@@ -125,6 +128,13 @@ def add_peft_arguments(p):
     g.add_argument("--merge", action="store_true",
                    help="with --peft lora: also fold the adapters into the weights and save a plain model "
                         "directory in <out-dir>/merged")
+    g.add_argument("--adapter-size", type=positive(int), default=64,
+                   help="with --peft adapter: hidden units of each bottleneck (default 64)")
+    g.add_argument("--num-virtual-tokens", type=positive(int), default=20,
+                   help="with --peft prompt or prefix: virtual tokens (default 20)")
+    g.add_argument("--adapter-dir", nargs="+", metavar="DIR",
+                   help="with --predict: adapter directories (<out-dir>/adapter of --peft runs over one base "
+                        "and task) to predict with, one after the other, over the base loaded once")
 
 
 def add_distillation_arguments(p):
@@ -211,6 +221,10 @@ def parse_args(argv=None):
               + ", ".join(f"{k} {v}" for _, settings in layers for k, v in settings.items()), file=sys.stderr)
     if args.model == "lstm" and args.task not in CLASSIFICATION_TASKS:
         sys.exit(f"error: --model lstm is a sequence classifier: --task {' or '.join(CLASSIFICATION_TASKS)}")
+    if args.merge and args.peft != "lora":
+        parser.error("--merge folds LoRA adapters into the weights: it needs --peft lora")
+    if args.adapter_dir and not (args.predict or args.predict_file):
+        parser.error("--adapter-dir is for prediction: give --predict TEXT or --predict-file FILE")
     if args.predict_file and not os.path.isfile(args.predict_file):
         raise FileNotFoundError(f"--predict-file {args.predict_file}: no such file")
     if args.teacher and args.task not in CLASSIFICATION_TASKS:

@@ -17,7 +17,7 @@ import dataclasses
 from minillm.backend import xp
 from minillm.checkpoint import Config, Pretrained
 from minillm.nn import functional as F
-from minillm.nn.attention import combine_masks
+from minillm.nn.attention import combine_masks, split_past
 from minillm.nn.layers import GELU, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, RandomSource
 
 
@@ -74,24 +74,30 @@ class BertEmbeddings(Module):
         self.LayerNorm = LayerNorm(cfg.hidden_size, cfg.layer_norm_eps, dtype=dtype)
         self.dropout = Dropout(cfg.hidden_dropout_prob, dropout_source)
 
-    def forward(self, input_ids, token_type_ids, inputs_embeds=None):
-        """(B, T) ids (or inputs_embeds (B, T, C) instead of the word lookup) -> (B, T, C)."""
+    def forward(self, input_ids, token_type_ids, inputs_embeds=None, past_length=0):
+        """(B, T) ids (or inputs_embeds (B, T, C) instead of the word lookup) -> (B, T, C).
+
+        past_length: positions before these (prefix tuning's), so they start there, as in Hugging Face.
+        """
         self.from_embeds = inputs_embeds is not None
         self.input_ids = input_ids
         words = inputs_embeds if self.from_embeds else self.word_embeddings(input_ids)
-        pos = xp.arange(words.shape[1])[None, :]  # (1, T): the same positions for every row
+        pos = xp.arange(past_length, past_length + words.shape[1])[None, :]  # (1, T): the same for every row
         x = words + self.position_embeddings(pos) + self.token_type_embeddings(token_type_ids)
         return self.dropout(self.LayerNorm(x))
 
     def backward(self, dout):
         """Fills the three tables' gradients; returns d(inputs_embeds), or None for ids."""
+        if not self.from_embeds and not any(p.requires_grad for p in self.parameters()):
+            return None  # frozen (parameter-efficient fine-tuning): no gradient is needed below here
         dx = self.LayerNorm.backward(self.dropout.backward(dout))  # (B, T, C), the sum's gradient
         self.token_type_embeddings.backward(dx)
         self.position_embeddings.backward(dx.sum(axis=0, keepdims=True))
         if self.from_embeds:
             return dx
-        # PyTorch's Embedding(padding_idx) as in Hugging Face: the [PAD] row learns nothing from lookups
-        self.word_embeddings.backward(xp.where((self.input_ids == self.pad_token_id)[..., None], 0.0, dx))
+        if self.word_embeddings.weight.requires_grad:
+            # PyTorch's Embedding(padding_idx) as in Hugging Face: the [PAD] row learns nothing from lookups
+            self.word_embeddings.backward(xp.where((self.input_ids == self.pad_token_id)[..., None], 0.0, dx))
         return None
 
 
@@ -102,6 +108,8 @@ class BertSelfAttention(Module):
     e_ij = (W_Q h_i) . (W_K h_j) / sqrt(D),  alpha = softmax_j(e) on the allowed keys,
     context_i = sum_j alpha_ij W_V h_j; no output projection here (that is attention.output).
     A layer with pruned heads (config.pruned_heads) has n_head of them, each of size C / num_attention_heads.
+    A past (k, v), each (B, H, Tpast, D), is attended to before h's own keys (prefix tuning's
+    trained prefixes); backward leaves its gradients in `dpast`.
     """
 
     def __init__(self, cfg, rng, dropout_source, dtype, n_head):
@@ -114,13 +122,17 @@ class BertSelfAttention(Module):
         self.attn_pdrop = cfg.attention_probs_dropout_prob
         self.dropout_source = dropout_source
 
-    def forward(self, h, mask):
+    def forward(self, h, mask, past=None):
         q, k, v = (F.split_heads(proj(h), self.n_head) for proj in (self.query, self.key, self.value))
+        self.n_past = 0 if past is None else past[0].shape[2]
+        if past is not None:
+            k, v = xp.concatenate([past[0], k], axis=2), xp.concatenate([past[1], v], axis=2)
         y, self.cache = F.attention_forward(q, k, v, mask, self.attn_pdrop, self.dropout_source.rng, self.training)
         return F.merge_heads(y)  # (B, T, C)
 
     def backward(self, dy):
         dq, dk, dv = F.attention_backward(F.split_heads(dy, self.n_head), self.cache)  # (B, H, T, D) each
+        dk, dv, self.dpast = split_past(dk, dv, self.n_past)
         # h fed all three projections, so its gradient is the sum of theirs
         return (self.query.backward(F.merge_heads(dq)) + self.key.backward(F.merge_heads(dk))
                 + self.value.backward(F.merge_heads(dv)))
@@ -151,8 +163,8 @@ class BertAttention(Module):
         width = n_head * (cfg.hidden_size // cfg.num_attention_heads)
         self.output = BertResidualOutput(width, cfg, rng, dropout_source, dtype)
 
-    def forward(self, h, mask):
-        return self.output(self.self(h, mask), h)
+    def forward(self, h, mask, past=None):
+        return self.output(self.self(h, mask, past), h)
 
     def backward(self, da):
         dcontext, dh = self.output.backward(da)
@@ -181,8 +193,8 @@ class BertLayer(Module):
         self.intermediate = BertIntermediate(cfg, rng, dtype)
         self.output = BertResidualOutput(cfg.intermediate_size, cfg, rng, dropout_source, dtype)
 
-    def forward(self, h, mask):  # (B, T, C) -> (B, T, C)
-        a = self.attention(h, mask)
+    def forward(self, h, mask, past=None):  # (B, T, C) -> (B, T, C)
+        a = self.attention(h, mask, past)
         return self.output(self.intermediate(a), a)
 
     def backward(self, dy):
@@ -195,9 +207,9 @@ class BertEncoder(Module):
     def __init__(self, cfg, rng, dropout_source, dtype):
         self.layer = ModuleList([BertLayer(cfg, rng, dropout_source, dtype, i) for i in range(cfg.num_hidden_layers)])
 
-    def forward(self, h, mask):
-        for layer in self.layer:
-            h = layer(h, mask)
+    def forward(self, h, mask, past_key_values=None):
+        for i, layer in enumerate(self.layer):
+            h = layer(h, mask, None if past_key_values is None else past_key_values[i])
         return h
 
     def backward(self, dh):
@@ -245,21 +257,26 @@ class BertModel(Pretrained, Module):
         self.pooler = BertPooler(cfg, rng, dtype) if add_pooling_layer else None
         self.max_positions = cfg.max_position_embeddings
 
-    def forward(self, input_ids=None, token_type_ids=None, attention_mask=None, inputs_embeds=None):
+    def forward(self, input_ids=None, token_type_ids=None, attention_mask=None, inputs_embeds=None,
+                past_key_values=None):
         """-> (sequence output (B, T, C), pooled [CLS] (B, C) or None without a pooler).
 
-        attention_mask: (B, T), 1 for real tokens and 0 for padding, which no
+        attention_mask: (B, Tpast + T), 1 for real tokens and 0 for padding, which no
         query attends to. token_type_ids: (B, T) segment of each token (0 = A, 1 = B).
+        past_key_values: for each layer (k, v), each (B, H, Tpast, D), attended to before the
+        tokens (prefix tuning); positions then start at Tpast, as in Hugging Face.
         """
         if input_ids is not None:
             input_ids = xp.asarray(input_ids)
         B, T = input_ids.shape if input_ids is not None else inputs_embeds.shape[:2]
-        if T > self.max_positions:
-            raise ValueError(f"sequence of {T} tokens is longer than max_position_embeddings={self.max_positions}")
+        t_past = 0 if past_key_values is None else past_key_values[0][0].shape[2]
+        if t_past + T > self.max_positions:
+            raise ValueError(f"sequence of {t_past + T} tokens is longer than "
+                             f"max_position_embeddings={self.max_positions}")
         token_type_ids = xp.zeros((B, T), dtype=xp.int64) if token_type_ids is None else xp.asarray(token_type_ids)
-        mask = combine_masks(T, T, padding_mask=attention_mask)  # (B, 1, 1, T) or None
-        h = self.embeddings(input_ids, token_type_ids, inputs_embeds)
-        h = self.encoder(h, mask)
+        mask = combine_masks(T, t_past + T, padding_mask=attention_mask)  # (B, 1, 1, Tpast + T) or None
+        h = self.embeddings(input_ids, token_type_ids, inputs_embeds, t_past)
+        h = self.encoder(h, mask, past_key_values)
         return h, None if self.pooler is None else self.pooler(h)
 
     def backward(self, dseq, dpooled=None):

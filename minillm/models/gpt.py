@@ -96,20 +96,24 @@ class GPTTransformer(Module):
         self.h = ModuleList([Block(cfg, rng, dropout_source, dtype) for _ in range(cfg.n_layer)])
         self.ln_f = LayerNorm(cfg.n_embd, cfg.layer_norm_epsilon, dtype=dtype)
 
-    def forward(self, idx, attention_mask=None, mask=None, past_key_values=None, use_cache=False):
-        """idx: (B, T) token ids -> hidden states (B, T, C) after ln_f.
+    def forward(self, idx, attention_mask=None, mask=None, past_key_values=None, use_cache=False,
+                inputs_embeds=None):
+        """idx: (B, T) token ids (or inputs_embeds (B, T, C) instead of the lookup) -> hidden states
+        (B, T, C) after ln_f.
 
         attention_mask: (B, T_total) 1 for real tokens, 0 for padding.
         mask: an extra boolean mask broadcastable to (B, H, T, T_total).
-        past_key_values / use_cache: the KV cache of generation; with use_cache
-        the call returns (hidden, presents).
+        past_key_values / use_cache: the KV cache of generation (or prefix tuning's trained keys
+        and values); with use_cache the call returns (hidden, presents).
         """
-        B, T = idx.shape
+        self.from_embeds = inputs_embeds is not None
+        words = inputs_embeds if self.from_embeds else self.wte(idx)  # (B, T, C)
+        T = words.shape[1]
         t_past = 0 if past_key_values is None else past_key_values[0][0].shape[2]
         if t_past + T > self.n_positions:
             raise ValueError(f"sequence of {t_past + T} tokens is longer than n_positions={self.n_positions}")
         pos = xp.arange(t_past, t_past + T)[None, :]  # (1, T)
-        x = self.drop(self.wte(idx) + self.wpe(pos))  # (B, T, C)
+        x = self.drop(words + self.wpe(pos))  # (B, T, C)
         presents = []
         for i, block in enumerate(self.h):
             past = None if past_key_values is None else past_key_values[i]
@@ -121,13 +125,16 @@ class GPTTransformer(Module):
         return (x, presents) if use_cache else x
 
     def backward(self, dx):
-        """From dloss/dhidden (B, T, C) down to the embedding tables."""
+        """From dloss/dhidden (B, T, C) down to the embedding tables; returns d(inputs_embeds), or None for ids."""
         dx = self.ln_f.backward(dx)
         for block in reversed(list(self.h)):
             dx = block.backward(dx)
         dx = self.drop.backward(dx)
-        self.wte.backward(dx)
         self.wpe.backward(dx.sum(axis=0, keepdims=True))  # positions are shared across the batch
+        if self.from_embeds:
+            return dx
+        self.wte.backward(dx)
+        return None
 
 
 def hf_gpt2_state(tensors):

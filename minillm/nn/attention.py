@@ -36,6 +36,13 @@ def combine_masks(t_query, t_key, causal=False, padding_mask=None, mask=None):
     return out
 
 
+def split_past(dk, dv, n_past):
+    """(dk, dv) of the new positions and (dk, dv) of the n_past positions before them (None when 0)."""
+    if not n_past:
+        return dk, dv, None
+    return dk[:, :, n_past:], dv[:, :, n_past:], (dk[:, :, :n_past], dv[:, :, :n_past])
+
+
 class SelfAttention(Module):
     """GPT-2's `attn`: c_attn (C -> 3C) fused QKV, scaled dot-product attention, c_proj (C -> C)."""
 
@@ -54,11 +61,13 @@ class SelfAttention(Module):
         """x: (B, T, C) -> (B, T, C). With use_cache, also returns (k, v) for the next call.
 
         past: (k, v) from earlier calls, each (B, H, Tpast, D), so that generation
-        computes attention for the new positions only.
+        computes attention for the new positions only; or trained prefix keys and
+        values (prefix tuning), whose gradients backward leaves in `dpast`.
         """
         T = x.shape[1]
         qkv = self.c_attn(x)  # (B, T, 3C)
         q, k, v = (F.split_heads(a, self.n_head) for a in xp.split(qkv, 3, axis=-1))  # (B, H, T, D) each
+        self.n_past = 0 if past is None else past[0].shape[2]
         if past is not None:
             k = xp.concatenate([past[0], k], axis=2)
             v = xp.concatenate([past[1], v], axis=2)
@@ -69,7 +78,9 @@ class SelfAttention(Module):
         return (y, (k, v)) if use_cache else y
 
     def backward(self, dy):
+        """Returns dx; with a past, its keys' and values' gradients go to self.dpast, each (B, H, Tpast, D)."""
         dy = self.c_proj.backward(self.resid_dropout.backward(dy))  # (B, T, C)
         dq, dk, dv = F.attention_backward(F.split_heads(dy, self.n_head), self.attn_cache)  # (B, H, T, D)
+        dk, dv, self.dpast = split_past(dk, dv, self.n_past)
         dqkv = xp.concatenate([F.merge_heads(d) for d in (dq, dk, dv)], axis=-1)  # (B, T, 3C)
         return self.c_attn.backward(dqkv)

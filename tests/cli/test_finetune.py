@@ -63,8 +63,34 @@ def test_peft_lora_saves_an_adapter_and_a_merged_model(pretrained, tmp_path, cap
     encoded = encode_all(load_tokenizer(tmp_path / "lora" / "merged"), [text], 128)
     probs = predict_probabilities(merged, encoded, 1, merged.pad_token_id)[0]
     assert [line["probabilities"][n] for n in merged.label_names] == pytest.approx(probs.tolist(), abs=1e-4)
-    with pytest.raises(SystemExit, match=r"unknown LoRA target modules \['query'\]; .* c_attn, c_fc, c_proj"):
+    with pytest.raises(ValueError, match=r"unknown LoRA target modules \['query'\]; .* c_attn, c_fc, c_proj"):
         finetune.main(common + ["--lora-targets", "query", "--out-dir", str(tmp_path / "bad")])
+
+
+def test_peft_methods_predict_and_several_adapters_predict_over_one_base(pretrained, tmp_path, capsys):
+    common = ["--task", "sentiment", "--init", str(pretrained), "--max-train-examples", "32", "--max-eval-examples",
+              "32", "--batch-size", "16", "--epochs", "1", "--no-progress"]
+    runs = {"adapter": ["--peft", "adapter", "--adapter-size", "4"],
+            "prefix": ["--peft", "prefix", "--num-virtual-tokens", "3"],
+            "prompt": ["--peft", "prompt", "--num-virtual-tokens", "4", "--learning-rate", "1e-2"],
+            "prompt2": ["--peft", "prompt", "--num-virtual-tokens", "2", "--seed", "7"]}
+    text, own = "a gripping , beautiful film", {}
+    for name, flags in runs.items():
+        finetune.main(common + flags + ["--out-dir", str(tmp_path / name)])
+        capsys.readouterr()
+        finetune.main(common + flags + ["--out-dir", str(tmp_path / name), "--predict", text])  # best/ + adapter/
+        own[name] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["probabilities"]
+    assert json.loads((tmp_path / "prompt" / "adapter" / "adapter_config.json").read_text())["peft_type"] == \
+        "PROMPT_TUNING"
+    dirs = [str(tmp_path / name / "adapter") for name in ("prompt", "prompt2")]
+    finetune.main(["--task", "sentiment", "--predict", text, "--adapter-dir", *dirs])
+    lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()[-2:]]
+    assert [x["adapter"] for x in lines] == dirs
+    for line, name in zip(lines, ("prompt", "prompt2")):
+        assert line["probabilities"] == pytest.approx(own[name], abs=1e-4)
+    with pytest.raises(ValueError, match="adapters over one base must be of one method"):
+        finetune.main(["--task", "sentiment", "--predict", text, "--adapter-dir", dirs[0],
+                       str(tmp_path / "prefix" / "adapter")])
 
 
 def test_scratch_baseline_and_missing_checkpoint(pretrained, tmp_path, capsys):
