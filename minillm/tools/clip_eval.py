@@ -78,8 +78,9 @@ def main(argv=None):
     image_model, speech_model = CLIPModel.from_pretrained(args.image), CLIPModel.from_pretrained(args.speech)
     if (image_model.config.modality, speech_model.config.modality) != ("image", "speech"):
         raise UsageError("--image must hold an image CLIP and --speech a speech CLIP")
-    same = all((a == b).all() for a, b in zip(image_model.text_projection.state_dict().values(),
-                                              speech_model.text_projection.state_dict().values()))
+    same = all(np.array_equal(to_host(a), to_host(b))  # read on the host, explicitly
+               for a, b in zip(image_model.text_projection.state_dict().values(),
+                               speech_model.text_projection.state_dict().values()))
     if not same:
         raise UsageError(f"{args.speech} has another text tower than {args.image}: train it with --text-from")
     captions = Captions(WordPieceTokenizer.load(args.image))
