@@ -29,9 +29,10 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 # on the strict device (minillm/strict.py) the tests' own assertions may read device values; the library may not
 minillm.strict.READERS.append(os.path.dirname(os.path.abspath(__file__)))
 
+
 @pytest.fixture(scope="session")
 def tiny_gpt_run(tmp_path_factory):
-    """A GPT run of train.py (2 steps, 16 channels) on Tiny Shakespeare's characters: its directory."""
+    """A GPT run of train.py (2 steps, 64 channels) on Tiny Shakespeare's characters: its directory."""
     from minillm.cli import pretrain
 
     out = tmp_path_factory.mktemp("gpt-run") / "gpt"

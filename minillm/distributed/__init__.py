@@ -1,1 +1,1 @@
-"""Training on several processes over MPI: data parallelism (each rank its share of every batch)."""
+"""Training on several processes over MPI: data parallelism and a sharded optimizer (ZeRO-1)."""

@@ -41,6 +41,16 @@ def world():
     return MPIRanks(MPI)
 
 
+def on_host(array, collective):
+    """collective(host array), in place: MPI reads host memory, so a device array goes to the host and back,
+    explicitly (NCCL, which reads device memory, is not written yet)."""
+    host = array if host_arrays() else to_host(array)
+    collective(host)
+    if host is not array:
+        array[...] = to_device(host)
+    return array
+
+
 class MPIRanks(OneProcess):
     """The ranks of MPI's world communicator."""
 
@@ -51,11 +61,7 @@ class MPIRanks(OneProcess):
 
     def allreduce_sum(self, array):
         """Sum over the ranks in place (MPI Allreduce, MPI_IN_PLACE): every rank ends with the total."""
-        host = array if host_arrays() else to_host(array)
-        self.comm.Allreduce(self.mpi.IN_PLACE, host, op=self.mpi.SUM)
-        if host is not array:
-            array[...] = to_device(host)
-        return array
+        return on_host(array, lambda host: self.comm.Allreduce(self.mpi.IN_PLACE, host, op=self.mpi.SUM))
 
     def sum(self, value):
         return self.comm.allreduce(value, op=self.mpi.SUM)
@@ -64,13 +70,10 @@ class MPIRanks(OneProcess):
         """MPI Allgatherv in place: rank k's slice_of(len(array), k, size) sent to every rank."""
         from mpi4py.util.dtlib import from_numpy_dtype
 
-        host = array if host_arrays() else to_host(array)
-        bounds = [slice_of(host.size, k, self.size) for k in range(self.size)]
+        bounds = [slice_of(array.size, k, self.size) for k in range(self.size)]
         counts, starts = [hi - lo for lo, hi in bounds], [lo for lo, _ in bounds]
-        self.comm.Allgatherv(self.mpi.IN_PLACE, [host, counts, starts, from_numpy_dtype(host.dtype)])
-        if host is not array:
-            array[...] = to_device(host)
-        return array
+        return on_host(array, lambda host: self.comm.Allgatherv(
+            self.mpi.IN_PLACE, [host, counts, starts, from_numpy_dtype(host.dtype)]))
 
     def barrier(self):
         self.comm.Barrier()

@@ -16,6 +16,7 @@ no true pair is pushed apart as a negative.
 import math
 
 from minillm.backend import xp
+from minillm.nn.functional import log_softmax
 
 MAX_LOG_SCALE = math.log(100.0)
 
@@ -35,11 +36,6 @@ def l2_normalize_backward(dy, cache):
 
 
 # ---------------------------------------------------------------- the symmetric InfoNCE loss
-def _log_softmax(z, axis):
-    shifted = z - z.max(axis=axis, keepdims=True)
-    return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
-
-
 def clip_loss_forward(u, v, log_scale, positives=None, max_log_scale=MAX_LOG_SCALE):
     """u: (N, D), v: (M, D) unit vectors; log_scale: t, an array of one value; positives: (N, M) 0/1
     with at least one 1 in every row and column (default: the identity, N == M). -> (loss, cache)."""
@@ -51,7 +47,7 @@ def clip_loss_forward(u, v, log_scale, positives=None, max_log_scale=MAX_LOG_SCA
     clamped = t > max_log_scale
     s = xp.exp(xp.minimum(t, max_log_scale))
     z = s * (u @ v.T)  # (N, M)
-    log_rows, log_cols = _log_softmax(z, axis=1), _log_softmax(z, axis=0)
+    log_rows, log_cols = log_softmax(z, axis=1), log_softmax(z, axis=0)
     loss = -0.5 * ((R * log_rows).sum() / N + (C * log_cols).sum() / M)
     return loss, (u, v, s, z, R, C, xp.exp(log_rows), xp.exp(log_cols), clamped, log_scale.shape)
 

@@ -187,6 +187,12 @@ def softmax_forward(s):
     return p, p
 
 
+def log_softmax(z, axis=-1):
+    """log p_i = (z_i - max z) - log sum_j exp(z_j - max z): computed from the shifted z, nothing overflows."""
+    shifted = z - z.max(axis=axis, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+
+
 def softmax_backward(dp, p):
     """ds_i = p_i (dp_i - sum_j p_j dp_j)."""
     ds = dp - sum_last(dp * p)

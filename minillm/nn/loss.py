@@ -5,7 +5,7 @@ For a language model the rows are positions and the targets the next tokens
 """
 
 from minillm.backend import to_host, xp
-from minillm.nn.functional import sum_last
+from minillm.nn.functional import log_softmax, sum_last
 
 IGNORE_INDEX = -100  # the target of rows that are not scored (padding, unmasked tokens), as PyTorch
 
@@ -37,12 +37,6 @@ def cross_entropy_backward(dloss, cache):
     dlogits = probs * (row_scale / z)[:, None]  # softmax(logits_n) * row_scale_n, (N, V)
     dlogits[xp.arange(len(safe_targets)), safe_targets] -= row_scale
     return dlogits
-
-
-def log_softmax(z):
-    """log softmax over the last axis, computed from z - max z so nothing overflows."""
-    shifted = z - z.max(axis=-1, keepdims=True)
-    return shifted - xp.log(sum_last(xp.exp(shifted)))
 
 
 def distillation_forward(student_logits, teacher_logits, temperature):

@@ -55,7 +55,11 @@ class AdamW:
     price: two more arrays the size of the model, the gathered gradients and
     a work array. Frozen parameters (requires_grad False) are not moved in:
     every one of those arrays is the size of the trainable parameters only,
-    which is what parameter-efficient fine-tuning saves.
+    which is what parameter-efficient fine-tuning saves. With several `ranks`
+    (data parallelism) the gathered gradients are summed over them before the
+    norm is read; with `shard` (ZeRO-1) the moments and the update cover only
+    this rank's slice [lo, hi) of the flat array, and the slices are then
+    gathered by every rank.
     """
 
     def __init__(self, model, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, threads=1, ranks=None,
@@ -77,8 +81,6 @@ class AdamW:
         size, dtype = self.offsets[-1], dtypes.pop()
         self.flat = xp.empty(size, dtype)  # the parameters
         self.flat_grad = xp.zeros(size, dtype)  # (zeros: a data-parallel sum reads it whole)
-        # data parallelism (ranks.size > 1): the gathered gradients are summed over the ranks; with `shard`
-        # (ZeRO stage 1) each rank keeps the moments of, and updates, only its slice of the flat array
         self.ranks = ranks or OneProcess()
         self.shard = shard and self.ranks.size > 1
         self.lo, self.hi = slice_of(size, self.ranks.rank, self.ranks.size) if self.shard else (0, size)
@@ -96,6 +98,7 @@ class AdamW:
 
     @property
     def v(self):
+        """The second moments by parameter name, as m."""
         return {n: self.part(self.moments()[1], i) for i, n in enumerate(self.names)}
 
     def moments(self):
@@ -162,8 +165,7 @@ class AdamW:
                 tmp *= step_size
                 p -= tmp
 
-        run_in_threads(update, [[(max(lo, self.lo), min(hi, self.hi)) for lo, hi in spans if lo < self.hi and hi > self.lo]
-                                for spans in jobs])  # sharded: this rank's slice only...
+        run_in_threads(update, self.own_spans(jobs))  # sharded: this rank's slice only...
         if self.shard:
             self.ranks.allgather_slices(self.flat)  # ...then every rank's updated slice to every rank
         return norm
@@ -204,6 +206,13 @@ class AdamW:
                     total = total + xp.vdot(piece, piece)  # while the piece is in cache; on the device
                 at, i = end, i + 1
         return total
+
+    def own_spans(self, jobs):
+        """The spans this optimizer updates: all of them, or, sharded, their parts inside [lo, hi)."""
+        if not self.shard:
+            return jobs
+        return [[(max(lo, self.lo), min(hi, self.hi)) for lo, hi in spans if lo < self.hi and hi > self.lo]
+                for spans in jobs]
 
     def sum_over_ranks(self, jobs):
         """flat_grad summed over the ranks in place (one Allreduce of the whole array); its sum of squares."""
