@@ -97,7 +97,7 @@ class BertLMPredictionHead(Module):
         self.bias = Parameter(xp.zeros(cfg.vocab_size, dtype=dtype))
 
     def forward(self, h, word_embeddings):  # (..., C) -> (..., V)
-        scores, cache = F.linear_forward(self.transform(h), word_embeddings.weight.data.T, self.bias.data)
+        scores, cache = word_embeddings.logits_forward(self.transform(h), self.bias.data)
         self.cache = (cache, word_embeddings.weight)
         return scores
 

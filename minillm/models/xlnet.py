@@ -245,7 +245,7 @@ class XLNetLMHead(Module):
         self.bias = Parameter(xp.zeros(vocab_size, dtype=dtype))
 
     def forward(self, g, word_embedding):  # (..., C) -> (..., V)
-        logits, cache = F.linear_forward(g, word_embedding.weight.data.T, self.bias.data)
+        logits, cache = word_embedding.logits_forward(g, self.bias.data)
         self.cache = (cache, word_embedding.weight)
         return logits
 

@@ -231,9 +231,10 @@ class Embedding(Module):
         out, self.cache = F.embedding_forward(idx, self.weight.data)
         return out
 
-    def logits_forward(self, h):
-        """(h W^T, cache for F.linear_backward): the table read as an output layer (GPT's tied head)."""
-        return F.linear_forward(h, self.weight.data.T, None)  # (..., C) -> (..., V)
+    def logits_forward(self, h, bias=None):
+        """(h W^T + b, cache for F.linear_backward): the table read as a tied output layer (GPT's head,
+        BERT's MLM decoder, XLNet's)."""
+        return F.linear_forward(h, self.weight.data.T, bias)  # (..., C) -> (..., V)
 
     def backward(self, dout):
         """Scatter-adds into W's gradient (none when frozen); the input (indices) has no gradient."""

@@ -261,13 +261,13 @@ class QuantizedEmbedding(Module):
         rows = dequantize_groups(unpack_int4(q.reshape(-1, q.shape[-1])), scale.reshape(-1, scale.shape[-1]))
         return rows.reshape(*shape, -1)
 
-    def logits_forward(self, h):
-        """(h W^T, None): the product without bias, h (..., C) -> (..., V)."""
+    def logits_forward(self, h, bias=None):
+        """(h W^T + b, None), h (..., C) -> (..., V); inference only, so no cache."""
         q, scale = self.weight.data, self.weight_scale.data
         if self.mode == "w4":
-            return linear_w4_forward(h, q, scale, None), None
+            return linear_w4_forward(h, q, scale, bias), None
         forward = linear_w8a8_forward if self.mode == "w8a8" else linear_w8_forward
-        return forward(h, q.T, scale, None), None
+        return forward(h, q.T, scale, bias), None
 
     def backward(self, dout):
         raise NotImplementedError("quantized layers run inference only")
