@@ -34,6 +34,7 @@ from minillm.backend import np
 TRANSFERS = collections.Counter()  # "to_host" / "to_device": explicit copies made so far
 READERS = []  # directories whose code may read device values without asking: the tests' assertions
 PASSING_ON = ("numpy", "_pytest", "pytest")  # modules that only pass a read on from their caller
+PLAIN = {int, float, bool, str, type(None), slice}  # never a host array: checked first, as most arguments are
 
 
 class ImplicitTransfer(TypeError):
@@ -42,10 +43,11 @@ class ImplicitTransfer(TypeError):
 
 def unwrap(x):
     """The NumPy array inside a StrictArray (lists and tuples walked); anything else as it is."""
-    if isinstance(x, StrictArray):
+    kind = type(x)
+    if kind is StrictArray:
         return x._a
-    if isinstance(x, (list, tuple)):
-        return type(x)(unwrap(v) for v in x)
+    if kind is tuple or kind is list:
+        return kind(unwrap(v) for v in x)
     return x
 
 
@@ -56,7 +58,7 @@ def wrap(x):
         return StrictArray(x)
     if isinstance(x, np.generic):
         return StrictArray(np.asarray(x))
-    if isinstance(x, tuple):
+    if isinstance(x, tuple):  # named tuples too (linalg.svd's), as plain ones
         return tuple(wrap(v) for v in x)
     if isinstance(x, list):
         return [wrap(v) for v in x]
@@ -66,12 +68,13 @@ def wrap(x):
 def call_on_device(func, args, kwargs):
     """func run on the NumPy arrays inside args and kwargs, its array results put back on the device."""
     refuse_host_arrays(args)
-    return wrap(func(*unwrap(args), **{k: unwrap(v) for k, v in kwargs.items()}))
+    if kwargs:
+        kwargs = {k: unwrap(v) for k, v in kwargs.items()}
+    return wrap(func(*[unwrap(v) for v in args], **kwargs))
 
 
 def on_device(func):
-    """func as a function of device arrays (see call_on_device)."""
-    @functools.wraps(func)
+    """func as a function of device arrays (see call_on_device); made for every method call, so kept plain."""
     def run(*args, **kwargs):
         return call_on_device(func, args, kwargs)
     return run
@@ -90,6 +93,8 @@ def reader_asking():
 def refuse_host_arrays(values):
     """CuPy's rule: a host array with elements mixed into device work is an error."""
     for v in values:
+        if type(v) in PLAIN:
+            continue
         if isinstance(v, np.ndarray) and v.ndim > 0 and not reader_asking():
             raise ImplicitTransfer(f"a host numpy array {v.shape} mixed with device arrays: move it with "
                                    "backend.to_device first")
@@ -125,7 +130,7 @@ class StrictArray(np.lib.mixins.NDArrayOperatorsMixin):
         out = kwargs.get("out")
         if out is not None:
             kwargs["out"] = tuple(unwrap(o) for o in out)
-        result = getattr(ufunc, method)(*unwrap(inputs), **kwargs)
+        result = getattr(ufunc, method)(*[unwrap(v) for v in inputs], **kwargs)
         return out[0] if out is not None and len(out) == 1 else wrap(result)
 
     def __array_function__(self, func, types_, args, kwargs):
@@ -222,13 +227,13 @@ class _Module(types.ModuleType):
 
     def __getattr__(self, name):
         value = getattr(np, name)
-        if name in HOST_NAMES:
-            return value
         if name in ("asarray", "array", "ascontiguousarray"):
-            return _array(value)
-        if isinstance(value, (types.FunctionType, types.BuiltinFunctionType, np.ufunc)) or (
-                callable(value) and type(value).__name__ == "_ArrayFunctionDispatcher"):
-            return on_device(value)
+            value = _array(value)
+        elif name not in HOST_NAMES and (
+                isinstance(value, (types.FunctionType, types.BuiltinFunctionType, np.ufunc)) or (
+                callable(value) and type(value).__name__ == "_ArrayFunctionDispatcher")):
+            value = functools.wraps(value)(on_device(value))
+        setattr(self, name, value)  # found once: later lookups do not reach __getattr__
         return value
 
 
