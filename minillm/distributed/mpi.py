@@ -14,7 +14,7 @@ import os
 import sys
 import traceback
 
-from minillm.backend import cpu_threads, host_arrays, limit_blas_threads, to_device, to_host
+from minillm.backend import cpu_threads, host_arrays, limit_blas_threads, np, to_device, to_host
 from minillm.training.ranks import OneProcess, slice_of
 
 # the variables launchers set for each rank: Open MPI, MPICH/Intel MPI (PMI), Slurm
@@ -74,6 +74,13 @@ class MPIRanks(OneProcess):
         counts, starts = [hi - lo for lo, hi in bounds], [lo for lo, _ in bounds]
         return on_host(array, lambda host: self.comm.Allgatherv(
             self.mpi.IN_PLACE, [host, counts, starts, from_numpy_dtype(host.dtype)]))
+
+    def allgather(self, array):
+        """MPI Allgather: (size, *array.shape), every rank's array in rank order, on every rank."""
+        host = np.ascontiguousarray(array if host_arrays() else to_host(array))
+        out = np.empty((self.size, *host.shape), host.dtype)
+        self.comm.Allgather(host, out)
+        return out if host_arrays() else to_device(out)
 
     def barrier(self):
         self.comm.Barrier()
