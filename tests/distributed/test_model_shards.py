@@ -14,7 +14,7 @@ from minillm.models.bert_pretraining import BertForPreTraining
 from minillm.models.gpt import GPT, GPTConfig
 
 from .conftest import ThreadGroup
-from .test_mpi import run
+from .test_mpi import TINY, losses, run, train, weights
 
 V = 13
 
@@ -121,3 +121,19 @@ def test_two_mpi_ranks_split_a_model_as_threads_do():
         differences = eval(line.split(" ", 2)[2], {})  # a dict of floats that this test printed
         for outputs, grads, weights in differences.values():
             assert outputs < 1e-10 and grads < 1e-10 and weights == 0.0
+
+
+def test_train_py_resumes_a_one_process_run_split_across_two_ranks(tmp_path):
+    """10 steps in one process, then 10 more with the model split across 2 MPI ranks: the losses and the
+    saved (gathered) weights of 20 steps in one process. Resuming cuts the whole checkpoint's weights and
+    AdamW's moments into shards; saving joins them. Without dropout: attention's masks are drawn per head."""
+    pytest.importorskip("mpi4py", reason="MPI is an optional extra: pip install -r requirements-mpi.txt")
+    no_dropout = ["--dropout", "0"]
+    train(tmp_path / "one", 1, "--max-iters", "20", *no_dropout)
+    train(tmp_path / "split", 1, "--max-iters", "10", *no_dropout)
+    done = train(tmp_path / "split", 2, "--max-iters", "20", "--resume", "--tensor-parallel", "2", *no_dropout)
+    assert "tensor parallel over 2 ranks" in done.stdout and done.stdout.count("val_loss") == 2  # iters 15, 20
+    one, split = losses(tmp_path / "one"), losses(tmp_path / "split")
+    assert len(split) == 20 and max(abs(a - b) for a, b in zip(one, split)) < 1e-5
+    w1, w2 = weights(tmp_path / "one"), weights(tmp_path / "split")
+    assert set(w1) == set(w2) and max(float(abs(w1[name] - w2[name]).max()) for name in w1) < 1e-5
