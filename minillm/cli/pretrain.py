@@ -240,6 +240,9 @@ def split_across_ranks(args, model, world):
         sys.exit(f"error: --tensor-parallel splits gpt and bert, not {args.model}")
     if args.threads > 1:
         sys.exit("error: --tensor-parallel runs one thread a rank (--threads 1)")
+    if args.shard_optimizer:
+        sys.exit("error: --shard-optimizer (ZeRO-1) splits AdamW's state among data-parallel ranks, and "
+                 "--tensor-parallel leaves none: every rank reads every batch")
     ranks = split_model(model, world)
     print(f"tensor parallel over {n} ranks: {model.num_parameters():,} parameters on each")
     return ranks

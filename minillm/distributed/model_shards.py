@@ -29,7 +29,7 @@ draw; without it, the shards compute the one-process model to rounding.
 import dataclasses
 from functools import reduce
 
-from minillm.backend import to_float, xp
+from minillm.backend import to_device, to_float, xp
 from minillm.distributed.tensor_parallel import EnterShards, RowParallel
 from minillm.models.bert import BertLayer
 from minillm.models.gpt import Block
@@ -147,12 +147,17 @@ class TensorParallelRanks(OneProcess):
 
     def whole_state(self, state):
         """Every cut tensor gathered from the ranks and joined (a collective, in the state's order)."""
-        return {key: a if self.split_of(key) is None else join(list(self.world.allgather(a)), *self.split_of(key))
+        return {key: a if self.split_of(key) is None else join(self.parts(a), *self.split_of(key))
                 for key, a in state.items()}
+
+    def parts(self, a):
+        """Every rank's `a`, in rank order."""
+        gathered = self.world.allgather(a)
+        return [gathered[r] for r in range(self.world.size)]
 
     def own_state(self, state):
         return {key: a if self.split_of(key) is None
-                else part(xp.asarray(a), *self.split_of(key), self.world.rank, self.world.size)
+                else part(to_device(a), *self.split_of(key), self.world.rank, self.world.size)
                 for key, a in state.items()}
 
     def model_squares(self, squares):
