@@ -142,6 +142,7 @@ class Trainer:
         metrics.jsonl back to what it held when the checkpoint was saved."""
         directory = resume_directory(self.run_dir)
         state = read_trainer_state(directory)
+
         def tensors(name):  # (a model split across the ranks takes its part of each whole tensor)
             return self.ranks.own_state(load_safetensors(os.path.join(directory, name)))
 
