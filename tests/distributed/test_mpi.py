@@ -1,5 +1,6 @@
-"""Data parallelism over MPI with 2 ranks: the same run as one process, resumable with another count of
-ranks, and a failing or killed rank ends the job with a message naming it instead of a hang."""
+"""Data parallelism over MPI with 2 ranks: train.py's and finetune.py's runs the same as one process's,
+resumable with another count of ranks, and a failing or killed rank ends the job with a message naming it
+instead of a hang."""
 
 import importlib.util
 import json
