@@ -2,8 +2,6 @@
 to 1e-10 in float64, and the gathered checkpoint is the original. On ranks in threads here; under mpirun in
 test_two_mpi_ranks_split_a_model_as_threads_do (one script, both models)."""
 
-import os
-
 import pytest
 
 from minillm.backend import xp
@@ -14,7 +12,7 @@ from minillm.models.bert_pretraining import BertForPreTraining
 from minillm.models.gpt import GPT, GPTConfig
 
 from .conftest import ThreadGroup
-from .test_mpi import TINY, losses, run, train, weights
+from .test_mpi import losses, run, train, weights
 
 V = 13
 
@@ -60,20 +58,20 @@ def largest_differences(comm):
         assert shard.num_parameters() < whole.num_parameters()  # really cut
         outputs = run_model(shard)
         grads = ranks.whole_state({n: p.grad for n, p in shard.named_parameters()})
-        weights = ranks.whole_state(shard.state_dict())
+        gathered = ranks.whole_state(shard.state_dict())
         whole_params = dict(whole.named_parameters())
         assert set(grads) == set(whole_params)
         out[name] = (max(float(abs(a - b).max()) for a, b in zip(outputs, expected)),
                      max(float(abs(grads[n] - p.grad).max()) for n, p in whole_params.items()),
-                     max(float(abs(weights[n] - p.data).max()) for n, p in whole_params.items()))
+                     max(float(abs(gathered[n] - p.data).max()) for n, p in whole_params.items()))
     return out
 
 
 def test_a_split_gpt_and_bert_compute_the_whole_model_on_two_ranks_in_threads():
     for differences in ThreadGroup(2).run(largest_differences):
-        for name, (outputs, grads, weights) in differences.items():
+        for name, (outputs, grads, gathered) in differences.items():
             assert outputs < 1e-10 and grads < 1e-10, name
-            assert weights == 0.0, name
+            assert gathered == 0.0, name
 
 
 def test_a_gathered_split_model_saves_as_the_ordinary_model(tmp_path):
@@ -119,8 +117,8 @@ def test_two_mpi_ranks_split_a_model_as_threads_do():
     assert len(lines) == 2
     for line in lines:
         differences = eval(line.split(" ", 2)[2], {})  # a dict of floats that this test printed
-        for outputs, grads, weights in differences.values():
-            assert outputs < 1e-10 and grads < 1e-10 and weights == 0.0
+        for outputs, grads, gathered in differences.values():
+            assert outputs < 1e-10 and grads < 1e-10 and gathered == 0.0
 
 
 def test_train_py_resumes_a_one_process_run_split_across_two_ranks(tmp_path):
