@@ -23,7 +23,7 @@ A block then costs two sums forward and two backward, each the size of its
 activations (B, T, C).
 
 `comm` is any object with `allreduce_sum(array)` summing in place over the
-ranks: distributed/mpi.MPIRanks, a NCCL communicator on GPUs, or a test's
+ranks: distributed/mpi.MPIRanks, distributed/nccl.NcclRanks on GPUs, or a test's
 ranks in threads.
 """
 
