@@ -41,8 +41,10 @@ class ThreadRanks(OneProcess):
 
 
 class ThreadGroup:
+    """`size` ranks in threads; a rank that raises breaks the barrier (after its timeout) instead of a hang."""
+
     def __init__(self, size):
-        self.size, self.slots, self.barrier = size, [None] * size, threading.Barrier(size, timeout=60)  # (a rank that raised breaks it)
+        self.size, self.slots, self.barrier = size, [None] * size, threading.Barrier(size, timeout=60)
         self.ranks = [ThreadRanks(r, self) for r in range(size)]
 
     def run(self, fn):
