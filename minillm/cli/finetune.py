@@ -2,7 +2,9 @@
 
 What the flags mean, and what `--init auto` chooses: cli/finetune_args.py
 (its USAGE is `python finetune.py --help`). Prediction with the fine-tuned
-model: cli/predict.py.
+model: cli/predict.py. Under `mpirun -n N` (with --grad-accum a multiple of
+N) the ranks share every step's micro-batches, as train.py's do; rank 0
+writes the checkpoints, reports and adapters.
 """
 
 import copy
