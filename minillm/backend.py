@@ -241,6 +241,32 @@ def synchronize():
         _active.cuda.Stream.null.synchronize()
 
 
+def nccl():
+    """CuPy's NCCL bindings (cupy.cuda.nccl), for distributed/nccl.py: collectives on device memory."""
+    if _device != "gpu":
+        raise DeviceUnavailable("NCCL sums device arrays: it needs --device gpu")
+    try:
+        from cupy.cuda import nccl as bindings
+    except ImportError as err:
+        raise DeviceUnavailable(f"CuPy cannot load NCCL ({err}): pip install nvidia-nccl-cu12 (CUDA 12)") from err
+    return bindings
+
+
+def use_gpu(index):
+    """Run this process's device work on GPU `index` (modulo the GPUs there are): one GPU a rank."""
+    _active.cuda.Device(index % _active.cuda.runtime.getDeviceCount()).use()
+
+
+def device_pointer(a):
+    """The address of a device array's first element (what NCCL's calls take)."""
+    return a.data.ptr
+
+
+def stream_pointer():
+    """The current CUDA stream's handle: NCCL's work is queued on it, after the kernels before it."""
+    return _active.cuda.get_current_stream().ptr
+
+
 def peak_memory_bytes():
     """Bytes held by CuPy's memory pool (its high-water mark for a steady loop); 0 on the CPU."""
     if _device == "gpu":

@@ -272,9 +272,11 @@ class Pretrained:
     def from_config_dict(cls, config, source, dtype="float32"):
         return cls(cls.config_class.from_dict(config, source), dtype=dtype)
 
-    def save_pretrained(self, directory, extra_files=None):
-        """config.json + model.safetensors, atomically (see save_model_directory for extra_files)."""
-        save_model_directory(directory, self.config_dict(), self.checkpoint_state(), extra_files)
+    def save_pretrained(self, directory, extra_files=None, state=None):
+        """config.json + model.safetensors, atomically (see save_model_directory for extra_files); `state`:
+        the tensors, when not checkpoint_state() (a model split across ranks passes its parts joined)."""
+        save_model_directory(directory, self.config_dict(), self.checkpoint_state() if state is None else state,
+                             extra_files)
 
     def load_pretrained_state(self, tensors):
         """Load a checkpoint's tensors into the parameters; returns the names of those it lacked."""

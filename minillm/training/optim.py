@@ -132,6 +132,7 @@ class AdamW:
         squares = sum(run_in_threads(self.gather, jobs))
         if self.ranks.size > 1:  # every rank holds its micro-batches' gradients: sum them, then square
             squares = self.sum_over_ranks(jobs)
+        squares = self.ranks.model_squares(squares)  # (a model split across ranks: every rank's part)
         norm = math.sqrt(to_float(squares)) / grad_scale  # the one read back a step
         if not math.isfinite(norm):
             return norm

@@ -37,6 +37,25 @@ class OneProcess:
         """In place: every rank's slice_of(len(array)) of `array` copied to every rank."""
         return array
 
+    def allgather(self, array):
+        """(size, *array.shape): every rank's `array`, in rank order, on every rank."""
+        return array[None]
+
+    # A model split across the ranks (tensor parallelism, distributed/model_shards.py) holds a part of some
+    # tensors on each rank; the three methods below are where the trainer meets that. Whole here.
+    def whole_state(self, state):
+        """A state dict (parameters, or optimizer moments `exp_avg.<name>`) with every tensor whole: on
+        every rank, since gathering parts is a collective."""
+        return state
+
+    def own_state(self, state):
+        """This rank's part of a whole state dict (what whole_state gathered)."""
+        return state
+
+    def model_squares(self, squares):
+        """The gradient's sum of squares over the whole model, given this rank's."""
+        return squares
+
     def barrier(self):
         """Wait until every rank gets here."""
 

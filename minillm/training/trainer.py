@@ -112,10 +112,16 @@ class Trainer:
         return os.path.join(self.run_dir, "checkpoint")
 
     # ------------------------------------------------------------ checkpoints
+    def save_model(self, directory, extra_files):
+        """The model into `directory`, written by the writer. Called on every rank: a model split across the
+        ranks (tensor parallelism) first gathers its parts, so the directory holds the ordinary whole model."""
+        state = self.ranks.whole_state(self.model.checkpoint_state())
+        if self.ranks.is_writer:
+            self.model.save_pretrained(directory, extra_files=extra_files, state=state)
+
     def save(self):
-        optimizer_state = self.optimizer.state_dict()  # on every rank: a sharded optimizer gathers its moments
-        if not self.ranks.is_writer:
-            return
+        # on every rank: a sharded optimizer gathers its moments, a split model its moments' parts
+        optimizer_state = self.ranks.whole_state(self.optimizer.state_dict())
 
         def extras(tmp):
             save_safetensors(os.path.join(tmp, "optimizer.safetensors"), optimizer_state)
@@ -129,16 +135,19 @@ class Trainer:
             if self.extra_files:
                 self.extra_files(tmp)
 
-        self.model.save_pretrained(self.checkpoint_dir, extra_files=extras)
+        self.save_model(self.checkpoint_dir, extras)
 
     def resume(self):
         """Load model, optimizer and counters from run_dir/checkpoint (see resume_directory), and cut
         metrics.jsonl back to what it held when the checkpoint was saved."""
         directory = resume_directory(self.run_dir)
         state = read_trainer_state(directory)
-        self.model.load_pretrained_state(load_safetensors(os.path.join(directory, "model.safetensors")))
-        self.optimizer.load_state_dict(load_safetensors(os.path.join(directory, "optimizer.safetensors")),
-                                       state["optimizer_step"])
+
+        def tensors(name):  # (a model split across the ranks takes its part of each whole tensor)
+            return self.ranks.own_state(load_safetensors(os.path.join(directory, name)))
+
+        self.model.load_pretrained_state(tensors("model.safetensors"))
+        self.optimizer.load_state_dict(tensors("optimizer.safetensors"), state["optimizer_step"])
         task_state = os.path.join(directory, "task_state.safetensors")
         # checkpoints written before every task had a state_dict() hold the file only for tasks with state
         self.task.load_state_dict(load_safetensors(task_state) if os.path.exists(task_state) else {})
@@ -188,8 +197,7 @@ class Trainer:
         better = self.best is None or (value > self.best if self.cfg.greater_is_better else value < self.best)
         if better:
             self.best, self.evals_since_best = value, 0
-            if self.ranks.is_writer:
-                self.model.save_pretrained(os.path.join(self.run_dir, "best"), extra_files=self.extra_files)
+            self.save_model(os.path.join(self.run_dir, "best"), self.extra_files)
         else:
             self.evals_since_best += 1
         return record

@@ -1,5 +1,6 @@
-"""Data parallelism over MPI with 2 ranks: the same run as one process, resumable with another count of
-ranks, and a failing or killed rank ends the job with a message naming it instead of a hang."""
+"""Data parallelism over MPI with 2 ranks: train.py's and finetune.py's runs the same as one process's,
+resumable with another count of ranks, and a failing or killed rank ends the job with a message naming it
+instead of a hang."""
 
 import importlib.util
 import json
@@ -69,6 +70,24 @@ def test_a_sharded_optimizer_trains_as_plain_data_parallelism_in_half_the_state(
     mb = [float(line.split()[2]) for done in (plain, sharded) for line in done.stdout.splitlines()
           if line.startswith("AdamW's moments")]
     assert mb[1] == pytest.approx(mb[0] / 2, abs=0.01)
+
+
+FINETUNE = ("finetune.py --task sentiment --model lstm --init none --vocab-size 200 --n-embd 8 --hidden-size 8 "
+            "--max-train-examples 64 --max-eval-examples 32 --batch-size 8 --max-length 32 --epochs 1 "
+            "--grad-accum 2 --threads 1 --no-progress").split()
+
+
+def test_finetune_py_on_two_ranks_is_the_one_process_run(tmp_path):
+    for ranks in (1, 2):
+        done = run([*FINETUNE, "--out-dir", str(tmp_path / str(ranks))], ranks)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert done.stdout.count("best checkpoint, dev") == 1  # one rank reports
+    records = [[json.loads(line) for line in open(tmp_path / str(ranks) / "metrics.jsonl", encoding="utf-8")]
+               for ranks in (1, 2)]
+    assert [r["iter"] for r in records[0]] == [r["iter"] for r in records[1]] == [0, 2, 4]  # 8 batches, 2 a step
+    assert max(abs(a["val_loss"] - b["val_loss"]) for a, b in zip(*records)) < 1e-6
+    w1, w2 = (load_safetensors(os.path.join(tmp_path / str(ranks), "best", "model.safetensors")) for ranks in (1, 2))
+    assert max(float(abs(w1[name] - w2[name]).max()) for name in w1) < 1e-6
 
 
 FAILING_RANK = """
