@@ -96,7 +96,7 @@ def verbalizer_loss(model, ids, attention_mask, labels, word_ids, mask_id, scale
     return to_float(loss)
 
 
-def fine_tune(model, encoded, labels, word_ids, pad_id, mask_id, steps=100, batch_size=8, lr=5e-5, seed=0):
+def fine_tune(model, encoded, labels, word_ids, pad_id, mask_id, steps=100, batch_size=8, lr=1e-4, seed=0):
     """AdamW on the verbalizer loss, batches of the examples drawn by (seed, step); returns the losses."""
     optimizer, labels, losses = AdamW(model, lr=lr, weight_decay=0.01), np.asarray(labels), []
     model.train()
@@ -110,7 +110,7 @@ def fine_tune(model, encoded, labels, word_ids, pad_id, mask_id, steps=100, batc
 
 
 def pet_predict(train_texts, train_labels, test_texts, names, task, seed, model_dir=DEFAULT_MLM, steps=100,
-                batch_size=8, lr=5e-5, max_length=128):
+                batch_size=8, lr=1e-4, max_length=128):
     """The few-shot runner's method: fine-tune the MLM on the K examples through task's pattern (none given:
     zero-shot) and label test_texts by their label words' scores. names: the label names, in label order."""
     tokenizer = load_tokenizer(model_dir)
