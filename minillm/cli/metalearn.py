@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 
-from minillm.backend import to_host
 from minillm.checkpoint import write_json
 from minillm.cli.errors import run_main
 from minillm.cli.settings import HelpFormatter, add_train_config_defaults, positive, train_config
@@ -77,7 +76,7 @@ def encode_split(tokenizer, split, max_length):
 def test_scores(model, tokenizer, scorer, held_out, args):
     """{"<k>-shot": {classifier: {"accuracy", "ci95"}}} over args.test_episodes 3-way episodes of held_out."""
     encoded, labels, groups = held_out
-    embeddings = to_host(mean_embeddings(model, encoded, 64, tokenizer.pad_id)).astype("float64")
+    embeddings = mean_embeddings(model, encoded, 64, tokenizer.pad_id).astype("float64")  # (N, C) host
     n_way = len(groups[0])
     out = {}
     for k in args.test_shots:
