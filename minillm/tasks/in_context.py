@@ -63,6 +63,8 @@ def icl_predict(train_texts, train_labels, test_texts, names, task, seed, model_
     order = host_rng([seed, 5]).permutation(len(train_texts))
     demonstrations = [(train_texts[i], words[names[train_labels[i]]]) for i in order]
     budget = model.config.n_positions - max(map(len, label_ids)) + 1
-    return [int(xp.argmax(xp.asarray(label_log_likelihoods(model, prompt_ids(tokenizer, template, demonstrations,
-                                                                             text, budget), label_ids))))
-            for text in test_texts]
+    predictions = []
+    for text in test_texts:
+        scores = label_log_likelihoods(model, prompt_ids(tokenizer, template, demonstrations, text, budget), label_ids)
+        predictions.append(max(range(len(scores)), key=scores.__getitem__))
+    return predictions
