@@ -150,6 +150,13 @@ def main(argv=None):
     done = {run_key(row) for row in read_results(path)}
     todo = [run for run in planned_runs(args) if run not in done]
     print(f"{len(todo)} runs to do, {len(done)} already in {path}")
+    if todo:
+        run_all(todo, args, path)
+    write_report(read_results(path), args.out)
+
+
+def run_all(todo, args, path):
+    """Each (task, method, K, seed, augment) run in turn, its line appended to results.jsonl as it ends."""
     directory = resolve_init(args.init)
     tokenizer = load_tokenizer(directory)
     encoder = EmbeddingCache(BertModel.from_pretrained(directory).eval(), tokenizer, args.batch_size,
@@ -169,7 +176,6 @@ def main(argv=None):
             f.write(json.dumps(row) + "\n")
         tqdm.write(f"{task} {method} K={k} seed={seed} augment={augment}: accuracy {100 * row['accuracy']:.2f}% "
                    f"in {row['seconds']:.1f} s")
-    write_report(read_results(path), args.out)
 
 
 if __name__ == "__main__":

@@ -82,6 +82,8 @@ def plot_curves(path, tables):
         if task in CEILINGS:
             ax.axhline(CEILINGS[task][0], linestyle=":", color="black", label="full-data fine-tuning")
         ax.set_xscale("log", base=2)
+        ticks = sorted({k for by_k in methods.values() for k in by_k if k > 0})
+        ax.set_xticks(ticks, [str(k) for k in ticks])
         ax.set_xlabel("K, labelled examples per class")
         ax.set_ylabel("accuracy, %")
         ax.set_title(TITLES.get(task, task))

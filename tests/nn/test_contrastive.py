@@ -95,5 +95,5 @@ def test_cosine_mse_values_by_hand():
     assert abs(to_float(loss) - (0 + 1 + 0.36) / 3) < 1e-12
     da, db = cosine_mse_backward(1.0, cache)
     assert to_float(abs(da[0]).max()) < 1e-12  # at its target: no gradient
-    # pair 1: dcos = 2 (0 - 1) / 3; du = dcos v = (0, -2/3); across the sphere at u = (1, 0): da = du / ||a|| = (0, -2/3)
+    # pair 1: dcos = 2 (0 - 1) / 3, du = dcos v = (0, -2/3), already across the sphere at u = (1, 0), ||a|| = 1
     assert to_float(abs(da[1] - xp.array([0.0, -2 / 3])).max()) < 1e-12
