@@ -70,6 +70,8 @@ def plot_curves(path, tables):
     except ImportError:
         return False
     fig, axes = plt.subplots(1, len(tables), figsize=(5 * len(tables), 4), squeeze=False)
+    names = sorted({row_name(*key) for methods in tables.values() for key in methods})
+    colours = {name: f"C{i}" for i, name in enumerate(names)}  # a method has one colour in every panel
     for ax, (task, methods) in zip(axes[0], tables.items()):
         for (method, augment), by_k in methods.items():
             ks = sorted(k for k in by_k if k > 0)
@@ -78,7 +80,8 @@ def plot_curves(path, tables):
             if ks:
                 means = [statistics.mean(by_k[k]) for k in ks]
                 sds = [statistics.stdev(by_k[k]) if len(by_k[k]) > 1 else 0.0 for k in ks]
-                ax.errorbar(ks, means, yerr=sds, marker="o", capsize=3, label=row_name(method, augment))
+                ax.errorbar(ks, means, yerr=sds, marker="o", capsize=3, label=row_name(method, augment),
+                            color=colours[row_name(method, augment)])
         if task in CEILINGS:
             ax.axhline(CEILINGS[task][0], linestyle=":", color="black", label="full-data fine-tuning")
         ax.set_xscale("log", base=2)
@@ -87,7 +90,7 @@ def plot_curves(path, tables):
         ax.set_xlabel("K, labelled examples per class")
         ax.set_ylabel("accuracy, %")
         ax.set_title(TITLES.get(task, task))
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path + ".tmp.png", dpi=120)
     os.replace(path + ".tmp.png", path)
