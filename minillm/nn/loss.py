@@ -1,4 +1,4 @@
-"""Losses: softmax cross-entropy, the objective of every model here.
+"""Losses: softmax cross-entropy, the objective of every model here; distillation; the L2 penalty.
 
 For a language model the rows are positions and the targets the next tokens
 (see `minillm.tasks.causal_lm`); for a classifier the rows are examples.
@@ -62,3 +62,14 @@ def distillation_backward(dloss, cache):
     """dloss/ds_nk = T^2 (q_nk - p_nk) / (T N) = T (q_nk - p_nk) / N  (the teacher's logits get none)."""
     p, q, temperature, n = cache
     return (q - p) * (dloss * temperature / n)
+
+
+def l2_penalty_forward(w, strength):
+    """The ridge penalty of a weight array: loss = (strength / 2) sum_ij w_ij^2."""
+    return 0.5 * strength * (w * w).sum(), (w, strength)
+
+
+def l2_penalty_backward(dloss, cache):
+    """dloss/dw = strength w."""
+    w, strength = cache
+    return (dloss * strength) * w

@@ -109,10 +109,11 @@ def fine_tune(model, encoded, labels, word_ids, pad_id, mask_id, steps=100, batc
     return losses
 
 
-def pet_predict(train_texts, train_labels, test_texts, names, task, seed, model_dir=DEFAULT_MLM, steps=100,
-                batch_size=8, lr=1e-4, max_length=128):
-    """The few-shot runner's method: fine-tune the MLM on the K examples through task's pattern (none given:
-    zero-shot) and label test_texts by their label words' scores. names: the label names, in label order."""
+def pet_predict(train_texts, train_labels, test_texts, names, task, seed, encoder=None, model_dir=DEFAULT_MLM,
+                steps=100, batch_size=8, lr=1e-4, max_length=128):
+    """The few-shot runner's method "pet": fine-tune the MLM on the K examples through task's pattern (none
+    given: zero-shot) and label test_texts by their label words' scores. names: the label names, in label
+    order; the runner's sentence encoder is not used (the MLM in model_dir reads the texts)."""
     tokenizer = load_tokenizer(model_dir)
     model = BertForPreTraining.from_pretrained(model_dir)
     pattern, words = PATTERNS[task]

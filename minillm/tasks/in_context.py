@@ -53,9 +53,10 @@ def label_log_likelihoods(model, prompt, label_ids):
     return out
 
 
-def icl_predict(train_texts, train_labels, test_texts, names, task, seed, model_dir=DEFAULT_GPT):
-    """The few-shot runner's method: every test text scored after all K examples as demonstrations (in an
-    order shuffled by seed; the oldest dropped when the context is full). names: label names in order."""
+def icl_predict(train_texts, train_labels, test_texts, names, task, seed, encoder=None, model_dir=DEFAULT_GPT):
+    """The few-shot runner's method "icl": every test text scored after all K examples as demonstrations (in
+    an order shuffled by seed; the oldest dropped when the context is full). names: label names in order;
+    the runner's sentence encoder is not used (the GPT in model_dir reads the texts)."""
     tokenizer, model = load_tokenizer(model_dir), GPT.from_pretrained(model_dir)
     model.eval()
     template, words = TEMPLATES[task]

@@ -4,19 +4,19 @@
     e = u / max(||u||_2, 1e-12)          unit length, so cos(a, b) = e_a . e_b
 """
 
-from minillm.backend import xp
+from minillm.backend import np, xp
 from minillm.nn.functional import masked_mean_forward
 from minillm.tasks.batching import map_by_length
 
 NORM_EPS = 1e-12  # torch.nn.functional.normalize's floor, which sentence-transformers uses
 
 
-def sentence_embeddings(model, tokenizer, texts, batch_size=32, max_length=256):
+def sentence_embeddings(model, tokenizer, texts, batch_size=32, max_length=256, progress=False):
     """Mean-pooled, L2-normalised embeddings (N, C) on the host of a BertModel, in the order given.
 
     `[CLS] text [SEP]` is cut to max_length tokens (all-MiniLM-L6-v2 was trained
     with 256); texts are batched by length so padding stays small, and padding
-    is masked out of both the attention and the mean.
+    is masked out of both the attention and the mean; progress: a bar over the batches.
     """
     model.eval()
     encoded = [tokenizer.encode_plus(t, max_length=max_length, truncation=True).input_ids for t in texts]
@@ -26,4 +26,25 @@ def sentence_embeddings(model, tokenizer, texts, batch_size=32, max_length=256):
         mean, _ = masked_mean_forward(seq, mask)
         return mean / xp.maximum(xp.sqrt((mean * mean).sum(axis=1, keepdims=True)), NORM_EPS)
 
-    return map_by_length(embed, encoded, batch_size, tokenizer.pad_id)
+    return map_by_length(embed, encoded, batch_size, tokenizer.pad_id, progress=progress)
+
+
+class EmbeddingCache:
+    """A frozen encoder's sentence embeddings, each text embedded once: embed(texts) -> (N, C) on the host.
+
+    Few-shot runs score many draws against one evaluation set; the set's embeddings, and every drawn
+    text's, are computed the first time they are asked for and kept in memory, keyed by text.
+    """
+
+    def __init__(self, model, tokenizer, batch_size=32, max_length=128, progress=False):
+        self.model, self.tokenizer = model, tokenizer
+        self.batch_size, self.max_length, self.progress = batch_size, max_length, progress
+        self.rows = {}
+
+    def embed(self, texts):
+        missing = list(dict.fromkeys(t for t in texts if t not in self.rows))
+        if missing:
+            new = sentence_embeddings(self.model, self.tokenizer, missing, self.batch_size, self.max_length,
+                                      self.progress)
+            self.rows.update(zip(missing, new))
+        return np.stack([self.rows[t] for t in texts])

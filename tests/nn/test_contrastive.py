@@ -1,13 +1,13 @@
 """CLIP's loss: L2 normalisation and the symmetric InfoNCE loss (temperature included) against finite
-differences, and its values in cases worked by hand."""
+differences, and its values in cases worked by hand; the same for SetFit's cosine regression of pairs."""
 
 import math
 
 from hypothesis import given, strategies as st
 
 from minillm.backend import to_float, to_host, xp
-from minillm.nn.contrastive import (MAX_LOG_SCALE, clip_loss_backward, clip_loss_forward, l2_normalize_backward,
-                                    l2_normalize_forward)
+from minillm.nn.contrastive import (MAX_LOG_SCALE, clip_loss_backward, clip_loss_forward, cosine_mse_backward,
+                                    cosine_mse_forward, l2_normalize_backward, l2_normalize_forward)
 from minillm.nn.gradcheck import assert_gradients_close, gradcheck
 
 seeds = st.integers(0, 2**31 - 1)
@@ -70,3 +70,30 @@ def test_clip_loss_values_and_the_clamp():
     loss, cache = clip_loss_forward(same, same, xp.array([0.0]), xp.ones((2, 2)))
     assert abs(to_float(loss) - math.log(2)) < 1e-12
     assert to_float(abs(clip_loss_backward(1.0, cache)[0]).max()) == 0.0
+
+
+@given(seeds, st.integers(1, 5), st.integers(2, 5), st.floats(0.1, 10.0))
+def test_cosine_mse_gradients(seed, p, d, scale):
+    rng = xp.random.default_rng(seed)
+    a, b = scale * rng.standard_normal((p, d)), rng.standard_normal((p, d))  # the loss ignores the lengths
+    target = rng.integers(0, 2, p).astype("float64")
+    cache = {}
+
+    def forward(a, b):
+        loss, cache["c"] = cosine_mse_forward(a, b, target)
+        return loss.reshape(1)
+
+    errors = gradcheck(forward, lambda d: cosine_mse_backward(d.reshape(()), cache["c"]), [a, b])
+    assert_gradients_close(errors, ["input0", "input1"])
+
+
+def test_cosine_mse_values_by_hand():
+    # pair 0: same direction, target 1 -> 0; pair 1: at 90 degrees, target 1 -> 1; pair 2: cos 0.6, target 0 -> 0.36
+    a = xp.array([[2.0, 0.0], [1.0, 0.0], [3.0, 4.0]])
+    b = xp.array([[5.0, 0.0], [0.0, 3.0], [1.0, 0.0]])
+    loss, cache = cosine_mse_forward(a, b, xp.array([1.0, 1.0, 0.0]))
+    assert abs(to_float(loss) - (0 + 1 + 0.36) / 3) < 1e-12
+    da, db = cosine_mse_backward(1.0, cache)
+    assert to_float(abs(da[0]).max()) < 1e-12  # at its target: no gradient
+    # pair 1: dcos = 2 (0 - 1) / 3, du = dcos v = (0, -2/3), already across the sphere at u = (1, 0), ||a|| = 1
+    assert to_float(abs(da[1] - xp.array([0.0, -2 / 3])).max()) < 1e-12

@@ -1,4 +1,4 @@
-"""The distillation loss: its value against the definition, its gradient against finite differences."""
+"""The distillation loss and the L2 penalty: values against the definitions, gradients against finite differences."""
 
 import math
 
@@ -7,7 +7,8 @@ from hypothesis import given, strategies as st
 
 from minillm.backend import to_float, to_host, xp
 from minillm.nn.gradcheck import assert_gradients_close, gradcheck
-from minillm.nn.loss import distillation_backward, distillation_forward, log_softmax
+from minillm.nn.loss import (distillation_backward, distillation_forward, l2_penalty_backward, l2_penalty_forward,
+                             log_softmax)
 
 
 @given(st.integers(0, 2**31 - 1), st.integers(1, 5), st.integers(2, 6), st.floats(0.5, 8.0))
@@ -43,3 +44,18 @@ def test_distillation_is_zero_when_the_student_matches():
 def test_log_softmax_does_not_overflow():
     out = to_host(log_softmax(xp.asarray([[1000.0, 0.0]])))
     assert out[0, 0] == pytest.approx(0.0) and out[0, 1] == pytest.approx(-1000.0)
+
+
+@given(st.integers(0, 2**31 - 1), st.integers(1, 4), st.integers(1, 4), st.floats(0.0, 3.0))
+def test_l2_penalty_gradient_and_value(seed, rows, cols, strength):
+    w = xp.random.default_rng(seed).standard_normal((rows, cols))
+    loss, _ = l2_penalty_forward(w, strength)
+    assert abs(to_float(loss) - 0.5 * strength * to_float((w * w).sum())) < 1e-12
+    cache = {}
+
+    def forward(w):
+        out, cache["c"] = l2_penalty_forward(w, strength)
+        return out.reshape(1)
+
+    assert_gradients_close(gradcheck(forward, lambda d: l2_penalty_backward(d.reshape(()), cache["c"]), [w]),
+                           ["input0"])
