@@ -50,12 +50,13 @@ METHODS = {
     "icl": icl_predict,
 }
 ZERO_SHOT = ("zero-shot",)  # methods that read no labelled example: run once a task, at K = 0
+DEFAULT_METHODS = ("zero-shot", "logreg", "setfit")  # pet and icl read a model trained here first
 
 
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--task", nargs="+", choices=["sentiment", "news", "intent"], required=True)
-    p.add_argument("--method", nargs="+", choices=list(METHODS), default=list(METHODS))
+    p.add_argument("--method", nargs="+", choices=list(METHODS), default=list(DEFAULT_METHODS))
     p.add_argument("--k", nargs="+", type=int, default=[k for k in K_VALUES if k], help="examples per class")
     p.add_argument("--draws", type=positive(int), default=len(DRAW_SEEDS),
                    help=f"draws per K: the first of the seeds {DRAW_SEEDS}")
@@ -154,6 +155,11 @@ def main(argv=None):
         raise UsageError(f"--k takes examples per class >= 1 (zero-shot is K = 0 by itself), got {args.k}")
     if args.draws > len(DRAW_SEEDS):
         raise UsageError(f"--draws {args.draws}: there are {len(DRAW_SEEDS)} fixed draws, {DRAW_SEEDS}")
+    for method, flag, directory, how in (("pet", "--mlm", args.mlm, "python train.py --model bert"),
+                                         ("icl", "--gpt", args.gpt, "python train.py --data imdb --tokenizer bpe")):
+        if method in args.method and not os.path.exists(os.path.join(directory, "config.json")):
+            raise UsageError(f"--method {method} reads a model in {flag} {directory}, which has no config.json: "
+                             f"train one with `{how}` or name another")
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "results.jsonl")
     done = {run_key(row) for row in read_results(path)}
