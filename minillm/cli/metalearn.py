@@ -25,8 +25,8 @@ from minillm.cli.settings import HelpFormatter, add_train_config_defaults, posit
 from minillm.data.episodes import EpisodeSampler, meta_split
 from minillm.models.bert import BertModel
 from minillm.models.pretrained import resolve_init
-from minillm.tasks.meta_learning import (METHODS, EpisodeScorer, MetaLearningTask, episode_accuracies, mean_ci95,
-                                         mean_embeddings)
+from minillm.tasks.meta_learning import METHODS, EpisodeScorer, MetaLearningTask, episode_accuracies, mean_ci95
+from minillm.tasks.sentence_embeddings import mean_pooled
 from minillm.tokenizers import load_tokenizer
 from minillm.training.trainer import Trainer
 
@@ -76,7 +76,7 @@ def encode_split(tokenizer, split, max_length):
 def test_scores(model, tokenizer, scorer, held_out, args):
     """{"<k>-shot": {classifier: {"accuracy", "ci95"}}} over args.test_episodes 3-way episodes of held_out."""
     encoded, labels, groups = held_out
-    embeddings = mean_embeddings(model, encoded, 64, tokenizer.pad_id).astype("float64")  # (N, C) host
+    embeddings = mean_pooled(model, encoded, 64, tokenizer.pad_id).astype("float64")  # (N, C) host
     n_way = len(groups[0])
     out = {}
     for k in args.test_shots:

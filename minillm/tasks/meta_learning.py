@@ -24,7 +24,8 @@ from minillm.nn.functional import masked_mean_backward, masked_mean_forward
 from minillm.nn.loss import cross_entropy_backward, cross_entropy_forward
 from minillm.nn.prototypical import (proto_maml_logits_backward, proto_maml_logits_forward,
                                      prototype_logits_backward, prototype_logits_forward)
-from minillm.tasks.batching import map_by_length, pad_batch
+from minillm.tasks.batching import pad_batch
+from minillm.tasks.sentence_embeddings import mean_pooled, unit_rows
 from minillm.training.task import Task
 
 METHODS = ("protonet", "proto-maml")
@@ -51,17 +52,6 @@ class EpisodeScorer:
         return backward(dz, self.cache)
 
 
-def mean_embeddings(model, encoded, batch_size, pad_id):
-    """(N, C) host array: the mean of a BertModel's last layer over each text's real tokens."""
-    model.eval()
-    return map_by_length(lambda ids, mask: masked_mean_forward(model(ids, attention_mask=mask)[0], mask)[0],
-                         encoded, batch_size, pad_id)
-
-
-def unit(x):
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 def classify_episode(method, support, query, scorer=None):
     """Predicted class rows (M,) for queries (M, D) given support (N, K, D), all host arrays.
 
@@ -70,10 +60,10 @@ def classify_episode(method, support, query, scorer=None):
     if method == "scorer":
         return to_host(scorer.forward(to_device(support), to_device(query))).argmax(axis=1)
     if method == "prototype-cosine":
-        return (unit(query) @ unit(unit(support).mean(axis=1)).T).argmax(axis=1)
+        return (unit_rows(query) @ unit_rows(unit_rows(support).mean(axis=1)).T).argmax(axis=1)
     if method == "1-nn":
         n, k, d = support.shape
-        return (unit(query) @ unit(support).reshape(n * k, d).T).argmax(axis=1) // k
+        return (unit_rows(query) @ unit_rows(support).reshape(n * k, d).T).argmax(axis=1) // k
     raise ValueError(f"unknown episode classifier {method!r}")
 
 
@@ -139,6 +129,6 @@ class MetaLearningTask(Task):
 
     def evaluate(self):
         """Mean accuracy of the method over `eval_episodes` episodes of the held-out classes."""
-        embeddings = mean_embeddings(self.model, self.held_encoded, self.batch_size, self.pad_id)
+        embeddings = mean_pooled(self.model, self.held_encoded, self.batch_size, self.pad_id)
         scores = episode_accuracies(embeddings, self.held_sampler, self.eval_episodes, "scorer", self.scorer)
         return {"val_episode_accuracy": float(scores.mean())}
