@@ -6,9 +6,10 @@
     python -m minillm.cli.compress prune --model DIR --out DIR --heads 0.5     (or --sparsity 0.5)
         removes the half of the attention heads whose gate gradient on training texts is smallest; --sparsity
         zeros the smallest weights instead (efficiency/prune.py).
-    python -m minillm.cli.compress student --teacher DIR --out DIR --layers 0 2 4
+    python -m minillm.cli.compress student --teacher DIR --out DIR --layers 0 2 4 [--vocab 4500]
         a smaller BERT built from a teacher's weights, to fine-tune with
-        `finetune.py --init DIR --teacher TEACHER_DIR` (knowledge distillation).
+        `finetune.py --init DIR --teacher TEACHER_DIR` (knowledge distillation); --vocab keeps the word
+        pieces the task's training texts need most.
 
 The quantized directory keeps config.json (with `quantization_config`), model.safetensors and the tokenizer,
 so `finetune.py --predict --out-dir` (with the directory as its best/), `sample.py --out-dir` and
@@ -22,7 +23,7 @@ from minillm.backend import np, to_device
 from minillm.cli.errors import run_main
 from minillm.cli.settings import HelpFormatter
 from minillm.data.labelled import classification_data
-from minillm.efficiency.distill import keep_layers, narrow_student
+from minillm.efficiency.distill import keep_layers, kept_pieces, narrow_student, trim_vocabulary
 from minillm.efficiency.prune import (head_importance, least_important_heads, magnitude_prune, prunable_weights,
                                       prune_heads)
 from minillm.efficiency.quantize import quantize_checkpoint
@@ -51,10 +52,15 @@ def student(args):
         model = keep_layers(teacher, args.layers)
     else:
         model = narrow_student(teacher, args.hidden_size, args.num_layers, args.num_heads, args.intermediate_size)
-    model.save_pretrained(args.out, extra_files=load_tokenizer(args.teacher).save)
+    tokenizer = load_tokenizer(args.teacher)
+    if args.vocab:
+        texts = classification_data(args.task, None, args.data_dir)[0]["train"][0]
+        model, tokenizer = trim_vocabulary(model, tokenizer, kept_pieces(tokenizer, texts, args.vocab))
+    model.save_pretrained(args.out, extra_files=tokenizer.save)
     n, total = model.num_parameters(), teacher.num_parameters()
     print(f"student {args.out}: {n:,} parameters, {n / total:.1%} of the teacher's {total:,} "
-          f"({model.config.num_hidden_layers} layers of width {model.config.hidden_size}); fine-tune it with "
+          f"({model.config.num_hidden_layers} layers of width {model.config.hidden_size}, "
+          f"{model.config.vocab_size:,} word pieces); fine-tune it with "
           f"python finetune.py --init {args.out} --teacher {args.teacher}")
 
 
@@ -124,6 +130,11 @@ def build_parser():
     s.add_argument("--num-layers", type=int, default=4, help="narrow student: encoder layers")
     s.add_argument("--num-heads", type=int, default=2, help="narrow student: attention heads")
     s.add_argument("--intermediate-size", type=int, default=512, help="narrow student: feed-forward width")
+    s.add_argument("--vocab", type=int, help="keep only this many word pieces: the special and single-character "
+                                             "ones, then the most frequent in --task's training texts")
+    s.add_argument("--task", default="sentiment", choices=["sentiment", "news", "intent"],
+                   help="--vocab: whose training texts (all of them) count the pieces")
+    s.add_argument("--data-dir", help="dataset directory (default: $MINILLM_DATA, else ./data)")
     s.set_defaults(run=student)
     r = sub.add_parser("prune", help="remove attention heads by importance, or zero the smallest weights",
                        formatter_class=HelpFormatter)

@@ -21,10 +21,12 @@ from minillm.data.labelled import classification_data
 from minillm.data.lm_data import train_tokenizer
 from minillm.data.squad import squad
 from minillm.distributed.mpi import silence_all_but_the_writer, world
+from minillm.efficiency.prune import hold_zeros
 from minillm.models.auto import CLASSIFIERS, QUESTION_ANSWERERS, TASK_MODELS, TOKEN_CLASSIFIERS, build_model
 from minillm.models.heads import QA_LABELS
 from minillm.models.lstm_classifier import LSTMClassifierConfig
 from minillm.models.pretrained import resolve_init
+from minillm.nn.loss import IGNORE_INDEX
 from minillm.nn.parallel import BatchParallel
 from minillm.peft.bitfit import add_bitfit
 from minillm.peft.adapter import add_bottleneck
@@ -74,7 +76,7 @@ def fresh_lstm(args):
 
 def start_from(model, source, args):
     """Load the pretrained backbone into a fresh task model (unless --init none), saying what was new;
-    then freeze it for --peft."""
+    hold its zero weights at zero for --hold-zeros; then freeze it for --peft."""
     if args.init == "none":
         print(f"random initialisation; architecture and tokenizer from {source}")
     else:
@@ -86,6 +88,8 @@ def start_from(model, source, args):
             sys.exit(f"error: {weights}: {err}")
         print(f"backbone from {source}; initialised fresh: {', '.join(fresh)}"
               + (f"; checkpoint weights not used: {', '.join(unused)}" if unused else ""))
+    if args.hold_zeros:
+        print(f"--hold-zeros: {hold_zeros(model):,} zero weights of {source} stay zero")
     if args.peft:
         apply_peft(model, args)
 
@@ -147,9 +151,13 @@ def finetune_classification(args, source, tokenizer, config, ranks):
     """sentiment, news, intent: one label per text."""
     with ranks.writer_first():  # (a missing data set is downloaded once)
         splits, names, note = classification_data(args.task, args.dataset, args.data_dir)
+    unlabelled = splits["train"][0][args.max_train_examples:][:args.transfer_examples] if args.transfer_examples else []
     for split in splits:
         limit = args.max_train_examples if split == "train" else args.max_eval_examples
         splits[split] = tuple(part[:limit or None] for part in splits[split])
+    if unlabelled:  # read by the distillation term alone: their labels are never looked at
+        texts, labels = splits["train"]
+        splits["train"] = (list(texts) + list(unlabelled), list(labels) + [IGNORE_INDEX] * len(unlabelled))
     model = build_model(CLASSIFIERS, config, names, tokenizer_pad_id(tokenizer), args.dropout, args.seed,
                         args.pooling)
     start_from(model, source, args)
@@ -160,7 +168,9 @@ def finetune_classification(args, source, tokenizer, config, ranks):
         sys.exit(f"error: the tokenizer of {source} cannot encode the {args.task} texts: {err}. Pretrain with "
                  f"--tokenizer bpe (bytes: any text), or train from random weights with --model lstm --init none")
     labels = {s: list(y) for s, (_, y) in splits.items()}
-    print(f"{args.task}: {note}; " + ", ".join(f"{s} {len(v)}" for s, v in encoded.items()))
+    transfer = f" (of which {len(unlabelled)} unlabelled, for the teacher's logits alone)" if unlabelled else ""
+    print(f"{args.task}: {note}; " + ", ".join(f"{s} {len(v)}" + (transfer if s == "train" else "")
+                                              for s, v in encoded.items()))
 
     common = dict(seed=args.seed, grad_accum=args.grad_accum, progress=not args.no_progress)
     if args.teacher:

@@ -151,6 +151,12 @@ def add_distillation_arguments(p):
                         "(default 2)")
     g.add_argument("--distill-alpha", type=float, default=0.5,
                    help="weight of the distillation term; 1 - alpha weighs the labels' cross-entropy (default 0.5)")
+    g.add_argument("--transfer-examples", type=int, default=0, metavar="N",
+                   help="also train on the N training texts after the first --max-train-examples, without their "
+                        "labels: the teacher's logits are all the student learns from them (unlabelled text)")
+    p.add_argument("--hold-zeros", action="store_true",
+                   help="fine-tune a magnitude-pruned --init (python -m minillm.cli.compress prune --sparsity): "
+                        "its Linear weights that are zero get no gradient and stay zero")
 
 
 def add_lstm_arguments(p):
@@ -230,6 +236,9 @@ def parse_args(argv=None):
         parser.error("--adapter-dir is for prediction: give --predict TEXT or --predict-file FILE")
     if args.predict_file and not os.path.isfile(args.predict_file):
         raise FileNotFoundError(f"--predict-file {args.predict_file}: no such file")
+    if args.transfer_examples and not (args.teacher and args.max_train_examples):
+        sys.exit("error: --transfer-examples reads unlabelled texts for --teacher's logits: it needs --teacher and "
+                 "--max-train-examples (the labelled texts; the transfer texts follow them)")
     if args.teacher and args.task not in CLASSIFICATION_TASKS:
         sys.exit(f"error: --teacher distils a sequence classifier: --task {' or '.join(CLASSIFICATION_TASKS)}")
     args.dataset = args.dataset or TASK_DATASETS[args.task]

@@ -16,6 +16,8 @@ the original computes with those heads' outputs zeroed.
 Magnitude pruning sets the smallest |w| of the Linear / Conv1D weights to zero: the k = round(s n)
 smallest over all of them (global) or in each matrix (per layer). The zeros are stored as zeros:
 the saving needs a sparse format or quantization, the point here is how much accuracy survives.
+Fine-tuning afterwards (`finetune.py --init PRUNED --hold-zeros`) holds every zero at zero: each
+weight's gradient is multiplied by its mask (w != 0), so the sparsity the pruning chose is kept.
 """
 
 import dataclasses
@@ -118,6 +120,18 @@ def prune_heads(model, heads):
 def prunable_weights(model):
     """(name, Parameter) of every Linear and Conv1D weight: what magnitude pruning prunes."""
     return [(f"{name}.weight", m.weight) for name, m in model.named_modules() if isinstance(m, (Linear, Conv1D))]
+
+
+def hold_zeros(model):
+    """Give every Linear/Conv1D weight with zero entries the mask (w != 0), so training leaves those
+    entries at zero (nn/layers.Parameter); returns the number of entries held."""
+    held = 0
+    for _, p in prunable_weights(model):
+        keep = p.data != 0
+        n = int(to_host(keep.size - keep.sum()))
+        if n:
+            p.mask, held = keep.astype(p.data.dtype), held + n
+    return held
 
 
 def magnitude_prune(model, sparsity, scope="global"):

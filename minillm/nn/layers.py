@@ -19,13 +19,18 @@ class Parameter:
     A frozen parameter (requires_grad False, as in PyTorch) gets no gradient:
     the layers that own it skip the products that would compute it, and the
     optimizer keeps no moments for it (training/optim.py). Parameter-efficient
-    fine-tuning (minillm/peft/) freezes the backbone this way.
+    fine-tuning (minillm/peft/) freezes the backbone this way. A `mask` (1 where
+    an entry learns, 0 where it is held) zeroes its gradient's held entries:
+    AdamW then never moves them (no gradient, no moments, and weight decay
+    keeps a zero at zero), which is how a pruned weight stays pruned while the
+    rest is fine-tuned (efficiency/prune.py hold_zeros).
     """
 
     def __init__(self, data, requires_grad=True):
         self.data = data
         self.grad = None
         self.requires_grad = requires_grad
+        self.mask = None
 
     @property
     def shape(self):
@@ -36,6 +41,8 @@ class Parameter:
         parameter keeps None (layers check requires_grad first, so as not to compute g at all)."""
         if not self.requires_grad:
             return
+        if self.mask is not None:
+            g = g * self.mask  # (a new array: kept as it is below)
         if self.grad is None:
             self.grad = g.copy() if g.base is not None or not g.flags.c_contiguous else g
         else:

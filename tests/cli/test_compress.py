@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from minillm.checkpoint import load_safetensors
 from minillm.cli import compress, finetune
 
 
@@ -28,14 +29,21 @@ def test_student_then_distil_with_finetune(tiny_classifier_dir, tmp_path, capsys
     compress.main(["student", "--teacher", str(tiny_classifier_dir), "--out", str(tmp_path / "student"),
                    "--hidden-size", "32", "--num-layers", "1", "--intermediate-size", "64"])
     assert "of the teacher's" in capsys.readouterr().out
-    compress.main(["student", "--teacher", str(tiny_classifier_dir), "--out", str(tmp_path / "even"), "--layers", "0"])
-    assert json.loads((tmp_path / "even" / "config.json").read_text())["num_hidden_layers"] == 1
-    results = finetune.main(["--task", "sentiment", "--init", str(tmp_path / "student"), "--teacher",
+    compress.main(["student", "--teacher", str(tiny_classifier_dir), "--out", str(tmp_path / "even"), "--layers", "0",
+                   "--vocab", "3000"])
+    config = json.loads((tmp_path / "even" / "config.json").read_text())
+    assert config["num_hidden_layers"] == 1 and config["vocab_size"] == 3000
+    assert len((tmp_path / "even" / "vocab.txt").read_text().splitlines()) == 3000
+    results = finetune.main(["--task", "sentiment", "--init", str(tmp_path / "even"), "--teacher",
                              str(tiny_classifier_dir), "--distill-temperature", "3", "--max-train-examples", "32",
-                             "--max-eval-examples", "32", "--batch-size", "16", "--no-progress",
-                             "--out-dir", str(tmp_path / "distilled")])
-    assert f"teacher {tiny_classifier_dir}" in capsys.readouterr().out
+                             "--transfer-examples", "16", "--max-eval-examples", "32", "--batch-size", "16",
+                             "--no-progress", "--out-dir", str(tmp_path / "distilled")])
+    out = capsys.readouterr().out
+    assert f"teacher {tiny_classifier_dir}: logits on 48 training texts" in out
+    assert "train 48 (of which 16 unlabelled" in out
     assert 0 <= results["dev"]["accuracy"] <= 1
+    with pytest.raises(SystemExit, match="--transfer-examples reads unlabelled texts"):
+        finetune.main(["--task", "sentiment", "--init", str(tmp_path / "even"), "--transfer-examples", "16"])
     with pytest.raises(SystemExit, match="--teacher distils a sequence classifier"):
         finetune.main(["--task", "ner", "--init", str(tmp_path / "student"), "--teacher", str(tiny_classifier_dir)])
 
@@ -50,3 +58,11 @@ def test_prune_heads_and_weights(tiny_classifier_dir, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["label"] in ("negative", "positive")
     compress.main(["prune", "--model", str(tiny_classifier_dir), "--out", str(tmp_path / "m"), "--sparsity", "0.5"])
     assert "50.0% of the 14 weight matrices' entries zero" in capsys.readouterr().out
+    finetune.main(["--task", "sentiment", "--init", str(tmp_path / "m"), "--hold-zeros", "--max-train-examples", "32",
+                   "--max-eval-examples", "16", "--batch-size", "16", "--no-progress", "--out-dir", str(tmp_path / "f")])
+    held = int(capsys.readouterr().out.split("--hold-zeros: ")[1].split()[0].replace(",", ""))
+    before, after = (load_safetensors(str(d / "model.safetensors")) for d in (tmp_path / "m", tmp_path / "f" / "best"))
+    zeros = sum(int((before[n] == 0).sum()) for n in before if n.endswith(".weight") and before[n].ndim == 2
+                and "embeddings" not in n)
+    assert held == zeros > 0
+    assert all(((after[n] == 0) >= (before[n] == 0)).all() for n in before if "embeddings" not in n)

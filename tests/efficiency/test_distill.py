@@ -4,9 +4,10 @@ start from the teacher's embeddings projected on their principal directions."""
 import pytest
 
 from minillm.backend import to_host, xp
-from minillm.efficiency.distill import keep_layers, narrow_student, principal_directions
+from minillm.efficiency.distill import keep_layers, kept_pieces, narrow_student, principal_directions, trim_vocabulary
 from minillm.models.bert import BertConfig
 from minillm.models.heads import BertForSequenceClassification
+from minillm.tokenizers.wordpiece import WordPieceTokenizer
 
 
 def teacher():
@@ -48,3 +49,32 @@ def test_narrow_student_starts_from_projected_embeddings():
     assert student.config.hidden_size == 8 and student.config.num_hidden_layers == 1
     with pytest.raises(ValueError, match="at most the teacher's width 16"):
         narrow_student(model, 32, 1, 2, 16)
+
+
+
+def test_cut_vocabulary_keeps_the_rows_the_texts_need():
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "c", "##a", "##b", "##c", "ab", "abc", "ca",
+             "##ab", "z", "##z"]
+    tokenizer = WordPieceTokenizer(vocab)
+    texts = ["abc ab ab", "ca ab"]  # pieces: abc, ab, ab, ca, ab
+    keep = kept_pieces(tokenizer, texts, 12)
+    # the specials, both spellings of a, b and c (z is in no text), then the most frequent piece, "ab"
+    assert [vocab[i] for i in keep] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "c", "##a", "##b",
+                                        "##c", "ab"]
+    cfg = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=32, max_position_embeddings=10)
+    model = BertForSequenceClassification(cfg, ["neg", "pos"], seed=3).eval()
+    student, pieces = trim_vocabulary(model, tokenizer, keep)
+    assert pieces.itos == [vocab[i] for i in keep]
+    assert student.config.vocab_size == 12 and student.config.pad_token_id == 0
+    # a text of kept pieces: the same pieces, renumbered, and the same hidden states as the teacher's
+    ids, new_ids = tokenizer.encode("ab c"), pieces.encode("ab c")
+    assert [pieces.itos[i] for i in new_ids] == [vocab[i] for i in ids]
+    mask = xp.ones((1, len(ids)), dtype=xp.int64)
+    seq, _ = student.eval()(xp.asarray([new_ids]), None, mask)
+    ref, _ = model.bert(xp.asarray([ids]), None, mask)
+    assert float(to_host(xp.abs(seq - ref).max())) < 1e-6
+    # a word whose piece was cut is spelled with the shorter pieces that stayed
+    assert pieces.convert_ids_to_tokens(pieces.encode("abc")) == ["ab", "##c"]
+    with pytest.raises(ValueError, match="cannot hold the 11 special and single-character pieces"):
+        kept_pieces(tokenizer, texts, 10)

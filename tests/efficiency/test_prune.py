@@ -7,12 +7,13 @@ import pytest
 from hypothesis import given, strategies as st
 
 from minillm.backend import np, to_float, to_host, xp
-from minillm.efficiency.prune import (head_importance, least_important_heads, magnitude_prune, prunable_weights,
-                                      prune_heads)
+from minillm.efficiency.prune import (head_importance, hold_zeros, least_important_heads, magnitude_prune,
+                                      prunable_weights, prune_heads)
 from minillm.models.auto import load_model
 from minillm.models.bert import BertConfig
 from minillm.models.heads import BertForSequenceClassification
 from minillm.nn.loss import cross_entropy_backward, cross_entropy_forward
+from minillm.training.optim import AdamW
 
 IDS = xp.asarray([[1, 4, 6, 2, 0], [1, 9, 3, 8, 2]])
 MASK = xp.asarray([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]])
@@ -109,3 +110,22 @@ def test_magnitude_pruning_leaves_exactly_the_fraction(seed, sparsity, scope):
     for n, p in prunable_weights(model):  # the survivors are untouched
         survivors = to_host(p.data) != 0
         assert (to_host(p.data)[survivors] == before[n][survivors]).all()
+
+
+def test_held_zeros_stay_zero_while_the_rest_trains():
+    model = tiny(1).train()
+    magnitude_prune(model, 0.5, "layer")
+    zero = {n: to_host(p.data) == 0 for n, p in prunable_weights(model)}
+    assert hold_zeros(model) == sum(int(z.sum()) for z in zero.values())
+    before = {n: to_host(p.data).copy() for n, p in model.named_parameters()}
+    optimizer = AdamW(model, lr=1e-2, weight_decay=0.1, threads=2)
+    for _ in range(3):
+        for p in model.parameters():
+            p.grad = None
+        loss, cache = cross_entropy_forward(model(IDS, MASK), LABELS)
+        model.backward(cross_entropy_backward(1.0, cache))
+        optimizer.step()
+    for n, p in prunable_weights(model):
+        w = to_host(p.data)
+        assert (w[zero[n]] == 0).all() and (w[~zero[n]] != before[n][~zero[n]]).all()
+    assert float(np.abs(to_host(model.classifier.bias.data) - before["classifier.bias"]).max()) > 0
