@@ -86,7 +86,7 @@ def start_from(model, source, args):
             fresh, unused = model.load_backbone(tensors)
         except ValueError as err:
             sys.exit(f"error: {weights}: {err}")
-        print(f"backbone from {source}; initialised fresh: {', '.join(fresh)}"
+        print(f"backbone from {source}; initialised fresh: {', '.join(fresh) or 'nothing'}"
               + (f"; checkpoint weights not used: {', '.join(unused)}" if unused else ""))
     if args.hold_zeros:
         print(f"--hold-zeros: {hold_zeros(model):,} zero weights of {source} stay zero")
