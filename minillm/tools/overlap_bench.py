@@ -1,85 +1,81 @@
-"""Gradient sums after backward against sums in buckets during it: `python -m minillm.tools.overlap_bench`.
+"""Gradient sums after backward against sums in buckets during it: `mpirun -n 2 python -m minillm.tools.overlap_bench`.
 
-Runs `mpirun -n 2 python train.py` at train.py's GPT and at 6 layers x 384
-(block 256, batch 4), each with --bucket-mb 0 (one Allreduce of the whole
-gradient after backward) and with --bucket-mb B (buckets summed during
-backward, training/buckets.py), the two in turn, --rounds times, with the
-same global batch (2 micro-batches a step, one a rank). Each run prints the
-median over its logged steps (the first left out: warm-up) of tokens/s, of
-ms a step, and of the ms a step waited after backward for the gradient's
-sums (`sum_wait_ms` in metrics.jsonl: with one Allreduce, the copy and the
-whole sum; with buckets, whatever backward did not hide), with the 1-minute
-load average before it. Then, per size and round, bucketed / blocking and
-the wait hidden.
+Builds train.py's GPT, task and trainer from train.py's own flags (its
+default size unless told, e.g. `--n-layer 6 --n-embd 384 --block-size 256
+--batch-size 4`), with --grad-accum 2 (one micro-batch a rank) and one
+thread a rank, and runs the trainer's steps alternately one way and the
+other, so that whatever else the machine does falls on both alike:
+
+- blocking: one bucket of the whole gradient, summed after backward (train.py
+  --bucket-mb 0);
+- bucketed: buckets of --bucket-mb, each summed while backward goes on.
+
+The ranks meet at a barrier before every step. Prints, for each way, the
+median over the steps (the first two of each left out: warm-up) of ms a
+step, tokens/s (the global batch over that), and the ms a step waited after
+backward for the gradient's sums (with one bucket, the copy and the whole
+sum; with buckets, what backward did not hide, which includes waiting for
+the slower rank either way); and the 1-minute load average at the start and
+the end.
 """
 
 import argparse
-import json
 import os
-import shlex
 import statistics
-import subprocess
-import sys
 import tempfile
+import time
 
+from minillm.cli import pretrain
 from minillm.cli.errors import run_main
-from minillm.cli.settings import HelpFormatter
-from minillm.training.buckets import DEFAULT_BUCKET_MB
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-COMMON = ("--grad-accum 2 --threads 1 --eval-iters 2 --eval-interval 1000 --log-interval 5 --sample-tokens 0 "
-          "--full-val-tokens 0 --no-progress").split()
-SIZES = {"train.py": ["--max-iters", "60"],  # configs/gpt.json: 4 layers, 128 wide, block 64, batch 12
-         "6x384": "--n-layer 6 --n-embd 384 --block-size 256 --batch-size 4 --max-iters 12 --log-interval 2".split()}
-
-
-def launcher(ranks):
-    """mpirun for `ranks` ranks on this machine, whatever its core count (as root too, as in containers)."""
-    root = ["--allow-run-as-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
-    return ["mpirun", *root, "--oversubscribe", "-n", str(ranks)]
-
-
-def run_once(ranks, argv, out_dir):
-    """One training run; (median tokens/s, median ms/step, median sum_wait_ms) of its logged steps after the first."""
-    done = subprocess.run([*launcher(ranks), sys.executable, "train.py", *argv, "--out-dir", out_dir], cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True, text=True)
-    if done.returncode:
-        raise SystemExit(f"error: train.py {' '.join(argv)} failed:\n{done.stderr[-2000:]}")
-    with open(os.path.join(out_dir, "metrics.jsonl"), encoding="utf-8") as f:
-        steps = [r for r in map(json.loads, f) if "tokens_per_s" in r][1:]
-    if not steps:
-        raise SystemExit(f"error: train.py {' '.join(argv)} logged no steps after the first (raise --max-iters)")
-    return tuple(statistics.median(r[key] for r in steps) for key in ("tokens_per_s", "ms_per_step", "sum_wait_ms"))
+from minillm.cli.settings import HelpFormatter, train_config
+from minillm.data.lm_data import lm_streams
+from minillm.distributed.mpi import world
+from minillm.training.buckets import GradientBuckets
+from minillm.training.trainer import Trainer
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    p.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
-    p.add_argument("--rounds", type=int, default=2, help="rounds of every run, in turn")
-    p.add_argument("--ranks", type=int, default=2)
-    p.add_argument("--bucket-mb", type=float, default=DEFAULT_BUCKET_MB, help="the bucketed runs' bucket size")
-    p.add_argument("--train-args", default="", help="more train.py flags for every run (the last word wins)")
-    args = p.parse_args(argv)
-    modes = {"blocking": "0", "bucketed": str(args.bucket_mb)}
-    rows = []
+    p.add_argument("--steps", type=int, default=20, help="steps of each way, alternating")
+    args, train_flags = p.parse_known_args(argv)  # every other flag is train.py's (--bucket-mb: the buckets)
+    ranks = world()
+    if ranks.size < 2:
+        raise SystemExit("error: the gradient is summed over ranks: run under mpirun -n 2 (or more)")
+    flags = pretrain.parse_args(["--grad-accum", str(ranks.size), "--threads", "1", "--no-progress",
+                                 *train_flags])
+    with ranks.writer_first():
+        tokenizer, train_ids, val_ids = lm_streams(flags.tokenizer, flags.data, flags.vocab_size, flags.data_dir,
+                                                   progress=False)
+    model, task = pretrain.build_model_and_task(flags, tokenizer.vocab_size, train_ids, val_ids)
     with tempfile.TemporaryDirectory() as tmp:
-        for round_ in range(1, args.rounds + 1):
-            for size in args.sizes:
-                for mode, bucket_mb in modes.items():
-                    load = os.getloadavg()[0]
-                    flags = [*COMMON, *SIZES[size], "--bucket-mb", bucket_mb, *shlex.split(args.train_args)]
-                    tokens, ms, wait = run_once(args.ranks, flags, os.path.join(tmp, f"{size}-{mode}-{round_}"))
-                    rows.append({"size": size, "mode": mode, "round": round_, "tokens_per_s": tokens,
-                                 "ms_per_step": ms, "sum_wait_ms": wait, "load": load})
-                    print(f"round {round_}  {size:9s} {mode:9s} {tokens:10,.0f} tokens/s {ms:9.1f} ms/step "
-                          f"{wait:8.2f} ms waiting for the sums   load {load:.2f}", flush=True)
-    for size in args.sizes:
-        for round_ in range(1, args.rounds + 1):
-            blocking, bucketed = (next(r for r in rows if (r["size"], r["mode"], r["round"]) == (size, mode, round_))
-                                  for mode in modes)
-            ratio = bucketed["tokens_per_s"] / blocking["tokens_per_s"]
-            print(f"{size:9s} round {round_}: bucketed / blocking {ratio:.3f}, waiting for the sums "
-                  f"{blocking['sum_wait_ms']:.2f} -> {bucketed['sum_wait_ms']:.2f} ms a step")
+        trainer = Trainer(model, task, train_config(flags), tmp, progress=False, threads=1, ranks=ranks)
+    optimizer = trainer.optimizer
+    ways = {"blocking": GradientBuckets(optimizer.params, 0, optimizer.start_sum), "bucketed": optimizer.buckets}
+    seconds, waits = {way: [] for way in ways}, {way: [] for way in ways}
+    load = os.getloadavg()[0]
+    for it in range(args.steps):
+        for way, buckets in ways.items():
+            optimizer.buckets = buckets
+            waited = buckets.wait_seconds
+            ranks.barrier()
+            t0 = time.perf_counter()
+            trainer.step(it, flags.learning_rate)
+            seconds[way].append(time.perf_counter() - t0)
+            waits[way].append(buckets.wait_seconds - waited)
+    tokens = task.tokens_per_step * flags.grad_accum
+    rows = {}
+    for way in ways:
+        step = statistics.median(seconds[way][2:])
+        rows[way] = {"ms_per_step": 1000 * step, "tokens_per_s": tokens / step,
+                     "sum_wait_ms": 1000 * statistics.median(waits[way][2:])}
+    if ranks.is_writer:
+        print(f"{model.num_parameters():,} parameters ({4 * optimizer.flat.size / 2**20:.1f} MB of gradient), "
+              f"{len(ways['bucketed'].bounds)} buckets of at most {flags.bucket_mb:g} MB, {ranks.size} ranks, "
+              f"{args.steps} steps each way, load {load:.2f} -> {os.getloadavg()[0]:.2f}")
+        for way, row in rows.items():
+            print(f"{way:9s} {row['tokens_per_s']:10,.0f} tokens/s {row['ms_per_step']:9.1f} ms/step "
+                  f"{row['sum_wait_ms']:8.2f} ms waiting for the sums")
+        print(f"bucketed / blocking: {rows['bucketed']['tokens_per_s'] / rows['blocking']['tokens_per_s']:.3f}")
     return rows
 
 

@@ -81,14 +81,8 @@ class AdamW:
         self.threads = 1 if on_gpu() else threads
         self.t = 0
         self.offsets = list(accumulate((p.data.size for p in self.params), initial=0))
-        self.decayed = []  # the runs [lo, hi) of the flat array that hold decayed parameters
-        for i, name in enumerate(self.names):
-            if name not in decay:
-                continue
-            if self.decayed and self.decayed[-1][1] == self.offsets[i]:
-                self.decayed[-1][1] = self.offsets[i + 1]
-            else:
-                self.decayed.append([self.offsets[i], self.offsets[i + 1]])
+        self.decayed = self.runs(i for i, name in enumerate(self.names) if name in decay)
+        self.decayed_ends = [hi for _, hi in self.decayed]
         size, dtype = self.offsets[-1], dtypes.pop()
         self.flat = xp.empty(size, dtype)  # the parameters
         self.flat_grad = xp.zeros(size, dtype)  # (zeros: a data-parallel sum reads it whole)
@@ -192,7 +186,7 @@ class AdamW:
 
     def decay(self, p, lo, hi, factor):
         """p = flat[lo:hi] *= factor where it holds decayed parameters."""
-        k = bisect_right([end for _, end in self.decayed], lo)  # the first decayed run that ends after lo
+        k = bisect_right(self.decayed_ends, lo)  # the first decayed run that ends after lo
         while k < len(self.decayed) and self.decayed[k][0] < hi:
             start, end = self.decayed[k]
             p[max(start, lo) - lo:min(end, hi) - lo] *= factor
@@ -212,10 +206,13 @@ class AdamW:
 
     def grad_spans(self, first, end):
         """The runs [lo, hi) of the flat arrays held by parameters first..end - 1 that have a gradient."""
+        return self.runs(i for i in range(first, end) if self.params[i].grad is not None)
+
+    def runs(self, indices):
+        """The parts [lo, hi) of the flat arrays held by the parameters of these increasing indices, joined
+        where they meet."""
         spans = []
-        for i in range(first, end):
-            if self.params[i].grad is None:
-                continue
+        for i in indices:
             lo, hi = self.offsets[i], self.offsets[i + 1]
             if spans and spans[-1][1] == lo:
                 spans[-1][1] = hi

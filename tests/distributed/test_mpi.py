@@ -44,7 +44,7 @@ def losses(out_dir):
     return [r["loss"] for r in records(out_dir) if "loss" in r]
 
 
-SMALL_BUCKETS = ["--bucket-mb", "0.002"]  # 524 floats: a 1-layer, 16-wide GPT's gradient in 11 buckets
+SMALL_BUCKETS = ["--bucket-mb", "0.002"]  # 524 floats: a 1-layer, 16-wide GPT's gradient in 8 buckets
 
 
 def weights(out_dir):
