@@ -11,7 +11,10 @@ are done, while backward goes on below them (PyTorch DDP's design, Li et al.
 2020). The step then waits only for what is still on its way.
 
 Models say when parameters are done: their backward calls
-nn.layers.gradients_ready(module) after each block and head. A bucket starts
+nn.layers.gradients_ready(module) after each block and head. Done means done
+for the step: every task here runs one backward a micro-batch (SetFit's
+pairs go through the encoder as one batch); one that ran a model's backward
+twice would have to keep the first run from reporting. A bucket starts
 once every parameter in it has been reported, and the buckets start in one
 fixed order, last first, on every rank: MPI matches collectives by their
 order, so a rank never sends bucket 3 while another sends bucket 2. A
