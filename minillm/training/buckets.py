@@ -8,7 +8,11 @@ so the end of the flat gradient is final long before its start (the
 embeddings). Cut it into buckets of consecutive parameters, and the sum of a
 bucket can start, non-blocking (MPI Iallreduce), as soon as its parameters
 are done, while backward goes on below them (PyTorch DDP's design, Li et al.
-2020). The step then waits only for what is still on its way.
+2020). The step then waits only for what is still on its way. (That hides
+the sums where something other than the computing cores carries them, a
+network card or a GPU's copy engines; two ranks on one machine's shared
+memory add with their own cores, so the work moves into backward instead:
+docs/RESULTS.md, "Gradient buckets summed during backward".)
 
 Models say when parameters are done: their backward calls
 nn.layers.gradients_ready(module) after each block and head. Done means done
