@@ -9,7 +9,7 @@ from minillm.models.bert import BertConfig
 from minillm.models.bert_pretraining import BertForPreTraining
 from minillm.models.gpt import GPT, GPTConfig
 from minillm.models.heads import (BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification,
-                                  GPTForSequenceClassification)
+                                  GPTForSequenceClassification, GPTForTokenClassification)
 from minillm.nn.parallel import BatchParallel
 from minillm.training.buckets import partition
 from minillm.training.optim import AdamW
@@ -61,6 +61,7 @@ BERT_CFG = dict(vocab_size=13, hidden_size=8, num_hidden_layers=2, num_attention
 MODELS = {
     "gpt": lambda: GPT(GPTConfig(**GPT_CFG)),
     "gpt-classifier": lambda: GPTForSequenceClassification(GPTConfig(**GPT_CFG), ["a", "b"]),
+    "gpt-tagger": lambda: GPTForTokenClassification(GPTConfig(**GPT_CFG), ["O", "B", "I"]),
     "bert-pretraining": lambda: BertForPreTraining(BertConfig(**BERT_CFG)),
     "bert-classifier": lambda: BertForSequenceClassification(BertConfig(**BERT_CFG), ["a", "b", "c"]),
     "bert-tagger": lambda: BertForTokenClassification(BertConfig(**BERT_CFG), ["O", "B", "I"]),
