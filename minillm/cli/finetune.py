@@ -137,7 +137,7 @@ def train(model, task, args, tokenizer, metric_for_best, ranks):
                       warmup_iters=int(args.warmup_ratio * steps), lr_decay_iters=steps,
                       weight_decay=args.weight_decay, beta1=0.9, beta2=0.999, seed=args.seed, schedule="linear",
                       metric_for_best=metric_for_best, greater_is_better=True,
-                      early_stopping_patience=args.patience, precision=args.precision)
+                      early_stopping_patience=args.patience, precision=args.precision, bucket_mb=args.bucket_mb)
     trainer = Trainer(model, task, cfg, args.out_dir, extra_files=tokenizer.save, run_config=vars(args),
                       progress=not args.no_progress, threads=args.threads, ranks=ranks)
     trainer.run()  # a NonFiniteLoss ends it with one line (cli/errors.py)

@@ -14,8 +14,8 @@ import os
 import sys
 
 from minillm.checkpoint import read_json
-from minillm.cli.settings import (HelpFormatter, add_precision_argument, config_path, parse_layered, positive,
-                                  read_settings)
+from minillm.cli.settings import (HelpFormatter, add_bucket_argument, add_precision_argument, config_path,
+                                  parse_layered, positive, read_settings)
 from minillm.data.labelled import CLASSIFICATION_TASKS
 from minillm.models.lstm_classifier import POOLINGS
 from minillm.models.pretrained import NAMED_CHECKPOINTS, is_installed
@@ -93,6 +93,7 @@ def build_parser():
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--device", choices=["cpu", "gpu"], default=os.environ.get("MINILLM_DEVICE", "cpu"))
     add_precision_argument(p)
+    add_bucket_argument(p)
     add_threads_argument(p)
     p.add_argument("--predict", metavar="TEXT", help="label TEXT with the fine-tuned model in --out-dir/best "
                    "(a QA model answers the question TEXT from --context)")

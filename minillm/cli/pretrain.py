@@ -16,8 +16,8 @@ import sys
 from minillm import backend
 from minillm.cli.errors import run_main
 from minillm.cli.pretrain_ngram import run_ngram
-from minillm.cli.settings import (HelpFormatter, add_precision_argument, add_train_config_defaults, config_path,
-                                  parse_layered, positive, read_settings, train_config)
+from minillm.cli.settings import (HelpFormatter, add_bucket_argument, add_precision_argument, add_train_config_defaults,
+                                  config_path, parse_layered, positive, read_settings, train_config)
 from minillm.data.corpora import CORPORA, lm_corpus
 from minillm.distributed.model_shards import split_model
 from minillm.distributed.mpi import silence_all_but_the_writer, world
@@ -78,6 +78,7 @@ def build_parser():
     run.add_argument("--device", choices=["cpu", "gpu"], default=os.environ.get("MINILLM_DEVICE", "cpu"))
     run.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     add_precision_argument(run)
+    add_bucket_argument(run)
     run.add_argument("--shard-optimizer", action="store_true",
                      help="under mpirun: each rank keeps AdamW's moments for, and updates, its slice of the "
                           "parameters only, then all gather them (ZeRO stage 1)")

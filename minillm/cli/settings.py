@@ -60,6 +60,21 @@ def add_precision_argument(group):
                             "(on the CPU: float16-rounded operands multiplied in float32, for checking the numerics)")
 
 
+def add_bucket_argument(group):
+    """--bucket-mb: data parallelism's gradient buckets (training/buckets.py)."""
+
+    def size(text):
+        value = float(text)
+        if not value >= 0:
+            raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+        return value
+
+    size.__name__ = "float"
+    group.add_argument("--bucket-mb", type=size, default=TrainConfig.bucket_mb,
+                       help="under mpirun: sum the gradients over the ranks in buckets of about this many MB, each "
+                            "started as soon as backward has finished it (0: one Allreduce after backward)")
+
+
 def add_train_config_defaults(parser):
     """Give the namespace every TrainConfig field that has no flag, at its dataclass default."""
     flags = {action.dest for action in parser._actions}

@@ -74,6 +74,12 @@ class MPIRanks(OneProcess):
         """Sum over the ranks in place (MPI Allreduce, MPI_IN_PLACE): every rank ends with the total."""
         return on_host(array, lambda host: self.comm.Allreduce(self.mpi.IN_PLACE, host, op=self.mpi.SUM))
 
+    def start_sum(self, array):
+        """MPI Iallreduce in place (non-blocking) on a host array; a device array is summed at once."""
+        if not host_arrays():
+            return super().start_sum(array)
+        return Sending(self.comm.Iallreduce(self.mpi.IN_PLACE, array, op=self.mpi.SUM), array)
+
     def sum(self, value):
         return self.comm.allreduce(value, op=self.mpi.SUM)
 
@@ -101,6 +107,19 @@ class MPIRanks(OneProcess):
         not leave the others waiting in a collective forever."""
         print(f"error: rank {self.rank} of {self.size}: {message}", file=sys.stderr, flush=True)
         self.comm.Abort(1)
+
+
+class Sending:
+    """A non-blocking MPI collective in flight (an MPI request) and the array it works in."""
+
+    def __init__(self, request, array):
+        self.request, self.array = request, array  # (the array stays alive until the sum is done)
+
+    def wait(self):
+        self.request.Wait()
+
+    def test(self):
+        return self.request.Test()
 
 
 def silence_all_but_the_writer(ranks):

@@ -18,7 +18,8 @@ from minillm.backend import xp
 from minillm.checkpoint import Config, Pretrained
 from minillm.nn import functional as F
 from minillm.nn.attention import combine_masks, split_past
-from minillm.nn.layers import GELU, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, RandomSource
+from minillm.nn.layers import (GELU, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, RandomSource,
+                               gradients_ready)
 
 
 @dataclasses.dataclass
@@ -215,6 +216,7 @@ class BertEncoder(Module):
     def backward(self, dh):
         for layer in reversed(list(self.layer)):
             dh = layer.backward(dh)
+            gradients_ready(layer)  # (data parallelism may start summing this layer's gradients over the ranks)
         return dh
 
 
@@ -282,6 +284,8 @@ class BertModel(Pretrained, Module):
     def backward(self, dseq, dpooled=None):
         """From the gradients of both outputs to the embedding tables; returns d(inputs_embeds) or None."""
         dh = dseq if dpooled is None else dseq + self.pooler.backward(dpooled)
+        if self.pooler is not None:
+            gradients_ready(self.pooler)  # (no gradient at all, without dpooled)
         return self.embeddings.backward(self.encoder.backward(dh))
 
     @classmethod

@@ -13,7 +13,7 @@ from minillm.backend import xp
 from minillm.checkpoint import Pretrained
 from minillm.models.bert import BertConfig, BertModel, hf_bert_state
 from minillm.nn import functional as F
-from minillm.nn.layers import GELU, LayerNorm, Linear, Module, Parameter, RandomSource
+from minillm.nn.layers import GELU, LayerNorm, Linear, Module, Parameter, RandomSource, gradients_ready
 
 
 def start_local(model, amplitude=0.1, gain=2.0):
@@ -160,4 +160,5 @@ class BertForPreTraining(Pretrained, Module):
             dseq[self.mlm_mask] = dh  # each position chosen once, so assignment is a sum
             dh = dseq
         dpooled = None if dnsp is None else self.cls.seq_relationship.backward(dnsp)
+        gradients_ready(self.cls)  # (not the tied decoder, which cls does not own)
         return self.bert.backward(dh, dpooled)

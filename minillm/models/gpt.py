@@ -15,7 +15,8 @@ from minillm.backend import xp
 from minillm.checkpoint import Config, Pretrained
 from minillm.nn import functional as F
 from minillm.nn.attention import SelfAttention
-from minillm.nn.layers import GELU, Conv1D, Dropout, Embedding, LayerNorm, Module, ModuleList, RandomSource, init_std
+from minillm.nn.layers import (GELU, Conv1D, Dropout, Embedding, LayerNorm, Module, ModuleList, RandomSource,
+                               gradients_ready, init_std)
 from minillm.nn.sampling import sample_next
 
 
@@ -127,8 +128,10 @@ class GPTTransformer(Module):
     def backward(self, dx):
         """From dloss/dhidden (B, T, C) down to the embedding tables; returns d(inputs_embeds), or None for ids."""
         dx = self.ln_f.backward(dx)
+        gradients_ready(self.ln_f)  # (data parallelism may start summing these gradients over the ranks)
         for block in reversed(list(self.h)):
             dx = block.backward(dx)
+            gradients_ready(block)
         dx = self.drop.backward(dx)
         self.wpe.backward(dx.sum(axis=0, keepdims=True))  # positions are shared across the batch
         if self.from_embeds:

@@ -14,7 +14,7 @@ from minillm.checkpoint import Pretrained
 from minillm.models.bert import BertConfig, BertModel, hf_bert_state
 from minillm.models.gpt import GPTConfig, GPTTransformer, hf_gpt2_state
 from minillm.nn import functional as F
-from minillm.nn.layers import Dropout, Linear, Module, RandomSource
+from minillm.nn.layers import Dropout, Linear, Module, RandomSource, gradients_ready
 
 
 class TaskModel(Pretrained, Module):
@@ -102,6 +102,7 @@ class GPTForSequenceClassification(TaskModel):
 
     def backward(self, dlogits):
         dpooled = self.score.backward(dlogits)
+        gradients_ready(self.score)
         self.transformer.backward(F.gather_positions_backward(dpooled, self.pool_cache))
 
 
@@ -126,6 +127,7 @@ class BertForSequenceClassification(TaskModel):
 
     def backward(self, dlogits):
         dpooled = self.dropout.backward(self.classifier.backward(dlogits))
+        gradients_ready(self.classifier)
         self.bert.backward(xp.zeros(self.seq_shape, dtype=dpooled.dtype), dpooled)
 
 
@@ -152,7 +154,9 @@ class GPTForTokenClassification(TaskModel):
         return self.classifier(self.dropout(h))
 
     def backward(self, dlogits):
-        self.transformer.backward(self.dropout.backward(self.classifier.backward(dlogits)))
+        dh = self.dropout.backward(self.classifier.backward(dlogits))
+        gradients_ready(self.classifier)
+        self.transformer.backward(dh)
 
 
 class BertForTokenClassification(TaskModel):
@@ -178,7 +182,9 @@ class BertForTokenClassification(TaskModel):
         return self.classifier(self.dropout(seq))
 
     def backward(self, dlogits):
-        self.bert.backward(self.dropout.backward(self.classifier.backward(dlogits)))
+        dh = self.dropout.backward(self.classifier.backward(dlogits))
+        gradients_ready(self.classifier)
+        self.bert.backward(dh)
 
 
 QA_LABELS = ("LABEL_0", "LABEL_1")  # Hugging Face's default id2label, which its QA models keep
@@ -211,4 +217,6 @@ class BertForQuestionAnswering(TaskModel):
 
     def backward(self, dstart, dend):
         dlogits = xp.stack([dstart, dend], axis=-1)  # (B, T, 2)
-        self.bert.backward(self.qa_outputs.backward(dlogits))
+        dh = self.qa_outputs.backward(dlogits)
+        gradients_ready(self.qa_outputs)
+        self.bert.backward(dh)

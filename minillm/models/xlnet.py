@@ -45,7 +45,7 @@ from minillm.backend import xp
 from minillm.checkpoint import Config, Pretrained
 from minillm.nn import functional as F
 from minillm.nn.layers import (GELU, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, Parameter, RandomSource,
-                               normal_init)
+                               gradients_ready, normal_init)
 
 MODEL_TYPE = "minillm-xlnet"
 
@@ -194,6 +194,7 @@ class XLNetModel(Module):
     def backward(self, dx):
         for layer in reversed(list(self.layer)):
             dx = layer.backward(dx)
+            gradients_ready(layer)  # (data parallelism may start summing this layer's gradients over the ranks)
         dx = self.dropout.backward(dx)  # (2, B, T, C)
         self.word_embedding.backward(dx[0])
         self.position_embedding.backward(dx.sum(axis=(0, 1))[None])  # both streams, every row
@@ -230,6 +231,7 @@ class XLNetLMHeadModel(Pretrained, Module):
     def backward(self, dlogits):
         """Fills every parameter's gradient; the content stream's last state gets none (it is not scored)."""
         dg = self.lm_loss.backward(dlogits)
+        gradients_ready(self.lm_loss)  # (its bias: the tied decoder is not its own)
         dx = xp.zeros(self.x_shape, dtype=dg.dtype)  # (2, B, T, C)
         if self.target_mask is None:
             dx[1] = dg

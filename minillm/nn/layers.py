@@ -7,7 +7,9 @@ name: `transformer.h.0.attn.c_attn.weight` is reached exactly that way, which
 is how checkpoints keep Hugging Face's names.
 """
 
+import contextlib
 import math
+import threading
 
 from minillm.backend import default_rng, to_host, xp
 from minillm.nn import functional as F
@@ -165,6 +167,29 @@ class Module:
         own (nn/parallel.py's replicas); [] without dropout."""
         source = self.random_source()
         return [] if source is None else to_host(source.rng.integers(0, 2 ** 63, n)).tolist()  # one transfer
+
+_listener = threading.local()  # this thread's listener to gradients_ready (None: nobody listens)
+
+
+def gradients_ready(module):
+    """Models call this in backward right after a block's (or a head's) own backward: the gradients of
+    `module`'s parameters are complete for this pass. Data parallelism listens (training/buckets.py): it
+    starts summing those gradients over the ranks while backward goes on below. Nothing listens by default."""
+    listener = getattr(_listener, "fn", None)
+    if listener is not None:
+        listener(module)
+
+
+@contextlib.contextmanager
+def listening_for_gradients(fn):
+    """Within the block, on this thread, every gradients_ready(module) calls fn(module) (None: nobody)."""
+    previous = getattr(_listener, "fn", None)
+    _listener.fn = fn
+    try:
+        yield
+    finally:
+        _listener.fn = previous
+
 
 class ModuleList(Module):
     """Numbered submodules: `h.0`, `h.1`, ... as in Hugging Face names."""

@@ -38,6 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from itertools import accumulate
 
 from minillm.backend import blas_threads, cpu_threads, np, on_gpu, xp
+from minillm.nn.layers import listening_for_gradients
 
 _pool, _pool_size = None, 0  # worker threads, made (and grown) when first needed
 
@@ -117,7 +118,8 @@ class BatchParallel:
         n = len(self.cuts) - 1
         jobs = [[None if d is None else d[cuts[k]:cuts[k + 1]] for d, cuts in zip(douts, self.output_cuts)]
                 for k in range(n)]
-        self._run(lambda m, job: m.backward(*job), jobs)
+        with listening_for_gradients(None):  # a block's gradients are complete only once added up, below
+            self._run(lambda m, job: m.backward(*job), jobs)
 
         def add_up(share):  # each parameter's copies are added by one thread, in replica order
             for p, *copies in share:

@@ -5,6 +5,7 @@ so k micro-batches whose losses are scaled by 1/k leave the gradient of
 their mean, and the optimizer steps once.
 """
 
+import contextlib
 import math
 from bisect import bisect_right
 from itertools import accumulate
@@ -12,6 +13,7 @@ from itertools import accumulate
 from minillm.backend import on_gpu, to_float, xp
 from minillm.nn.layers import Embedding, LayerNorm, Parameter
 from minillm.nn.parallel import run_in_threads
+from minillm.training.buckets import DEFAULT_BUCKET_MB, GradientBuckets
 from minillm.training.ranks import OneProcess, slice_of
 
 
@@ -47,7 +49,7 @@ class AdamW:
 
     The update is element-wise, so it is done on one flat array: the optimizer
     moves every parameter into one (each `.data` becomes a view of its part,
-    the decayed ones first) and keeps the moments the same way. A step is then
+    in the model's order) and keeps the moments the same way. A step is then
     a dozen array operations over the whole model instead of a dozen per
     parameter, and `threads` threads each take a part. A parameter whose array
     was replaced (a checkpoint loaded into the model) is moved in again at the
@@ -57,17 +59,19 @@ class AdamW:
     every one of those arrays is the size of the trainable parameters only,
     which is what parameter-efficient fine-tuning saves. With several `ranks`
     (data parallelism) the gathered gradients are summed over them before the
-    norm is read; with `shard` (ZeRO-1) the moments and the update cover only
-    this rank's slice [lo, hi) of the flat array, and the slices are then
-    gathered by every rank.
+    norm is read, in buckets of about `bucket_mb` MB started during backward
+    (training/buckets.py; 0: one Allreduce of the whole array at the step);
+    with `shard` (ZeRO-1) the moments and the update cover only this rank's
+    slice [lo, hi) of the flat array, and the slices are then gathered by
+    every rank. ZeRO-1 sums the same buckets whole, then updates its slice.
     """
 
     def __init__(self, model, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, threads=1, ranks=None,
-                 shard=False):
-        named = dict(model.named_parameters())
-        decay, no_decay = weight_decay_groups(model)
-        self.names = decay + no_decay
-        self.params = [named[n] for n in self.names]
+                 shard=False, bucket_mb=DEFAULT_BUCKET_MB):
+        decay = set(weight_decay_groups(model)[0])
+        trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        self.names = [n for n, _ in trainable]
+        self.params = [p for _, p in trainable]
         if not self.params:
             raise ValueError("AdamW: the model has no trainable parameters (all are frozen)")
         dtypes = {p.data.dtype for p in self.params}
@@ -77,7 +81,8 @@ class AdamW:
         self.threads = 1 if on_gpu() else threads
         self.t = 0
         self.offsets = list(accumulate((p.data.size for p in self.params), initial=0))
-        self.n_decayed = self.offsets[len(decay)]
+        self.decayed = self.runs(i for i, name in enumerate(self.names) if name in decay)
+        self.decayed_ends = [hi for _, hi in self.decayed]
         size, dtype = self.offsets[-1], dtypes.pop()
         self.flat = xp.empty(size, dtype)  # the parameters
         self.flat_grad = xp.zeros(size, dtype)  # (zeros: a data-parallel sum reads it whole)
@@ -90,6 +95,13 @@ class AdamW:
         for p, view in zip(self.params, self.views):
             view[...] = p.data
             p.data = view
+        limit = int(bucket_mb * 2 ** 20) // self.flat.itemsize
+        self.buckets = GradientBuckets(self.params, limit, self.start_sum) if self.ranks.size > 1 else None
+
+    def overlapped(self):
+        """A context for the backward that completes this step's gradients (the last micro-batch's): with several
+        ranks, each bucket's sum over them starts as soon as backward is done with it."""
+        return self.buckets.overlapping() if self.buckets else contextlib.nullcontext()
 
     @property
     def m(self):
@@ -129,9 +141,10 @@ class AdamW:
         """
         lr = self.lr if lr is None else lr
         jobs = self.thread_spans()
-        squares = sum(run_in_threads(self.gather, jobs))
         if self.ranks.size > 1:  # every rank holds its micro-batches' gradients: sum them, then square
             squares = self.sum_over_ranks(jobs)
+        else:
+            squares = sum(run_in_threads(self.gather, jobs))
         squares = self.ranks.model_squares(squares)  # (a model split across ranks: every rank's part)
         norm = math.sqrt(to_float(squares)) / grad_scale  # the one read back a step
         if not math.isfinite(norm):
@@ -152,8 +165,8 @@ class AdamW:
             for lo, hi in pieces:
                 p, g = self.flat[lo:hi], self.flat_grad[lo:hi]
                 m, v, tmp = (a[lo - self.lo:hi - self.lo] for a in (self.flat_m, self.flat_v, self.work))
-                if self.weight_decay and lo < self.n_decayed:  # a span never crosses n_decayed
-                    p *= decay
+                if self.weight_decay:
+                    self.decay(p, lo, hi, decay)
                 m *= b1
                 m += xp.multiply(g, (1 - b1) * scale, out=tmp)
                 v *= b2
@@ -171,11 +184,17 @@ class AdamW:
             self.ranks.allgather_slices(self.flat)  # ...then every rank's updated slice to every rank
         return norm
 
+    def decay(self, p, lo, hi, factor):
+        """p = flat[lo:hi] *= factor where it holds decayed parameters."""
+        k = bisect_right(self.decayed_ends, lo)  # the first decayed run that ends after lo
+        while k < len(self.decayed) and self.decayed[k][0] < hi:
+            start, end = self.decayed[k]
+            p[max(start, lo) - lo:min(end, hi) - lo] *= factor
+            k += 1
+
     def thread_spans(self):
-        """Each thread's spans of the flat arrays. The spans to update are the runs of parameters
-        that have a gradient, cut where the decayed ones end; each thread takes a part of each.
+        """Each thread's spans of the flat arrays: a part of each run of parameters that have a gradient.
         A parameter whose array was replaced since the last step is moved in first."""
-        spans = []
         for i, (p, view) in enumerate(zip(self.params, self.views)):
             if p.data is not view:
                 if p.data.shape != view.shape or p.data.dtype != view.dtype:
@@ -183,13 +202,26 @@ class AdamW:
                                      f"the optimizer holds {view.dtype} {tuple(view.shape)}")
                 view[...] = p.data
                 p.data = view
-            if p.grad is None:
-                continue
+        return self.split(self.grad_spans(0, len(self.params)))
+
+    def grad_spans(self, first, end):
+        """The runs [lo, hi) of the flat arrays held by parameters first..end - 1 that have a gradient."""
+        return self.runs(i for i in range(first, end) if self.params[i].grad is not None)
+
+    def runs(self, indices):
+        """The parts [lo, hi) of the flat arrays held by the parameters of these increasing indices, joined
+        where they meet."""
+        spans = []
+        for i in indices:
             lo, hi = self.offsets[i], self.offsets[i + 1]
-            if spans and spans[-1][1] == lo and lo != self.n_decayed:
+            if spans and spans[-1][1] == lo:
                 spans[-1][1] = hi
             else:
                 spans.append([lo, hi])
+        return spans
+
+    def split(self, spans):
+        """Each thread's part of every span."""
         n = self.threads
         return [[(lo + (hi - lo) * k // n, lo + (hi - lo) * (k + 1) // n) for lo, hi in spans] for k in range(n)]
 
@@ -215,9 +247,16 @@ class AdamW:
         return [[(max(lo, self.lo), min(hi, self.hi)) for lo, hi in spans if lo < self.hi and hi > self.lo]
                 for spans in jobs]
 
+    def start_sum(self, first, end):
+        """Parameters first..end - 1's gradients copied into flat_grad, and their sum over the ranks started
+        (one bucket, training/buckets.py)."""
+        run_in_threads(self.gather, self.split(self.grad_spans(first, end)))
+        return self.ranks.start_sum(self.flat_grad[self.offsets[first]:self.offsets[end]])
+
     def sum_over_ranks(self, jobs):
-        """flat_grad summed over the ranks in place (one Allreduce of the whole array); its sum of squares."""
-        self.ranks.allreduce_sum(self.flat_grad)
+        """flat_grad summed over the ranks in place (every bucket not started during backward started now, and
+        all waited for); its sum of squares."""
+        self.buckets.finish()
         return sum(xp.vdot(self.flat_grad[lo:hi], self.flat_grad[lo:hi]) for spans in jobs for lo, hi in spans)
 
     def zero_grad(self):

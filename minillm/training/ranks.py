@@ -15,6 +15,17 @@ def slice_of(n, rank, size):
     return n * rank // size, n * (rank + 1) // size
 
 
+class Done:
+    """A sum already complete: what start_sum returns where sums do not run in the background."""
+
+    def wait(self):
+        """Return once the sum is in the array (here: at once)."""
+
+    def test(self):
+        """Whether the sum is complete (and, under MPI, a chance for it to move on)."""
+        return True
+
+
 class OneProcess:
     """A run of one process: rank 0 of 1, and sums over ranks are the values themselves."""
 
@@ -28,6 +39,13 @@ class OneProcess:
     def allreduce_sum(self, array):
         """Sum `array` over the ranks, in place."""
         return array
+
+    def start_sum(self, array):
+        """Start allreduce_sum(array) and return at once with a handle to it (wait(), test()), so that work
+        goes on while it runs (training/buckets.py); `array` must not be touched until wait() returns.
+        Here, and wherever sums cannot run in the background, the sum is done before returning."""
+        self.allreduce_sum(array)
+        return Done()
 
     def sum(self, value):
         """A Python number summed over the ranks."""

@@ -12,6 +12,7 @@ uninterrupted one bit for bit on the CPU. State a task carries between steps
 is saved with the checkpoint.
 """
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -23,6 +24,7 @@ from tqdm import tqdm
 from minillm.backend import synchronize
 from minillm.checkpoint import load_safetensors, read_json, recover_directory, save_safetensors, write_json
 from minillm.nn.functional import set_matmul_precision
+from minillm.training.buckets import DEFAULT_BUCKET_MB
 from minillm.training.loss_scale import DynamicLossScale
 from minillm.training.optim import AdamW, cosine_lr, linear_lr
 from minillm.training.ranks import OneProcess
@@ -52,6 +54,8 @@ class TrainConfig:
     loss_scale: float = 2.0 ** 16  # float16's initial loss scale (then dynamic: loss_scale.py)
     loss_scale_growth_interval: int = 1000  # good steps before the loss scale doubles
     shard_optimizer: bool = False  # data parallelism: each rank keeps AdamW's state for its slice (ZeRO-1)
+    bucket_mb: float = DEFAULT_BUCKET_MB  # data parallelism: gradients summed in buckets of this size during
+    #                                       backward (training/buckets.py; 0: one Allreduce after backward)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -95,7 +99,7 @@ class Trainer:
                              "rank takes an equal share of every step's micro-batches (--grad-accum)")
         self.optimizer = AdamW(model, cfg.learning_rate, (cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay,
                                threads=threads,  # the update is split over threads too
-                               ranks=self.ranks, shard=cfg.shard_optimizer)
+                               ranks=self.ranks, shard=cfg.shard_optimizer, bucket_mb=cfg.bucket_mb)
         self.iter = 0
         self.best = None  # the best value of cfg.metric_for_best so far
         self.evals_since_best = 0
@@ -217,7 +221,7 @@ class Trainer:
         self.model.train()
         bar = tqdm(range(self.iter, cfg.max_iters + 1), initial=self.iter, total=cfg.max_iters + 1,
                    disable=not self.progress, desc="train", dynamic_ncols=True)
-        tokens, t0 = 0, time.perf_counter()
+        tokens, t0, waited = 0, time.perf_counter(), self.sums_waited()
         for it in bar:
             self.iter = it
             over_budget = 0 < cfg.max_seconds <= self.train_seconds
@@ -248,11 +252,17 @@ class Trainer:
                 record = {"iter": it, "loss": loss, "lr": lr, "grad_norm": self.last_grad_norm,
                           "tokens_per_s": tokens / dt, "ms_per_step": 1000 * dt / cfg.log_interval,
                           **({"loss_scale": self.loss_scale.scale} if self.loss_scale else {})}
+                if self.optimizer.buckets:  # what the steps waited for the gradients' sums after backward
+                    record["sum_wait_ms"] = 1000 * (self.sums_waited() - waited) / cfg.log_interval
                 self.log(record)
                 bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{record['tokens_per_s']:.0f}")
-                tokens, t0 = 0, time.perf_counter()
+                tokens, t0, waited = 0, time.perf_counter(), self.sums_waited()
         bar.close()
         return self.history
+
+    def sums_waited(self):
+        """Seconds the steps have waited after backward for the gradients' sums over the ranks, so far."""
+        return self.optimizer.buckets.wait_seconds if self.optimizer.buckets else 0.0
 
     def step(self, it, lr):
         """One optimizer step: grad_accum micro-batches, NaN guard, clipping, AdamW; in float16, the loss
@@ -263,7 +273,9 @@ class Trainer:
         for micro in range(self.ranks.rank, cfg.grad_accum, self.ranks.size):
             # dropout's masks are a function of (step, micro-batch), whichever rank runs it
             self.model.reseed_dropout(cfg.seed * 1_000_003 + it + micro * 1_000_000_007)
-            loss = self.task.train_step(it, micro, scale / cfg.grad_accum)
+            last = micro + self.ranks.size >= cfg.grad_accum  # its backward completes this rank's gradients
+            with self.optimizer.overlapped() if last else contextlib.nullcontext():
+                loss = self.task.train_step(it, micro, scale / cfg.grad_accum)
             if not math.isfinite(loss):
                 self.optimizer.zero_grad()
                 raise NonFiniteLoss(

@@ -1,6 +1,6 @@
-"""Data parallelism over MPI with 2 ranks: train.py's and finetune.py's runs the same as one process's,
-resumable with another count of ranks, and a failing or killed rank ends the job with a message naming it
-instead of a hang."""
+"""Data parallelism over MPI with 2 ranks: train.py's and finetune.py's runs the same as one process's, with
+the gradients summed in buckets during backward or in one Allreduce after it, resumable with another count
+of ranks, and a failing or killed rank ends the job with a message naming it instead of a hang."""
 
 import importlib.util
 import json
@@ -35,9 +35,16 @@ def train(out_dir, ranks, *extra):
     return done
 
 
-def losses(out_dir):
+def records(out_dir):
     with open(os.path.join(out_dir, "metrics.jsonl"), encoding="utf-8") as f:
-        return [r["loss"] for r in map(json.loads, f) if "loss" in r]
+        return [json.loads(line) for line in f]
+
+
+def losses(out_dir):
+    return [r["loss"] for r in records(out_dir) if "loss" in r]
+
+
+SMALL_BUCKETS = ["--bucket-mb", "0.002"]  # 524 floats: a 1-layer, 16-wide GPT's gradient in 8 buckets
 
 
 def weights(out_dir):
@@ -46,12 +53,17 @@ def weights(out_dir):
 
 def test_two_ranks_train_as_one_process_and_resume_with_either_count(tmp_path):
     train(tmp_path / "one", 1, "--max-iters", "20")
-    two = train(tmp_path / "two", 2, "--max-iters", "20")
+    two = train(tmp_path / "two", 2, "--max-iters", "20", *SMALL_BUCKETS)
+    train(tmp_path / "blocking", 2, "--max-iters", "20", "--bucket-mb", "0")
     assert two.stdout.count("val_loss") == 5  # one rank reports (iters 0, 5, 10, 15, 20)
     one_losses, two_losses = losses(tmp_path / "one"), losses(tmp_path / "two")
     assert len(one_losses) == 20 and max(abs(a - b) for a, b in zip(one_losses, two_losses)) < 1e-5
     w1, w2 = weights(tmp_path / "one"), weights(tmp_path / "two")
     assert max(float(abs(w1[name] - w2[name]).max()) for name in w1) < 1e-5  # float32 sums in another order
+    # buckets summed during backward, or the whole gradient after it: a + b either way, bit for bit
+    assert losses(tmp_path / "blocking") == two_losses
+    assert all((weights(tmp_path / "blocking")[name] == w2[name]).all() for name in w2)
+    assert all(r["sum_wait_ms"] >= 0 for r in records(tmp_path / "two") if "loss" in r)
     # 10 steps on two ranks, then on one: the same run again
     train(tmp_path / "switch", 2, "--max-iters", "10")
     train(tmp_path / "switch", 1, "--max-iters", "20", "--resume")
@@ -72,22 +84,24 @@ def test_a_sharded_optimizer_trains_as_plain_data_parallelism_in_half_the_state(
     assert mb[1] == pytest.approx(mb[0] / 2, abs=0.01)
 
 
-FINETUNE = ("finetune.py --task sentiment --model lstm --init none --vocab-size 200 --n-embd 8 --hidden-size 8 "
-            "--max-train-examples 64 --max-eval-examples 32 --batch-size 8 --max-length 32 --epochs 1 "
-            "--grad-accum 2 --threads 1 --no-progress").split()
+FINETUNE = ("finetune.py --task sentiment --max-train-examples 64 --max-eval-examples 32 --batch-size 8 "
+            "--max-length 32 --epochs 1 --grad-accum 2 --threads 1 --no-progress").split()
 
 
 def test_finetune_py_on_two_ranks_is_the_one_process_run(tmp_path):
-    for ranks in (1, 2):
-        done = run([*FINETUNE, "--out-dir", str(tmp_path / str(ranks))], ranks)
+    train(tmp_path / "gpt", 1, "--max-iters", "2", "--tokenizer", "bpe", "--vocab-size", "300")  # to fine-tune
+    runs = {"1": (1,), "2": (2, *SMALL_BUCKETS), "blocking": (2, "--bucket-mb", "0")}
+    for out, (ranks, *extra) in runs.items():
+        done = run([*FINETUNE, "--init", str(tmp_path / "gpt"), "--out-dir", str(tmp_path / out), *extra], ranks)
         assert done.returncode == 0, done.stderr[-3000:]
         assert done.stdout.count("best checkpoint, dev") == 1  # one rank reports
-    records = [[json.loads(line) for line in open(tmp_path / str(ranks) / "metrics.jsonl", encoding="utf-8")]
-               for ranks in (1, 2)]
-    assert [r["iter"] for r in records[0]] == [r["iter"] for r in records[1]] == [0, 2, 4]  # 8 batches, 2 a step
-    assert max(abs(a["val_loss"] - b["val_loss"]) for a, b in zip(*records)) < 1e-6
-    w1, w2 = (load_safetensors(os.path.join(tmp_path / str(ranks), "best", "model.safetensors")) for ranks in (1, 2))
+    one, two, blocking = (records(tmp_path / out) for out in runs)
+    assert [r["iter"] for r in one] == [r["iter"] for r in two] == [0, 2, 4]  # 8 batches, 2 a step
+    assert max(abs(a["val_loss"] - b["val_loss"]) for a, b in zip(one, two)) < 1e-6
+    assert [r["val_loss"] for r in blocking] == [r["val_loss"] for r in two]
+    w1, w2, wb = (load_safetensors(os.path.join(tmp_path / out, "best", "model.safetensors")) for out in runs)
     assert max(float(abs(w1[name] - w2[name]).max()) for name in w1) < 1e-6
+    assert all((wb[name] == w2[name]).all() for name in w2)
 
 
 FAILING_RANK = """

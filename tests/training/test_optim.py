@@ -96,6 +96,25 @@ def test_no_decay_for_biases_layernorm_and_embeddings():
     assert "transformer.wte.weight" in no_decay and "transformer.ln_f.weight" in no_decay
 
 
+class Interleaved(Module):
+    def __init__(self):
+        self.a, self.w = Parameter(xp.ones(3)), Parameter(xp.ones((2, 2)))
+        self.b, self.v = Parameter(xp.ones(3)), Parameter(xp.ones((1, 2)))
+
+
+@pytest.mark.parametrize("threads, piece", [(1, 1 << 17), (2, 3)])
+def test_decay_reaches_the_matrices_wherever_they_sit_in_the_model_order(monkeypatch, threads, piece):
+    monkeypatch.setattr(optim, "UPDATE_PIECE", piece)  # (pieces of 3 start and end inside decayed runs)
+    model = Interleaved()
+    opt = AdamW(model, lr=0.1, weight_decay=0.5, threads=threads)
+    assert opt.names == ["a", "w", "b", "v"]  # the flat array holds them in the model's order
+    for p in model.parameters():
+        p.grad = xp.zeros(p.shape)
+    opt.step()  # zero gradients: Adam moves nothing, so only the decay acts, on the matrices alone
+    assert (model.w.data == 0.95).all() and (model.v.data == 0.95).all()
+    assert (model.a.data == 1.0).all() and (model.b.data == 1.0).all()
+
+
 def test_adamw_keeps_state_for_the_trainable_parameters_only():
     """Frozen parameters: no moments, no flat copy, no update; the state is the size of what trains."""
     model = GPT(GPTConfig(vocab_size=5, n_positions=4, n_embd=4, n_layer=1, n_head=1))
