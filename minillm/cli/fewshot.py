@@ -65,6 +65,9 @@ def build_parser():
     p.add_argument("--n-aug", type=positive(int), default=4, help="EDA: augmented copies of each text")
     p.add_argument("--alpha", type=float, default=0.1, help="EDA: the rate of words changed")
     p.add_argument("--eval-limit", type=positive(int), help="score the first N texts of the evaluation split only")
+    p.add_argument("--min-words", type=int, default=0,
+                   help="draw only training texts of at least this many words (SST-2's train split is mostly "
+                        "fragments of sentences; dev is whole sentences)")
     p.add_argument("--init", default="minilm", help="the sentence encoder: 'minilm' or a BERT directory")
     p.add_argument("--max-length", type=positive(int), default=128, help="tokens of a text when it is embedded")
     p.add_argument("--batch-size", type=positive(int), default=32, help="texts a batch when embedding")
@@ -129,7 +132,7 @@ def settings(args, method, augment):
     """The flags a result line depends on (its key does not hold them: one directory, one set of settings)."""
     names = ["init", "max_length"] + (["setfit_" + n for n in ("pairs", "max_pairs", "batch_size", "lr", "max_length")]
                                       if method == "setfit" else []) + (["n_aug", "alpha"] if augment == "eda" else []) \
-        + {"pet": ["mlm"], "icl": ["gpt"]}.get(method, [])
+        + {"pet": ["mlm"], "icl": ["gpt"]}.get(method, []) + (["min_words"] if args.min_words else [])
     return {name: getattr(args, name) for name in names}
 
 
@@ -185,7 +188,7 @@ def run_all(todo, args, path):
     methods, tasks = method_table(args), {}
     for task, method, k, seed, augment in tqdm(todo, desc="few-shot runs", disable=args.no_progress):
         if task not in tasks:
-            tasks[task] = fewshot_task(task, args.data_dir, args.eval_limit)
+            tasks[task] = fewshot_task(task, args.data_dir, args.eval_limit, args.min_words)
         row = run_one(tasks[task], method, k, seed, augment, args, encoder, methods, table)
         with open(path, "a", encoding="utf-8") as f:  # one whole line a run: a stopped run loses only the current one
             f.write(json.dumps(row) + "\n")

@@ -67,10 +67,12 @@ def draw_indices(labels, k, seed, n_classes, names=None):
     return rows
 
 
-def fewshot_task(task, directory=None, eval_limit=None):
+def fewshot_task(task, directory=None, eval_limit=None, min_words=0):
     """The FewShotTask of "sentiment" (SST-2), "news" (AG News) or "intent" (SNIPS).
 
     eval_limit: score only the first N examples of the evaluation split (quicker runs; say so when reporting).
+    min_words: leave texts of fewer whitespace-separated words out of the pool (SST-2's train split holds
+    every phrase of its parse trees, half of them under 7 words, where dev holds whole sentences).
     """
     splits, names, note = classification_data(task, None, directory)
     eval_split = EVAL_SPLIT[task]
@@ -78,5 +80,9 @@ def fewshot_task(task, directory=None, eval_limit=None):
     scored = set(splits[eval_split][0])
     pool = [(t, y) for t, y in zip(*splits["train"]) if t not in scored]
     note = f"{note}; few-shot pool: train less {len(splits['train'][0]) - len(pool)} texts found in {eval_split}"
+    if min_words:
+        kept = [(t, y) for t, y in pool if len(t.split()) >= min_words]
+        note += f" and {len(pool) - len(kept)} of fewer than {min_words} words"
+        pool = kept
     return FewShotTask(task, names, [t for t, _ in pool], [y for _, y in pool], list(eval_texts),
                        list(eval_labels), eval_split, note)

@@ -38,3 +38,11 @@ def test_snips_draws_never_hold_an_evaluation_text():
         texts, labels = task.draw(16, seed)
         assert not scored & set(texts)
         assert collections.Counter(labels) == {c: 16 for c in range(7)}
+
+
+def test_min_words_leaves_short_texts_out_of_the_pool():
+    whole, long = fewshot_task("intent"), fewshot_task("intent", min_words=8)
+    assert long.pool_texts == [t for t in whole.pool_texts if len(t.split()) >= 8]
+    assert 0 < len(long.pool_texts) < len(whole.pool_texts)
+    assert f"and {len(whole.pool_texts) - len(long.pool_texts)} of fewer than 8 words" in long.note
+    assert long.eval_texts == whole.eval_texts
