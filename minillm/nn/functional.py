@@ -8,7 +8,8 @@ T time, C channels, H heads, D head size, V vocabulary, N rows.
 
 import math
 
-from minillm.backend import erf, host_arrays, scatter_add, xp
+from minillm.backend import host_arrays, scatter_add, xp
+from minillm.nn import normal
 
 
 # ---------------------------------------------------------------- matrix products
@@ -153,16 +154,21 @@ def gelu_backward(dy, cache):
 
 
 def gelu_erf_forward(x):
-    """BERT's exact GELU: y = x Phi(x) = 0.5 x (1 + erf(x / sqrt 2))."""
-    phi_cdf = 0.5 * (1.0 + erf(x / math.sqrt(2.0)))
-    return x * phi_cdf, (x, phi_cdf)
+    """BERT's exact GELU: y = x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), Phi the standard normal CDF.
+
+    The cache is dy/dx = Phi(x) + x phi(x), phi the density, made here from
+    the exp that Phi is computed with (nn/normal.py): backward is one product.
+    """
+    cdf, pdf = normal.cdf_and_pdf(x)
+    y = x * cdf
+    pdf *= x
+    pdf += cdf  # dy/dx
+    return y, pdf
 
 
-def gelu_erf_backward(dy, cache):
-    """dy/dx = Phi(x) + x phi(x), phi the standard normal density."""
-    x, phi_cdf = cache
-    pdf = xp.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
-    return dy * (phi_cdf + x * pdf)
+def gelu_erf_backward(dy, dydx):
+    """dL/dx = dL/dy (Phi(x) + x phi(x))."""
+    return dy * dydx
 
 
 # ---------------------------------------------------------------- dropout
