@@ -203,7 +203,7 @@ def softmax_forward(s, out=None):
     """p_i = exp(s_i - max s) / sum_j exp(s_j - max s), over the last axis; out=s overwrites s with p."""
     p = xp.subtract(s, s.max(axis=-1, keepdims=True), out=out)
     xp.exp(p, out=p)
-    p *= 1.0 / sum_last(p)  # one division a row, then products (a broadcast division costs as much as the exp)
+    p *= 1.0 / sum_last(p)  # one division a row, then products: a broadcast division costs nearly an exp
     return p, p
 
 
