@@ -148,18 +148,18 @@ def scatter_add_host(target, indices, values):
         target[ordered[starts]] += numpy.add.reduceat(values[order], starts, axis=0)
 
 
-def erf(x):
-    """The error function, elementwise (SciPy on the CPU, cupyx.scipy.special.erf on the GPU)."""
+def erfc(x):
+    """The complementary error function 1 - erf(x), elementwise (SciPy on the CPU, cupyx's on the GPU)."""
     if _device == "gpu":
         import cupyx.scipy.special
 
-        return cupyx.scipy.special.erf(x)
+        return cupyx.scipy.special.erfc(x)
     import scipy.special
 
-    if _device == "strict":  # the GPU runs cupyx's erf on the device: no transfer
+    if _device == "strict":  # the GPU runs cupyx's erfc on the device: no transfer
         strict = _strict()
-        return strict.wrap(scipy.special.erf(strict.unwrap(x)))
-    return scipy.special.erf(x)
+        return strict.wrap(scipy.special.erfc(strict.unwrap(x)))
+    return scipy.special.erfc(x)
 
 
 def default_rng(seed):

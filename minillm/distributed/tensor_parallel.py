@@ -73,8 +73,10 @@ class EnterShards(Module):
         x, _ = enter_forward(x)
         return self.module(x, *args, **kwargs)
 
-    def backward(self, dy):
-        return enter_backward(self.module.backward(dy), self.comm)
+    def backward(self, dy, **kwargs):
+        """kwargs go to the sub-block's backward (input_grad=False: no input gradient, nothing to sum)."""
+        dx = self.module.backward(dy, **kwargs)
+        return None if dx is None else enter_backward(dx, self.comm)
 
 
 class RowParallel(Module):

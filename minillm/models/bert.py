@@ -87,10 +87,16 @@ class BertEmbeddings(Module):
         x = words + self.position_embeddings(pos) + self.token_type_embeddings(token_type_ids)
         return self.dropout(self.LayerNorm(x))
 
+    def needs_gradient(self):
+        """Whether backward has work: a table that learns, or inputs_embeds, whose gradient is returned.
+        Parameter-efficient fine-tuning freezes the tables and feeds ids: then nothing below the first
+        layer's parameters needs a gradient (BertModel.backward)."""
+        return self.from_embeds or any(p.requires_grad for p in self.parameters())
+
     def backward(self, dout):
         """Fills the three tables' gradients; returns d(inputs_embeds), or None for ids."""
-        if not self.from_embeds and not any(p.requires_grad for p in self.parameters()):
-            return None  # frozen (parameter-efficient fine-tuning): no gradient is needed below here
+        if not self.needs_gradient():
+            return None
         dx = self.LayerNorm.backward(self.dropout.backward(dout))  # (B, T, C), the sum's gradient
         self.token_type_embeddings.backward(dx)
         self.position_embeddings.backward(dx.sum(axis=0, keepdims=True))
@@ -131,12 +137,17 @@ class BertSelfAttention(Module):
         y, self.cache = F.attention_forward(q, k, v, mask, self.attn_pdrop, self.dropout_source.rng, self.training)
         return F.merge_heads(y)  # (B, T, C)
 
-    def backward(self, dy):
+    def backward(self, dy, input_grad=True):
+        """Returns dh (None without input_grad: then only the projections' parameters learn)."""
         dq, dk, dv = F.attention_backward(F.split_heads(dy, self.n_head), self.cache)  # (B, H, T, D) each
         dk, dv, self.dpast = split_past(dk, dv, self.n_past)
-        # h fed all three projections, so its gradient is the sum of theirs
-        return (self.query.backward(F.merge_heads(dq)) + self.key.backward(F.merge_heads(dk))
-                + self.value.backward(F.merge_heads(dv)))
+        dh = self.query.backward(F.merge_heads(dq), input_grad)
+        dh_k = self.key.backward(F.merge_heads(dk), input_grad)
+        dh_v = self.value.backward(F.merge_heads(dv), input_grad)
+        if input_grad:  # h fed all three projections, so its gradient is the sum of theirs
+            dh += dh_k
+            dh += dh_v
+        return dh
 
 
 class BertResidualOutput(Module):
@@ -167,9 +178,14 @@ class BertAttention(Module):
     def forward(self, h, mask, past=None):
         return self.output(self.self(h, mask, past), h)
 
-    def backward(self, da):
+    def backward(self, da, input_grad=True):
+        """Returns dh (None without input_grad)."""
         dcontext, dh = self.output.backward(da)
-        return dh + self.self.backward(dcontext)
+        dh_self = self.self.backward(dcontext, input_grad=input_grad)
+        if not input_grad:
+            return None
+        dh += dh_self  # the residual's gradient and the sublayer's
+        return dh
 
 
 class BertIntermediate(Module):
@@ -198,10 +214,11 @@ class BertLayer(Module):
         a = self.attention(h, mask, past)
         return self.output(self.intermediate(a), a)
 
-    def backward(self, dy):
+    def backward(self, dy, input_grad=True):
+        """Returns dh (None without input_grad: the first layer over frozen embeddings)."""
         dmid, da = self.output.backward(dy)
-        da = da + self.intermediate.backward(dmid)
-        return self.attention.backward(da)
+        da += self.intermediate.backward(dmid)
+        return self.attention.backward(da, input_grad)
 
 
 class BertEncoder(Module):
@@ -213,10 +230,11 @@ class BertEncoder(Module):
             h = layer(h, mask, None if past_key_values is None else past_key_values[i])
         return h
 
-    def backward(self, dh):
-        for layer in reversed(list(self.layer)):
-            dh = layer.backward(dh)
-            gradients_ready(layer)  # (data parallelism may start summing this layer's gradients over the ranks)
+    def backward(self, dh, input_grad=True):
+        """Returns the gradient of the first layer's input (None without input_grad)."""
+        for i in reversed(range(len(self.layer))):
+            dh = self.layer[i].backward(dh, input_grad or i > 0)
+            gradients_ready(self.layer[i])  # (data parallelism may start summing its gradients over the ranks)
         return dh
 
 
@@ -286,6 +304,9 @@ class BertModel(Pretrained, Module):
         dh = dseq if dpooled is None else dseq + self.pooler.backward(dpooled)
         if self.pooler is not None:
             gradients_ready(self.pooler)  # (no gradient at all, without dpooled)
+        if not self.embeddings.needs_gradient():  # frozen tables: the first layer skips its input's gradient
+            self.encoder.backward(dh, input_grad=False)
+            return None
         return self.embeddings.backward(self.encoder.backward(dh))
 
     @classmethod

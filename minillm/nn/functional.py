@@ -8,7 +8,8 @@ T time, C channels, H heads, D head size, V vocabulary, N rows.
 
 import math
 
-from minillm.backend import erf, host_arrays, scatter_add, xp
+from minillm.backend import host_arrays, scatter_add, xp
+from minillm.nn import normal
 
 
 # ---------------------------------------------------------------- matrix products
@@ -49,12 +50,13 @@ def linear_forward(x, w, b):
     return y.reshape(*x.shape[:-1], w.shape[1]), (x2, w, b is not None, x.shape)
 
 
-def linear_backward(dy, cache, weight_grad=True, bias_grad=True):
+def linear_backward(dy, cache, weight_grad=True, bias_grad=True, input_grad=True):
     """dx = dy W^T, dW = x^T dy, db = sum_n dy; dW (db) is None without weight_grad (bias_grad):
-    a frozen weight skips its product, the larger half of the backward."""
+    a frozen weight skips its product, the larger half of the backward; dx is None without
+    input_grad (the input is frozen embeddings' output)."""
     x2, w, has_bias, x_shape = cache
     dy2 = dy.reshape(-1, dy.shape[-1])  # (N, O)
-    dx = matmul(dy2, w.T).reshape(x_shape)
+    dx = matmul(dy2, w.T).reshape(x_shape) if input_grad else None
     dw = matmul(x2.T, dy2) if weight_grad else None
     db = dy2.sum(axis=0) if has_bias and bias_grad else None
     return dx, dw, db
@@ -152,17 +154,33 @@ def gelu_backward(dy, cache):
     return g
 
 
+GELU_BLOCK = 65536  # values the CPU's erf GELU works on at a time (256 KB in float32)
+
+
 def gelu_erf_forward(x):
-    """BERT's exact GELU: y = x Phi(x) = 0.5 x (1 + erf(x / sqrt 2))."""
-    phi_cdf = 0.5 * (1.0 + erf(x / math.sqrt(2.0)))
-    return x * phi_cdf, (x, phi_cdf)
+    """BERT's exact GELU: y = x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), Phi the standard normal CDF.
+
+    The cache is dy/dx = Phi(x) + x phi(x), phi the density, made here from
+    the exp that Phi is computed with (nn/normal.py): backward is one product.
+    On the CPU the values go through in blocks of GELU_BLOCK, so the thirty
+    passes of cdf_and_pdf run in the cache; over a whole (B, T, 4C)
+    activation each pass would go out to memory and back, twice the time.
+    """
+    flat = x.reshape(-1)
+    y, dydx = xp.empty_like(flat), xp.empty_like(flat)
+    step = GELU_BLOCK if host_arrays() else max(flat.size, 1)
+    for lo in range(0, flat.size, step):
+        xb = flat[lo:lo + step]
+        cdf, pdf = normal.cdf_and_pdf(xb)
+        xp.multiply(xb, cdf, out=y[lo:lo + step])
+        pdf *= xb
+        xp.add(pdf, cdf, out=dydx[lo:lo + step])  # dy/dx
+    return y.reshape(x.shape), dydx.reshape(x.shape)
 
 
-def gelu_erf_backward(dy, cache):
-    """dy/dx = Phi(x) + x phi(x), phi the standard normal density."""
-    x, phi_cdf = cache
-    pdf = xp.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
-    return dy * (phi_cdf + x * pdf)
+def gelu_erf_backward(dy, dydx):
+    """dL/dx = dL/dy (Phi(x) + x phi(x))."""
+    return dy * dydx
 
 
 # ---------------------------------------------------------------- dropout
@@ -170,7 +188,9 @@ def dropout_forward(x, p, rng, training):
     """Inverted dropout: y = x * m / (1 - p), m ~ Bernoulli(1 - p); identity in eval."""
     if not training or p == 0.0:
         return x, None
-    mask = (rng.random(x.shape, dtype=x.dtype) >= p).astype(x.dtype) / (1.0 - p)
+    mask = rng.random(x.shape, dtype=x.dtype)  # u ~ U[0, 1), then in place:
+    xp.greater_equal(mask, p, out=mask)  # m = 1 where u >= p (probability 1 - p), else 0
+    mask /= 1.0 - p
     return x * mask, mask
 
 
@@ -179,11 +199,11 @@ def dropout_backward(dy, mask):
 
 
 # ---------------------------------------------------------------- softmax
-def softmax_forward(s):
-    """p_i = exp(s_i - max s) / sum_j exp(s_j - max s), over the last axis."""
-    p = s - s.max(axis=-1, keepdims=True)
+def softmax_forward(s, out=None):
+    """p_i = exp(s_i - max s) / sum_j exp(s_j - max s), over the last axis; out=s overwrites s with p."""
+    p = xp.subtract(s, s.max(axis=-1, keepdims=True), out=out)
     xp.exp(p, out=p)
-    p /= sum_last(p)
+    p *= 1.0 / sum_last(p)  # one division a row, then products: a broadcast division costs nearly an exp
     return p, p
 
 
@@ -193,9 +213,9 @@ def log_softmax(z, axis=-1):
     return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
 
 
-def softmax_backward(dp, p):
-    """ds_i = p_i (dp_i - sum_j p_j dp_j)."""
-    ds = dp - sum_last(dp * p)
+def softmax_backward(dp, p, out=None):
+    """ds_i = p_i (dp_i - sum_j p_j dp_j); out=dp overwrites dp with ds."""
+    ds = xp.subtract(dp, sum_last(dp * p), out=out)
     ds *= p
     return ds
 
@@ -237,11 +257,13 @@ def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None, training=Fals
     keyless_rows = False
     if mask is not None:
         mask = xp.asarray(mask, dtype=bool)
-        # a masked score becomes the most negative float: exp(it - max) = 0, and never NaN
-        xp.copyto(e, xp.finfo(e.dtype).min, where=~mask)  # in place, the mask broadcasts
+        # a masked score becomes the most negative float (added to a score, it is all that is left):
+        # exp(it - max) = 0, and never NaN. Adding the fill, (B, 1, 1, Tk) for padding, is a plain
+        # broadcast sum; copying it in where the mask is False took a masked pass as long as the exp.
+        e += xp.where(mask, 0.0, xp.finfo(e.dtype).min)
         # on the CPU, skip backward's masking pass when every row has a key; on a device, asking would wait on it
         keyless_rows = not host_arrays() or bool((~mask.any(axis=-1)).any())
-    alpha, _ = softmax_forward(e)
+    alpha, _ = softmax_forward(e, out=e)
     alpha_used, drop_mask = dropout_forward(alpha, dropout_p, rng, training)
     out = matmul(alpha_used, v)  # (B, H, Tq, D)
     bias_shape = None if bias is None else bias.shape
@@ -255,11 +277,14 @@ def attention_backward(dout, cache):
     """
     qs, k, v, keyless_mask, alpha, alpha_used, drop_mask, scale, bias_shape = cache
     dv = matmul(alpha_used.swapaxes(-1, -2), dout)  # (B, H, Tk, D)
-    dalpha = dropout_backward(matmul(dout, v.swapaxes(-1, -2)), drop_mask)  # (B, H, Tq, Tk)
-    de = softmax_backward(dalpha, alpha)  # masked entries have alpha = 0, so de = 0 there...
+    dalpha = matmul(dout, v.swapaxes(-1, -2))  # (B, H, Tq, Tk)
+    if drop_mask is not None:
+        dalpha *= drop_mask  # dropout's backward, in place
+    de = softmax_backward(dalpha, alpha, out=dalpha)  # masked entries have alpha = 0, so de = 0 there...
     if keyless_mask is not None:  # ...except in a row with no allowed key, whose scores are all the fill
         de = xp.where(keyless_mask, de, 0.0)
-    dq = matmul(de, k) * scale
+    dq = matmul(de, k)
+    dq *= scale
     dk = matmul(de.swapaxes(-1, -2), qs)
     if bias_shape is None:
         return dq, dk, dv

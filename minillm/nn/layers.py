@@ -224,9 +224,10 @@ class Conv1D(Module):
         y, self.cache = F.linear_forward(x, self.weight.data, None if self.bias is None else self.bias.data)
         return y
 
-    def backward(self, dy):
+    def backward(self, dy, input_grad=True):
+        """Returns dx (None without input_grad)."""
         bias_grad = self.bias is not None and self.bias.requires_grad
-        dx, dw, db = F.linear_backward(dy, self.cache, self.weight.requires_grad, bias_grad)
+        dx, dw, db = F.linear_backward(dy, self.cache, self.weight.requires_grad, bias_grad, input_grad)
         self.weight.accumulate(dw)
         if bias_grad:
             self.bias.accumulate(db)
@@ -245,9 +246,10 @@ class Linear(Module):
         y, self.cache = F.linear_forward(x, self.weight.data.T, b)
         return y
 
-    def backward(self, dy):
+    def backward(self, dy, input_grad=True):
+        """Returns dx (None without input_grad)."""
         bias_grad = self.bias is not None and self.bias.requires_grad
-        dx, dw, db = F.linear_backward(dy, self.cache, self.weight.requires_grad, bias_grad)
+        dx, dw, db = F.linear_backward(dy, self.cache, self.weight.requires_grad, bias_grad, input_grad)
         if dw is not None:
             self.weight.accumulate(dw.T)
         if bias_grad:

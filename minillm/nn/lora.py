@@ -16,22 +16,26 @@ from minillm.nn.layers import Conv1D, Dropout, Module, Parameter
 
 
 def lora_forward(x, a, b, scale):
-    """delta = scale * (x A^T) B^T.  x: (..., I), a: (r, I), b: (O, r) -> (..., O)."""
+    """delta = w B^T with w = scale * x A^T.  x: (..., I), a: (r, I), b: (O, r) -> (..., O).
+
+    The scale multiplies the narrow (N, r) w, not the wide (N, O) delta.
+    """
     x2 = x.reshape(-1, x.shape[-1])  # (N, I)
-    u = x2 @ a.T  # (N, r): the input in the low-rank basis
-    delta = u @ b.T  # (N, O)
-    delta *= scale
-    return delta.reshape(*x.shape[:-1], b.shape[0]), (x2, u, a, b, scale, x.shape)
+    w = x2 @ a.T  # (N, r): the input in the low-rank basis
+    w *= scale
+    delta = w @ b.T  # (N, O)
+    return delta.reshape(*x.shape[:-1], b.shape[0]), (x2, w, a, b, scale, x.shape)
 
 
-def lora_backward(ddelta, cache):
-    """g = scale ddelta;  dB = g^T u,  du = g B,  dA = du^T x,  dx = du A."""
-    x2, u, a, b, scale, x_shape = cache
-    g = ddelta.reshape(-1, ddelta.shape[-1]) * scale  # (N, O)
-    db = g.T @ u  # (O, r)
+def lora_backward(ddelta, cache, input_grad=True):
+    """dB = ddelta^T w,  du = scale ddelta B,  dA = du^T x,  dx = du A (None without input_grad)."""
+    x2, w, a, b, scale, x_shape = cache
+    g = ddelta.reshape(-1, ddelta.shape[-1])  # (N, O)
+    db = g.T @ w  # (O, r)
     du = g @ b  # (N, r)
+    du *= scale
     da = du.T @ x2  # (r, I)
-    dx = (du @ a).reshape(x_shape)
+    dx = (du @ a).reshape(x_shape) if input_grad else None
     return dx, da, db
 
 
@@ -74,13 +78,19 @@ class LoRALinear(Module):
 
     def forward(self, x):  # (..., in) -> (..., out)
         delta, self.lora_cache = lora_forward(self.lora_dropout(x), self.lora_A.data, self.lora_B.data, self.scale)
-        return self.base_layer(x) + delta
+        y = self.base_layer(x)
+        y += delta
+        return y
 
-    def backward(self, dy):
-        dx_lora, da, db = lora_backward(dy, self.lora_cache)
+    def backward(self, dy, input_grad=True):
+        """Returns dx (None without input_grad: then only A's and B's gradients, and a trained bias's)."""
+        dx_lora, da, db = lora_backward(dy, self.lora_cache, input_grad)
         self.lora_A.accumulate(da)
         self.lora_B.accumulate(db)
-        return self.base_layer.backward(dy) + self.lora_dropout.backward(dx_lora)
+        dx = self.base_layer.backward(dy, input_grad)
+        if input_grad:
+            dx += self.lora_dropout.backward(dx_lora)
+        return dx
 
     def merged(self):
         """The base layer with the active adapter folded in: W += s (B A), transposed for (in, out) storage."""

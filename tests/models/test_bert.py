@@ -8,6 +8,7 @@ from minillm.backend import xp
 from minillm.checkpoint import load_safetensors, save_safetensors
 from minillm.models.bert import BertConfig, BertModel
 from minillm.models.bert_pretraining import BertForPreTraining
+from minillm.nn import functional as F
 from minillm.nn.gradcheck import gradcheck
 
 V = 7
@@ -99,6 +100,32 @@ def test_gradient_reaches_the_embedding_output(seed, t):
     errors = gradcheck(forward, lambda d: (backward(d),), (embeds,), list(model.named_parameters()), eps=1e-5)
     assert errors["input0"] <= 1e-6, errors
     assert_gradients_match(errors, model)
+
+
+def test_frozen_embeddings_skip_the_first_layers_input_gradient_and_change_no_other(monkeypatch):
+    """Tables frozen (parameter-efficient fine-tuning): every other parameter gets the gradient it gets with
+    them trained, and only layer 0's query, key and value skip their input products."""
+    linear_backward = F.linear_backward
+    rng = xp.random.default_rng(4)
+    ids, types, mask = random_batch(rng, 2, 5)
+    grads, skipped = [], []
+    for freeze in (False, True):
+        model = tiny(4)
+        model.bert.embeddings.requires_grad_(not freeze)
+        scores, nsp = model(ids, types, mask)
+        flags = []
+
+        def spy(dy, cache, weight_grad=True, bias_grad=True, input_grad=True):
+            flags.append(input_grad)
+            return linear_backward(dy, cache, weight_grad, bias_grad, input_grad)
+
+        monkeypatch.setattr(F, "linear_backward", spy)
+        assert model.backward(xp.ones_like(scores), xp.ones_like(nsp)) is None
+        monkeypatch.setattr(F, "linear_backward", linear_backward)
+        grads.append({n: p.grad for n, p in model.named_parameters() if ".embeddings." not in n})
+        skipped.append(flags.count(False))
+    assert skipped == [0, 3]
+    assert max(float(abs(grads[0][n] - grads[1][n]).max()) for n in grads[0]) < 1e-12
 
 
 def test_padding_is_invisible_to_real_tokens_and_pad_row_learns_nothing_from_lookups():
