@@ -1,7 +1,6 @@
 """The float32 normal CDF and density (and the erf GELU made of them) against math.erfc and math.exp."""
 
 import math
-import warnings
 
 from minillm.backend import to_host, xp
 from minillm.nn import functional as F
@@ -34,14 +33,3 @@ def test_float32_cdf_pdf_and_gelu_are_within_their_stated_error(monkeypatch):
     # relative, erfc's path (devices) loses 2.6e-6 at -6 to float32's rounding of x / sqrt 2; the host's, 1.3e-6
     bounds = {"cdf": 2.5e-7, "cdf relative": 3e-6, "pdf relative": 6e-7, "gelu": 1.5e-7, "gelu'": 3e-7}
     assert all(worst[k] <= bounds[k] for k in bounds), worst
-
-
-def test_erf_gelu_tails_are_exact_and_silent():
-    x = xp.array([-200.0, -50.0, -12.0, 12.0, 50.0, 200.0])
-    for dtype in ("float32", "float64"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            y, dydx = F.gelu_erf_forward(x.astype(dtype))
-            g = F.gelu_erf_backward(xp.ones(6, dtype=dtype), dydx)
-        assert to_host(abs(y[:3])).max() < 1e-30 and to_host(abs(g[:3])).max() < 1e-29
-        assert to_host(y[3:]).tolist() == [12.0, 50.0, 200.0] and to_host(g[3:]).tolist() == [1.0, 1.0, 1.0]
