@@ -38,11 +38,11 @@ class HeadGate(Module):
         self.context = self.inner(h, mask, past)  # (B, T, H D)
         return self.context
 
-    def backward(self, dcontext, **kwargs):
+    def backward(self, dcontext, input_grad=True):
         B, T, _ = self.context.shape
         per_head = (self.context * dcontext).reshape(B, T, self.n_head, -1)  # (B, T, H, D)
         self.grad += per_head.sum(axis=(0, 1, 3))
-        return self.inner.backward(dcontext, **kwargs)
+        return self.inner.backward(dcontext, input_grad=input_grad)
 
 
 def head_importance(model, batches, loss_and_backward, normalize=True):

@@ -28,7 +28,8 @@ def lora_forward(x, a, b, scale):
 
 
 def lora_backward(ddelta, cache, input_grad=True):
-    """dB = ddelta^T w,  du = scale ddelta B,  dA = du^T x,  dx = du A (None without input_grad)."""
+    """With u = x A^T (so w = scale u): dB = ddelta^T w,  du = scale ddelta B,  dA = du^T x,  dx = du A
+    (None without input_grad)."""
     x2, w, a, b, scale, x_shape = cache
     g = ddelta.reshape(-1, ddelta.shape[-1])  # (N, O)
     db = g.T @ w  # (O, r)

@@ -166,7 +166,7 @@ class AdamW:
                 p, g = self.flat[lo:hi], self.flat_grad[lo:hi]
                 m, v, tmp = (a[lo - self.lo:hi - self.lo] for a in (self.flat_m, self.flat_v, self.work))
                 if self.weight_decay:
-                    self.decay(p, lo, hi, decay)
+                    self.decay_in_place(p, lo, hi, decay)
                 m *= b1
                 m += xp.multiply(g, (1 - b1) * scale, out=tmp)
                 v *= b2
@@ -184,8 +184,9 @@ class AdamW:
             self.ranks.allgather_slices(self.flat)  # ...then every rank's updated slice to every rank
         return norm
 
-    def decay(self, p, lo, hi, factor):
-        """p = flat[lo:hi] *= factor where it holds decayed parameters."""
+    def decay_in_place(self, p, lo, hi, factor):
+        """p = flat[lo:hi]: multiplied by factor where it holds decayed parameters (their runs may start and
+        end anywhere in [lo, hi))."""
         k = bisect_right(self.decayed_ends, lo)  # the first decayed run that ends after lo
         while k < len(self.decayed) and self.decayed[k][0] < hi:
             start, end = self.decayed[k]
