@@ -36,8 +36,8 @@ from minillm.training.optim import AdamW
 
 METHODS = {
     "full": lambda m, a: m,
-    "lora": lambda m, a: add_lora(m, a.lora_r, 2 * a.lora_r, 0.1, ["query", "value"]),
-    "lora-all-linear": lambda m, a: add_lora(m, a.lora_r, 2 * a.lora_r, 0.1, ["all-linear"]),
+    "lora": lambda m, a: add_lora(m, a.lora_r, 2 * a.lora_r, a.lora_dropout, ["query", "value"]),
+    "lora-all-linear": lambda m, a: add_lora(m, a.lora_r, 2 * a.lora_r, a.lora_dropout, ["all-linear"]),
     "bitfit": lambda m, a: add_bitfit(m),
     "adapter": lambda m, a: add_bottleneck(m, a.adapter_size),
     "prompt": lambda m, a: add_prompt_tuning(m, a.num_virtual_tokens),
@@ -89,6 +89,7 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument("--lora-r", type=int, default=8)
+    p.add_argument("--lora-dropout", type=float, default=0.0, help="as finetune.py's (PEFT's default, 0)")
     p.add_argument("--adapter-size", type=int, default=64)
     p.add_argument("--num-virtual-tokens", type=int, default=20)
     p.add_argument("--rounds", type=int, default=5, help="turns of every method; the median is reported")
