@@ -125,8 +125,8 @@ def add_peft_arguments(p):
                         "Face PEFT's layout")
     g.add_argument("--lora-r", type=int, default=8, help="rank r of A (r, in) and B (out, r) (default 8)")
     g.add_argument("--lora-alpha", type=float, default=16.0, help="the update is scaled by alpha / r (default 16)")
-    g.add_argument("--lora-dropout", type=float, default=0.0,
-                   help="dropout on the adapters' input (default 0, PEFT's: no mask to draw or apply)")
+    g.add_argument("--lora-dropout", type=float, default=0.1,
+                   help="dropout on the adapters' input (default 0.1; PEFT's default is 0)")
     g.add_argument("--lora-targets", nargs="+", metavar="NAME",
                    help="layers that get adapters, by name or name suffix, or all-linear (default: query value "
                         "for BERT, c_attn for GPT-2)")

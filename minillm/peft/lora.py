@@ -25,7 +25,7 @@ def lora_targets(model, target_modules):
     return target_layers(model, target_modules, "LoRA target modules", also=[ALL_LINEAR])
 
 
-def add_lora(model, r=8, alpha=16, dropout=0.0, target_modules=("query", "value"), name="default", seed=0):
+def add_lora(model, r=8, alpha=16, dropout=0.1, target_modules=("query", "value"), name="default", seed=0):
     """Freeze the backbone and add adapter `name` (made active) to the target layers; returns the model.
 
     A second adapter must target the layers the first did; it starts with the head as it is now.

@@ -89,7 +89,7 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument("--lora-r", type=int, default=8)
-    p.add_argument("--lora-dropout", type=float, default=0.0, help="as finetune.py's (PEFT's default, 0)")
+    p.add_argument("--lora-dropout", type=float, default=0.1, help="as finetune.py's (0: no mask is drawn)")
     p.add_argument("--adapter-size", type=int, default=64)
     p.add_argument("--num-virtual-tokens", type=int, default=20)
     p.add_argument("--rounds", type=int, default=5, help="turns of every method; the median is reported")
