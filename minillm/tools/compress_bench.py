@@ -20,8 +20,9 @@ every command loads it, and measured:
     score            accuracy on SST-2 dev (all 872, or --max-eval-examples), or the held-out loss
 
 --settings names the ones measured (float32 always comes first); --head-fractions and --sparsities add
-pruned classifiers; --sensitivity N first scores each layer quantized alone (the float fallback's
-candidates); --matmul N K M times the int8 product NumPy has against the one nn/quantized.py uses.
+pruned classifiers, --students other (distilled) classifiers; --sensitivity N first scores each layer
+quantized alone (the float fallback's candidates); --matmul N K M times the int8 product NumPy has
+against the one nn/quantized.py uses.
 One JSON line a setting goes to <out-dir>/compression.jsonl and a markdown table to
 <out-dir>/compression.md.
 """
@@ -168,22 +169,30 @@ def measure(kind, source, args):
     if kind == "classifier":
         for setting, description in pruned_models(directory, args).items():
             dirs[setting], descriptions[setting] = os.path.join(args.out_dir, f"{kind}-{setting}"), description
-    timed, score, one_batch, unit, count = (classifier_bench(directory, args) if kind == "classifier"
-                                            else gpt_bench(source, args))
+    bench = classifier_bench(directory, args) if kind == "classifier" else gpt_bench(source, args)
+    benches = {s: bench for s in dirs}
+    for student in (args.students if kind == "classifier" else []):  # each reads dev through its own tokenizer
+        s = f"student {student}"
+        dirs[s], benches[s] = student, classifier_bench(student, args)
+    unit, count = bench[3:]
     models = {s: load_model(d) for s, d in dirs.items()}
+    for s in benches.keys() - descriptions.keys():
+        cfg = models[s].config
+        descriptions[s] = (f"{s} (layers {cfg.num_hidden_layers}, width {cfg.hidden_size}, "
+                           f"{cfg.vocab_size:,} word pieces)")
     parameters = {s: models["float32" if s in SETTINGS else s].num_parameters() for s in dirs}  # quantized: as float
     best, best_cpu = {s: float("inf") for s in dirs}, {s: float("inf") for s in dirs}
     for _ in range(args.rounds):  # in turns: each round times every setting once
         for s, model in models.items():
             start, cpu = time.perf_counter(), time.process_time()
-            timed(model)
+            benches[s][0](model)
             backend.synchronize()
             best[s] = min(best[s], time.perf_counter() - start)
             best_cpu[s] = min(best_cpu[s], time.process_time() - cpu)
     rows = []
     for s, model in models.items():
         tracemalloc.start()
-        one_batch(model)
+        benches[s][2](model)
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         held = held_bytes(model)
@@ -193,7 +202,7 @@ def measure(kind, source, args):
                      "weights_mb": held / 1e6, "peak_mb": (held + peak) / 1e6,
                      f"{unit}_per_cpu_s": count / best_cpu[s], f"{unit}_per_s": count / best[s],
                      "score_name": "dev accuracy" if kind == "classifier" else "held-out loss",
-                     "score": score(model)})
+                     "score": benches[s][1](model)})
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -229,6 +238,9 @@ def main(argv=None):
                    help="classifier: also remove these fractions of the attention heads, least important first")
     p.add_argument("--sparsities", type=float, nargs="*", default=[],
                    help="classifier: also zero these fractions of the Linear weights, smallest first")
+    p.add_argument("--students", nargs="*", default=[], metavar="DIR",
+                   help="classifier: also measure these smaller classifiers of the same task (e.g. distilled "
+                        "students' best/), each reading dev through its own tokenizer")
     p.add_argument("--importance-examples", type=int, default=512, help="training texts that score the heads")
     p.add_argument("--importance-skip", type=int, default=4000,
                    help="the heads are scored on training texts after the first this many (those fine-tuned on)")
