@@ -76,8 +76,9 @@ class WordPieceTokenizer:
     covers = "any text, a word it cannot build from its pieces becoming [UNK]"
 
     def __init__(self, vocab, lowercase=True, unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]",
-                 pad_token="[PAD]", mask_token="[MASK]"):
+                 pad_token="[PAD]", mask_token="[MASK]", tokenizer_class="BertTokenizer"):
         self.itos = list(vocab)
+        self.tokenizer_class = tokenizer_class  # written back by save: MPNet's WordPiece is MPNetTokenizer
         self.stoi = {}
         for i, t in enumerate(self.itos):
             self.stoi.setdefault(t, i)  # a repeated line keeps its first id, as Hugging Face does
@@ -305,14 +306,15 @@ class WordPieceTokenizer:
         with open(os.path.join(directory, "vocab.txt"), "w", encoding="utf-8") as f:
             f.writelines(t + "\n" for t in self.itos)
         write_json(os.path.join(directory, "tokenizer_config.json"), {
-            "tokenizer_class": "BertTokenizer", "do_lower_case": self.lowercase,
+            "tokenizer_class": self.tokenizer_class, "do_lower_case": self.lowercase,
             "unk_token": self.unk_token, "cls_token": self.cls_token, "sep_token": self.sep_token,
             "pad_token": self.pad_token, "mask_token": self.mask_token})
 
     @classmethod
     def load(cls, directory):
-        """Read vocab.txt and, if present, tokenizer_config.json (do_lower_case, special tokens;
-        BertTokenizer's defaults otherwise: lower-casing on, [UNK] [CLS] [SEP] [PAD] [MASK])."""
+        """Read vocab.txt and, if present, tokenizer_config.json (do_lower_case, special tokens, the class;
+        BertTokenizer's defaults otherwise: lower-casing on, [UNK] [CLS] [SEP] [PAD] [MASK]). MPNet's
+        tokenizer is this WordPiece with <s> </s> <pad> <mask> named there (a sentence is <s> ... </s>)."""
         path = os.path.join(directory, "vocab.txt")
         try:
             with open(path, encoding="utf-8") as f:
@@ -327,6 +329,7 @@ class WordPieceTokenizer:
             if value:
                 names[name] = value["content"] if isinstance(value, dict) else value
         try:
-            return cls(vocab, lowercase=config.get("do_lower_case", True), **names)
+            return cls(vocab, lowercase=config.get("do_lower_case", True),
+                       tokenizer_class=config.get("tokenizer_class", "BertTokenizer"), **names)
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from None
