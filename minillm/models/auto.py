@@ -12,13 +12,14 @@ from minillm.checkpoint import load_safetensors, read_json
 from minillm.models.bert import BertModel
 from minillm.models.gpt import GPT
 from minillm.models.heads import (BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification,
-                                  GPTForSequenceClassification, GPTForTokenClassification)
+                                  GPTForSequenceClassification, GPTForTokenClassification,
+                                  MPNetForSequenceClassification)
 from minillm.models.lstm_classifier import LSTMForSequenceClassification
 from minillm.models.mpnet import MPNetModel
 from minillm.nn.quantized import QuantizationScheme, quantize_model
 
 CLASSIFIERS = {"gpt2": GPTForSequenceClassification, "bert": BertForSequenceClassification,
-               "lstm_lm": LSTMForSequenceClassification}
+               "mpnet": MPNetForSequenceClassification, "lstm_lm": LSTMForSequenceClassification}
 TOKEN_CLASSIFIERS = {"gpt2": GPTForTokenClassification, "bert": BertForTokenClassification}
 QUESTION_ANSWERERS = {"bert": BertForQuestionAnswering}
 TASK_MODELS = {"ner": TOKEN_CLASSIFIERS, "qa": QUESTION_ANSWERERS}  # every other task: CLASSIFIERS

@@ -170,7 +170,7 @@ class MPNetModel(BertModel):
 
     @staticmethod
     def state_from_checkpoint(tensors):
-        return {n: a for n, a in hf_mpnet_state(tensors).items() if not n.startswith("lm_head.")}
+        return {n[len("mpnet."):]: a for n, a in hf_mpnet_state(tensors).items() if n.startswith("mpnet.")}
 
     def checkpoint_state(self):
         return {hf_name(n): a for n, a in self.state_dict().items()}
@@ -189,8 +189,9 @@ def hf_name(name):
 
 
 def hf_mpnet_state(tensors):
-    """A transformers MPNet checkpoint's tensors under our names: a task model's `mpnet.` prefix dropped
-    (the bare MPNetModel that sentence-transformers saves has none), the `position_ids` buffer left out;
-    MPNetForMaskedLM's `lm_head.*` keep their names."""
-    return {our_name(n[len("mpnet."):] if n.startswith("mpnet.") else n): a for n, a in tensors.items()
+    """A transformers MPNet checkpoint's tensors under a task model's names: the body's under `mpnet.` (the
+    bare MPNetModel that sentence-transformers saves has no prefix), the heads' (`lm_head.`, `classifier.`)
+    as they are, the `position_ids` buffer left out."""
+    heads = ("mpnet.", "lm_head.", "classifier.")
+    return {our_name(n if n.startswith(heads) else "mpnet." + n): a for n, a in tensors.items()
             if not n.endswith("embeddings.position_ids")}
