@@ -34,6 +34,7 @@ from minillm.tokenizers.special import special_pattern, split_special
 from minillm.tokenizers.word_cache import WordCache
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+DOUBLE_SEPARATOR = ("MPNetTokenizer", "MPNetTokenizerFast")  # pairs as RoBERTa's: <s> a </s></s> b </s>
 MAX_WORD_CHARS = 100
 
 
@@ -79,6 +80,7 @@ class WordPieceTokenizer:
                  pad_token="[PAD]", mask_token="[MASK]", tokenizer_class="BertTokenizer"):
         self.itos = list(vocab)
         self.tokenizer_class = tokenizer_class  # written back by save: MPNet's WordPiece is MPNetTokenizer
+        self.pair_separators = 2 if tokenizer_class in DOUBLE_SEPARATOR else 1  # between the texts of a pair
         self.stoi = {}
         for i, t in enumerate(self.itos):
             self.stoi.setdefault(t, i)  # a repeated line keeps its first id, as Hugging Face does
@@ -191,7 +193,8 @@ class WordPieceTokenizer:
         return [i for i, _, _ in self.tokenize_with_offsets(text)]
 
     def encode_plus(self, text, pair=None, max_length=None, truncation=False, padding=False):
-        """`[CLS] text [SEP]` or `[CLS] text [SEP] pair [SEP]` as an Encoding.
+        """`[CLS] text [SEP]` or `[CLS] text [SEP] pair [SEP]` as an Encoding (MPNet's: `<s> text </s></s>
+        pair </s>`, see encode_tokens).
 
         truncation: with max_length, drop tokens from the ends of the texts as BertTokenizerFast's
         "longest_first" does (see longest_first). A ValueError if even the special tokens do not
@@ -200,7 +203,7 @@ class WordPieceTokenizer:
         """
         a = self.tokenize_with_offsets(text)
         b = None if pair is None else self.tokenize_with_offsets(pair)
-        n_special = 2 if b is None else 3
+        n_special = 2 if b is None else 2 + self.pair_separators
         if max_length is not None:
             total = len(a) + (len(b) if b else 0) + n_special
             if total > max_length and not truncation:
@@ -223,11 +226,12 @@ class WordPieceTokenizer:
 
     def encode_tokens(self, a, b=None):
         """`[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]` as an Encoding, from the (id, start, end) lists
-        of tokenize_with_offsets: for callers that cut the texts themselves (QA's context windows)."""
+        of tokenize_with_offsets: for callers that cut the texts themselves (QA's context windows).
+        MPNet's tokenizer (pair_separators 2) puts two separators between a and b, as RoBERTa's."""
         cls_tok, sep_tok = (self.cls_id, 0, 0), (self.sep_id, 0, 0)
         segments = [([cls_tok], 0, None), (a, 0, 0), ([sep_tok], 0, None)]
         if b is not None:
-            segments += [(b, 1, 1), ([sep_tok], 1, None)]
+            segments += [([sep_tok], 0, None)] * (self.pair_separators - 1) + [(b, 1, 1), ([sep_tok], 1, None)]
         enc = Encoding([], [], [], [], [], [])
         for tokens, type_id, seq in segments:
             for token_id, start, end in tokens:

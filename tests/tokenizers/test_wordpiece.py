@@ -261,6 +261,9 @@ def test_mpnets_special_tokens_come_from_its_tokenizer_config(tmp_path):
     assert (tok.cls_id, tok.sep_id, tok.pad_id, tok.unk_id, tok.mask_id) == (0, 2, 1, 4, 8)
     assert tok.encode_plus("The films <mask> jazz").input_ids == [0, 5, 6, 7, 8, 4, 2]
     assert tok.encode_batch(["the", "the film"])[0].input_ids == [0, 5, 2, 1]
+    # a pair as MPNetTokenizerFast writes it (RoBERTa's): <s> a </s></s> b </s>, four special tokens to fit
+    assert tok.encode_plus("the film", "films").input_ids == [0, 5, 6, 2, 2, 6, 7, 2]
+    assert tok.encode_plus("the film", "films", max_length=6, truncation=True).input_ids == [0, 5, 2, 2, 6, 2]
     tok.save(tmp_path / "again")
     assert load_tokenizer(tmp_path / "again").tokenizer_class == "MPNetTokenizer"
 
