@@ -18,10 +18,13 @@ Hugging Face names the attention's tensors differently from BERT's, and only tho
     encoder.layer.N.attention.attn.o         is   encoder.layer.N.attention.output.dense
     encoder.layer.N.attention.LayerNorm      is   encoder.layer.N.attention.output.LayerNorm
 
-checkpoint files keep Hugging Face's names (state_from_checkpoint and checkpoint_state rename), so
-from_pretrained reads a transformers MPNet directory and save_pretrained writes one.
-Hugging Face fixes the padding index of positions at 1 (MPNet's <pad>); here it is pad_token_id, which
-is 1 in every MPNet checkpoint.
+In memory the parameters have BERT's names (the modules are BERT's); checkpoint files keep Hugging
+Face's (state_from_checkpoint and checkpoint_state rename), so from_pretrained reads a transformers
+MPNet directory and save_pretrained writes one.
+
+Two constants of transformers' code are config fields here, with the same values in every MPNet
+checkpoint: the padding index of positions (fixed at 1 there, pad_token_id here) and the number of
+buckets (fixed at 32 when the bias is computed, relative_attention_num_buckets here).
 """
 
 import dataclasses
