@@ -176,6 +176,14 @@ def _put_new_in_place(directory):
     shutil.rmtree(old, ignore_errors=True)
 
 
+def cache_dir():
+    """A writable directory for derived files (tokenized arrays, vocabularies, unpacked checkpoints):
+    $MINILLM_CACHE, else ~/.cache/minillm."""
+    path = os.environ.get("MINILLM_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "minillm")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
 def save_model_directory(directory, config, state, extra_files=None):
     """A Hugging Face model directory, atomically: config.json, model.safetensors, extras.
 

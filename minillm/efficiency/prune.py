@@ -34,8 +34,8 @@ class HeadGate(Module):
         self.inner, self.n_head = inner, inner.n_head
         self.grad = xp.zeros(inner.n_head)  # (H,)
 
-    def forward(self, h, mask, past=None):
-        self.context = self.inner(h, mask, past)  # (B, T, H D)
+    def forward(self, h, mask, past=None, bias=None):
+        self.context = self.inner(h, mask, past, bias)  # (B, T, H D)
         return self.context
 
     def backward(self, dcontext, input_grad=True):

@@ -12,18 +12,21 @@ from minillm.checkpoint import load_safetensors, read_json
 from minillm.models.bert import BertModel
 from minillm.models.gpt import GPT
 from minillm.models.heads import (BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification,
-                                  GPTForSequenceClassification, GPTForTokenClassification)
+                                  GPTForSequenceClassification, GPTForTokenClassification,
+                                  MPNetForSequenceClassification)
 from minillm.models.lstm_classifier import LSTMForSequenceClassification
+from minillm.models.mpnet import MPNetModel
 from minillm.nn.quantized import QuantizationScheme, quantize_model
 
 CLASSIFIERS = {"gpt2": GPTForSequenceClassification, "bert": BertForSequenceClassification,
-               "lstm_lm": LSTMForSequenceClassification}
+               "mpnet": MPNetForSequenceClassification, "lstm_lm": LSTMForSequenceClassification}
 TOKEN_CLASSIFIERS = {"gpt2": GPTForTokenClassification, "bert": BertForTokenClassification}
 QUESTION_ANSWERERS = {"bert": BertForQuestionAnswering}
 TASK_MODELS = {"ner": TOKEN_CLASSIFIERS, "qa": QUESTION_ANSWERERS}  # every other task: CLASSIFIERS
-# config.json's `architectures` -> the class that runs it (GPT, BERT's encoder and every task model)
-ARCHITECTURES = {c.architecture: c for c in (GPT, BertModel, *CLASSIFIERS.values(), *TOKEN_CLASSIFIERS.values(),
-                                              *QUESTION_ANSWERERS.values())}
+ENCODERS = {"bert": BertModel, "mpnet": MPNetModel}  # model_type -> the bare encoder (sentence embeddings)
+# config.json's `architectures` -> the class that runs it (GPT, the encoders and every task model)
+ARCHITECTURES = {c.architecture: c for c in (GPT, *ENCODERS.values(), *CLASSIFIERS.values(),
+                                              *TOKEN_CLASSIFIERS.values(), *QUESTION_ANSWERERS.values())}
 
 
 def build_model(classes, config, label_names, pad_token_id, dropout, seed, pooling="mean"):
@@ -45,8 +48,20 @@ def build_model(classes, config, label_names, pad_token_id, dropout, seed, pooli
 
 
 def max_positions(config):
-    """The longest input the model takes (an LSTM has no limit)."""
-    return getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", math.inf)
+    """The longest input the model takes (an LSTM has no limit; MPNet's positions start after its padding index)."""
+    return (getattr(config, "max_tokens", None) or getattr(config, "n_positions", None)
+            or getattr(config, "max_position_embeddings", math.inf))
+
+
+def load_encoder(directory):
+    """The bare encoder (BertModel or MPNetModel, as config.json's model_type says) of a checkpoint directory,
+    for sentence embeddings; a pretraining or task head in the file is not read."""
+    config_path = os.path.join(directory, "config.json")
+    kind = read_json(config_path).get("model_type")
+    if kind not in ENCODERS:
+        raise ValueError(f"{config_path}: model_type {kind!r} is not a sentence encoder here "
+                         f"({', '.join(ENCODERS)})")
+    return ENCODERS[kind].from_pretrained(directory)
 
 
 def load_model(directory, model_class=None):

@@ -116,7 +116,8 @@ class BertSelfAttention(Module):
     context_i = sum_j alpha_ij W_V h_j; no output projection here (that is attention.output).
     A layer with pruned heads (config.pruned_heads) has n_head of them, each of size C / num_attention_heads.
     A past (k, v), each (B, H, Tpast, D), is attended to before h's own keys (prefix tuning's
-    trained prefixes); backward leaves its gradients in `dpast`.
+    trained prefixes); backward leaves its gradients in `dpast`. A bias b_ij broadcastable to
+    (B, H, T, T) is added to e_ij (MPNet's relative positions); backward leaves d(bias) in `dbias`.
     """
 
     def __init__(self, cfg, rng, dropout_source, dtype, n_head):
@@ -129,17 +130,19 @@ class BertSelfAttention(Module):
         self.attn_pdrop = cfg.attention_probs_dropout_prob
         self.dropout_source = dropout_source
 
-    def forward(self, h, mask, past=None):
+    def forward(self, h, mask, past=None, bias=None):
         q, k, v = (F.split_heads(proj(h), self.n_head) for proj in (self.query, self.key, self.value))
         self.n_past = 0 if past is None else past[0].shape[2]
         if past is not None:
             k, v = xp.concatenate([past[0], k], axis=2), xp.concatenate([past[1], v], axis=2)
-        y, self.cache = F.attention_forward(q, k, v, mask, self.attn_pdrop, self.dropout_source.rng, self.training)
+        y, self.cache = F.attention_forward(q, k, v, mask, self.attn_pdrop, self.dropout_source.rng, self.training,
+                                            bias)
         return F.merge_heads(y)  # (B, T, C)
 
     def backward(self, dy, input_grad=True):
         """Returns dh (None without input_grad: then only the projections' parameters learn)."""
-        dq, dk, dv = F.attention_backward(F.split_heads(dy, self.n_head), self.cache)  # (B, H, T, D) each
+        dq, dk, dv, *dbias = F.attention_backward(F.split_heads(dy, self.n_head), self.cache)  # (B, H, T, D) each
+        self.dbias = dbias[0] if dbias else None  # in the bias's shape
         dk, dv, self.dpast = split_past(dk, dv, self.n_past)
         dh = self.query.backward(F.merge_heads(dq), input_grad)
         dh_k = self.key.backward(F.merge_heads(dk), input_grad)
@@ -175,8 +178,8 @@ class BertAttention(Module):
         width = n_head * (cfg.hidden_size // cfg.num_attention_heads)
         self.output = BertResidualOutput(width, cfg, rng, dropout_source, dtype)
 
-    def forward(self, h, mask, past=None):
-        return self.output(self.self(h, mask, past), h)
+    def forward(self, h, mask, past=None, bias=None):
+        return self.output(self.self(h, mask, past, bias), h)
 
     def backward(self, da, input_grad=True):
         """Returns dh (None without input_grad)."""
@@ -210,8 +213,8 @@ class BertLayer(Module):
         self.intermediate = BertIntermediate(cfg, rng, dtype)
         self.output = BertResidualOutput(cfg.intermediate_size, cfg, rng, dropout_source, dtype)
 
-    def forward(self, h, mask, past=None):  # (B, T, C) -> (B, T, C)
-        a = self.attention(h, mask, past)
+    def forward(self, h, mask, past=None, bias=None):  # (B, T, C) -> (B, T, C)
+        a = self.attention(h, mask, past, bias)
         return self.output(self.intermediate(a), a)
 
     def backward(self, dy, input_grad=True):
@@ -225,9 +228,10 @@ class BertEncoder(Module):
     def __init__(self, cfg, rng, dropout_source, dtype):
         self.layer = ModuleList([BertLayer(cfg, rng, dropout_source, dtype, i) for i in range(cfg.num_hidden_layers)])
 
-    def forward(self, h, mask, past_key_values=None):
+    def forward(self, h, mask, past_key_values=None, bias=None):
+        """bias: added to every layer's attention scores (see BertSelfAttention)."""
         for i, layer in enumerate(self.layer):
-            h = layer(h, mask, None if past_key_values is None else past_key_values[i])
+            h = layer(h, mask, None if past_key_values is None else past_key_values[i], bias)
         return h
 
     def backward(self, dh, input_grad=True):
@@ -311,7 +315,7 @@ class BertModel(Pretrained, Module):
 
     @classmethod
     def from_config_dict(cls, config, source, dtype="float32"):
-        cfg = BertConfig.from_dict(config, source)
+        cfg = cls.config_class.from_dict(config, source)
         return cls(cfg, xp.random.default_rng(0), RandomSource(0), dtype)  # every weight is then overwritten
 
     @staticmethod

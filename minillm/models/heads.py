@@ -1,6 +1,7 @@
 """Task heads on top of a pretrained backbone, for fine-tuning.
 
-    sequence classification   logits = W pool(h) (+ b)     pool: a chosen position or the mean
+    sequence classification   logits = W pool(h) (+ b)     pool: a chosen position or the mean (MPNet: RoBERTa's
+                                                           two-layer head on <s>)
     token classification      logits_t = W h_t + b         one label per word, read at its first sub-token
     span extraction (QA)      [start_t, end_t] = W h_t + b answer = argmax_{s <= e < s + L} start_s + end_e
 
@@ -13,6 +14,7 @@ from minillm.backend import xp
 from minillm.checkpoint import Pretrained
 from minillm.models.bert import BertConfig, BertModel, hf_bert_state
 from minillm.models.gpt import GPTConfig, GPTTransformer, hf_gpt2_state
+from minillm.models.mpnet import MPNetConfig, MPNetModel, hf_mpnet_state, hf_name
 from minillm.nn import functional as F
 from minillm.nn.layers import Dropout, Linear, Module, RandomSource, gradients_ready
 
@@ -129,6 +131,57 @@ class BertForSequenceClassification(TaskModel):
         dpooled = self.dropout.backward(self.classifier.backward(dlogits))
         gradients_ready(self.classifier)
         self.bert.backward(xp.zeros(self.seq_shape, dtype=dpooled.dtype), dpooled)
+
+
+class MPNetClassificationHead(Module):
+    """`classifier` (RoBERTa's head): logits = out_proj(dropout(tanh(dense(dropout(x))))), x the <s> vector."""
+
+    def __init__(self, cfg, n_labels, rng, dropout_source, dtype):
+        std = cfg.initializer_range
+        self.dense = Linear(cfg.hidden_size, cfg.hidden_size, rng, std=std, dtype=dtype)
+        self.out_proj = Linear(cfg.hidden_size, n_labels, rng, std=std, dtype=dtype)
+        self.dropout_in = Dropout(cfg.hidden_dropout_prob, dropout_source)  # (Hugging Face applies one module twice)
+        self.dropout = Dropout(cfg.hidden_dropout_prob, dropout_source)
+
+    def forward(self, x):  # (B, C) -> (B, num_labels)
+        self.z = xp.tanh(self.dense(self.dropout_in(x)))
+        return self.out_proj(self.dropout(self.z))
+
+    def backward(self, dlogits):
+        """d tanh(u) / du = 1 - tanh(u)^2; returns dx."""
+        dz = self.dropout.backward(self.out_proj.backward(dlogits))
+        return self.dropout_in.backward(self.dense.backward(dz * (1.0 - self.z * self.z)))
+
+
+class MPNetForSequenceClassification(TaskModel):
+    """MPNetForSequenceClassification: the <s> token's last hidden state through MPNetClassificationHead.
+
+    The body has no pooler (add_pooling_layer=False, as Hugging Face), so a checkpoint's `pooler.*` is not
+    used; files keep Hugging Face's names (models/mpnet.py).
+    """
+
+    architecture, config_class = "MPNetForSequenceClassification", MPNetConfig
+    hf_state = state_from_checkpoint = staticmethod(hf_mpnet_state)
+    unused_prefixes = ("mpnet.pooler.", "lm_head.")  # MPNetForMaskedLM's head
+
+    def __init__(self, cfg, label_names, pad_token_id=1, seed=0, dtype="float32"):
+        rng = self.init_task_model(cfg, label_names, pad_token_id, seed)
+        self.mpnet = MPNetModel(cfg, rng, self.dropout_rng, dtype, add_pooling_layer=False)
+        self.classifier = MPNetClassificationHead(cfg, len(self.label_names), rng, self.dropout_rng, dtype)
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        """input_ids, attention_mask: (B, T) -> logits (B, num_labels)."""
+        seq, _ = self.mpnet(input_ids, attention_mask=attention_mask)  # (B, T, C)
+        first, self.pool_cache = F.gather_positions_forward(seq, xp.zeros(seq.shape[0], dtype=xp.int64))  # (B, C)
+        return self.classifier(first)
+
+    def backward(self, dlogits):
+        dfirst = self.classifier.backward(dlogits)
+        gradients_ready(self.classifier)
+        self.mpnet.backward(F.gather_positions_backward(dfirst, self.pool_cache))
+
+    def checkpoint_state(self):
+        return {hf_name(n): a for n, a in self.state_dict().items()}
 
 
 class GPTForTokenClassification(TaskModel):

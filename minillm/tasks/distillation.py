@@ -16,8 +16,7 @@ import hashlib
 import os
 
 from minillm.backend import np, to_device, to_float
-from minillm.checkpoint import load_safetensors, save_safetensors
-from minillm.data.datasets import cache_dir
+from minillm.checkpoint import cache_dir, load_safetensors, save_safetensors
 from minillm.data.lm_data import texts_digest
 from minillm.models.auto import load_model, max_positions
 from minillm.nn.loss import cross_entropy_backward, cross_entropy_forward, distillation_backward, distillation_forward

@@ -14,7 +14,8 @@ from minillm.tokenizers.wordpiece import WordPieceTokenizer
 
 CLASSES = {"CharTokenizer": CharTokenizer,
            "GPT2Tokenizer": BPETokenizer, "GPT2TokenizerFast": BPETokenizer,
-           "BertTokenizer": WordPieceTokenizer, "BertTokenizerFast": WordPieceTokenizer}
+           "BertTokenizer": WordPieceTokenizer, "BertTokenizerFast": WordPieceTokenizer,
+           "MPNetTokenizer": WordPieceTokenizer, "MPNetTokenizerFast": WordPieceTokenizer}
 
 
 def load_tokenizer(directory):

@@ -34,6 +34,7 @@ from minillm.tokenizers.special import special_pattern, split_special
 from minillm.tokenizers.word_cache import WordCache
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+DOUBLE_SEPARATOR = ("MPNetTokenizer", "MPNetTokenizerFast")  # pairs as RoBERTa's: <s> a </s></s> b </s>
 MAX_WORD_CHARS = 100
 
 
@@ -76,8 +77,10 @@ class WordPieceTokenizer:
     covers = "any text, a word it cannot build from its pieces becoming [UNK]"
 
     def __init__(self, vocab, lowercase=True, unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]",
-                 pad_token="[PAD]", mask_token="[MASK]"):
+                 pad_token="[PAD]", mask_token="[MASK]", tokenizer_class="BertTokenizer"):
         self.itos = list(vocab)
+        self.tokenizer_class = tokenizer_class  # written back by save: MPNet's WordPiece is MPNetTokenizer
+        self.pair_separators = 2 if tokenizer_class in DOUBLE_SEPARATOR else 1  # between the texts of a pair
         self.stoi = {}
         for i, t in enumerate(self.itos):
             self.stoi.setdefault(t, i)  # a repeated line keeps its first id, as Hugging Face does
@@ -190,7 +193,8 @@ class WordPieceTokenizer:
         return [i for i, _, _ in self.tokenize_with_offsets(text)]
 
     def encode_plus(self, text, pair=None, max_length=None, truncation=False, padding=False):
-        """`[CLS] text [SEP]` or `[CLS] text [SEP] pair [SEP]` as an Encoding.
+        """`[CLS] text [SEP]` or `[CLS] text [SEP] pair [SEP]` as an Encoding (MPNet's: `<s> text </s></s>
+        pair </s>`, see encode_tokens).
 
         truncation: with max_length, drop tokens from the ends of the texts as BertTokenizerFast's
         "longest_first" does (see longest_first). A ValueError if even the special tokens do not
@@ -199,7 +203,7 @@ class WordPieceTokenizer:
         """
         a = self.tokenize_with_offsets(text)
         b = None if pair is None else self.tokenize_with_offsets(pair)
-        n_special = 2 if b is None else 3
+        n_special = 2 if b is None else 2 + self.pair_separators
         if max_length is not None:
             total = len(a) + (len(b) if b else 0) + n_special
             if total > max_length and not truncation:
@@ -222,11 +226,12 @@ class WordPieceTokenizer:
 
     def encode_tokens(self, a, b=None):
         """`[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]` as an Encoding, from the (id, start, end) lists
-        of tokenize_with_offsets: for callers that cut the texts themselves (QA's context windows)."""
+        of tokenize_with_offsets: for callers that cut the texts themselves (QA's context windows).
+        MPNet's tokenizer (pair_separators 2) puts two separators between a and b, as RoBERTa's."""
         cls_tok, sep_tok = (self.cls_id, 0, 0), (self.sep_id, 0, 0)
         segments = [([cls_tok], 0, None), (a, 0, 0), ([sep_tok], 0, None)]
         if b is not None:
-            segments += [(b, 1, 1), ([sep_tok], 1, None)]
+            segments += [([sep_tok], 0, None)] * (self.pair_separators - 1) + [(b, 1, 1), ([sep_tok], 1, None)]
         enc = Encoding([], [], [], [], [], [])
         for tokens, type_id, seq in segments:
             for token_id, start, end in tokens:
@@ -305,14 +310,15 @@ class WordPieceTokenizer:
         with open(os.path.join(directory, "vocab.txt"), "w", encoding="utf-8") as f:
             f.writelines(t + "\n" for t in self.itos)
         write_json(os.path.join(directory, "tokenizer_config.json"), {
-            "tokenizer_class": "BertTokenizer", "do_lower_case": self.lowercase,
+            "tokenizer_class": self.tokenizer_class, "do_lower_case": self.lowercase,
             "unk_token": self.unk_token, "cls_token": self.cls_token, "sep_token": self.sep_token,
             "pad_token": self.pad_token, "mask_token": self.mask_token})
 
     @classmethod
     def load(cls, directory):
-        """Read vocab.txt and, if present, tokenizer_config.json (do_lower_case, special tokens;
-        BertTokenizer's defaults otherwise: lower-casing on, [UNK] [CLS] [SEP] [PAD] [MASK])."""
+        """Read vocab.txt and, if present, tokenizer_config.json (do_lower_case, special tokens, the class;
+        BertTokenizer's defaults otherwise: lower-casing on, [UNK] [CLS] [SEP] [PAD] [MASK]). MPNet's
+        tokenizer is this WordPiece with <s> </s> <pad> <mask> named there (a sentence is <s> ... </s>)."""
         path = os.path.join(directory, "vocab.txt")
         try:
             with open(path, encoding="utf-8") as f:
@@ -327,6 +333,7 @@ class WordPieceTokenizer:
             if value:
                 names[name] = value["content"] if isinstance(value, dict) else value
         try:
-            return cls(vocab, lowercase=config.get("do_lower_case", True), **names)
+            return cls(vocab, lowercase=config.get("do_lower_case", True),
+                       tokenizer_class=config.get("tokenizer_class", "BertTokenizer"), **names)
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from None

@@ -90,6 +90,56 @@ def test_bert_sequence_classifier_gradients(seed, b, t):
     assert max(errors.values()) <= 1e-6, errors
 
 
+@given(seeds, st.integers(1, 3), st.integers(2, 5), st.booleans())
+def test_mpnet_sequence_classifier_gradients(seed, b, t, dropout):
+    """RoBERTa's head on <s> over an MPNet (right padding with <pad> = 1), dropout reseeded each call."""
+    from minillm.models.heads import MPNetForSequenceClassification
+    from minillm.models.mpnet import MPNetConfig
+
+    p = 0.2 if dropout else 0.0
+    cfg = MPNetConfig(vocab_size=9, hidden_size=4, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8,
+                      max_position_embeddings=8, relative_attention_num_buckets=8, hidden_dropout_prob=p,
+                      attention_probs_dropout_prob=p)
+    model = MPNetForSequenceClassification(cfg, ["x", "y", "z"], seed=seed, dtype="float64")
+    rng = xp.random.default_rng(seed)
+    for name, param in model.named_parameters():
+        param.data = (1.0 if name.endswith("LayerNorm.weight") else 0.0) + rng.standard_normal(param.shape) * 0.5
+    mask = (xp.arange(t)[None, :] < rng.integers(1, t + 1, b)[:, None]).astype(xp.int64)
+    idx = xp.where(mask == 1, rng.integers(2, 9, (b, t)), 1)
+
+    def forward():
+        model.dropout_rng.reseed(seed)
+        return model(idx, mask)
+
+    errors = gradcheck(forward, model.backward, (), list(model.named_parameters()), eps=1e-5)
+    assert len(errors) == len(model.parameters()) == 4 + 1 + 16 + 4
+    assert max(errors.values()) <= 1e-6, errors
+
+
+def test_mpnet_classifier_starts_from_an_encoder_and_saves_hugging_face_names(tmp_path):
+    from minillm.checkpoint import load_safetensors
+    from minillm.models.heads import MPNetForSequenceClassification
+    from minillm.models.mpnet import MPNetConfig, MPNetModel
+    from minillm.nn.layers import RandomSource
+
+    cfg = MPNetConfig(vocab_size=9, hidden_size=4, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8,
+                      max_position_embeddings=8, relative_attention_num_buckets=8)
+    encoder = MPNetModel(cfg, xp.random.default_rng(3), RandomSource(3), "float32")
+    encoder.save_pretrained(tmp_path / "encoder")  # bare names, as sentence-transformers ships all-mpnet-base-v2
+    model = MPNetForSequenceClassification(cfg, ["neg", "pos"])
+    fresh, unused = model.load_backbone(load_safetensors(tmp_path / "encoder" / "model.safetensors"))
+    assert fresh == ["classifier.dense.bias", "classifier.dense.weight", "classifier.out_proj.bias",
+                     "classifier.out_proj.weight"]
+    assert unused == ["mpnet.pooler.dense.bias", "mpnet.pooler.dense.weight"]
+    model.eval().save_pretrained(tmp_path / "tuned")
+    names = set(load_safetensors(tmp_path / "tuned" / "model.safetensors"))
+    assert "mpnet.encoder.layer.0.attention.attn.q.weight" in names and "mpnet.encoder.relative_attention_bias.weight" \
+        in names and not any(".attention.self." in n for n in names)
+    again = MPNetForSequenceClassification.from_pretrained(tmp_path / "tuned").eval()
+    idx, mask = xp.array([[0, 5, 6, 2, 1]]), xp.array([[1, 1, 1, 1, 0]])
+    assert float(abs(again(idx, mask) - model(idx, mask)).max()) == 0.0 and again.label_names == ["neg", "pos"]
+
+
 @given(seeds, st.integers(1, 3), st.integers(1, 5))
 def test_token_classifier_gradients_and_padding(seed, b, t):
     rng = xp.random.default_rng(seed + 1)

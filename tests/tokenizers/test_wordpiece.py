@@ -248,6 +248,26 @@ def test_cased_config_is_read(tmp_path):
     assert load_tokenizer(tmp_path).encode("Hello hello") == [1, 8]
 
 
+def test_mpnets_special_tokens_come_from_its_tokenizer_config(tmp_path):
+    """MPNet's files (all-mpnet-base-v2's layout): WordPiece whose sentence is <s> ... </s>, <pad> id 1,
+    the mask token a dict; the class name survives a save."""
+    vocab = ["<s>", "<pad>", "</s>", "<unk>", "[UNK]", "the", "film", "##s", "<mask>"]
+    (tmp_path / "vocab.txt").write_text("".join(t + "\n" for t in vocab), encoding="utf-8")
+    (tmp_path / "tokenizer_config.json").write_text(
+        '{"tokenizer_class": "MPNetTokenizer", "do_lower_case": true, "bos_token": "<s>", "eos_token": "</s>", '
+        '"sep_token": "</s>", "cls_token": "<s>", "unk_token": "[UNK]", "pad_token": "<pad>", '
+        '"mask_token": {"content": "<mask>", "lstrip": true}}', encoding="utf-8")
+    tok = load_tokenizer(tmp_path)
+    assert (tok.cls_id, tok.sep_id, tok.pad_id, tok.unk_id, tok.mask_id) == (0, 2, 1, 4, 8)
+    assert tok.encode_plus("The films <mask> jazz").input_ids == [0, 5, 6, 7, 8, 4, 2]
+    assert tok.encode_batch(["the", "the film"])[0].input_ids == [0, 5, 2, 1]
+    # a pair as MPNetTokenizerFast writes it (RoBERTa's): <s> a </s></s> b </s>, four special tokens to fit
+    assert tok.encode_plus("the film", "films").input_ids == [0, 5, 6, 2, 2, 6, 7, 2]
+    assert tok.encode_plus("the film", "films", max_length=6, truncation=True).input_ids == [0, 5, 2, 2, 6, 2]
+    tok.save(tmp_path / "again")
+    assert load_tokenizer(tmp_path / "again").tokenizer_class == "MPNetTokenizer"
+
+
 def test_vocabulary_without_special_tokens_names_the_file(tmp_path):
     (tmp_path / "vocab.txt").write_text("a\nb\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"vocab.txt: unk_token '\[UNK\]' is not in the vocabulary"):
