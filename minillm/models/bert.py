@@ -100,10 +100,14 @@ class BertEmbeddings(Module):
         dx = self.LayerNorm.backward(self.dropout.backward(dout))  # (B, T, C), the sum's gradient
         self.token_type_embeddings.backward(dx)
         self.position_embeddings.backward(dx.sum(axis=0, keepdims=True))
+        return self.words_backward(dx)
+
+    def words_backward(self, dx):
+        """dx is the gradient of the word vectors: returned when they were inputs_embeds, else scattered into
+        the word table, none into the padding row (PyTorch's Embedding(padding_idx), as Hugging Face)."""
         if self.from_embeds:
             return dx
         if self.word_embeddings.weight.requires_grad:
-            # PyTorch's Embedding(padding_idx) as in Hugging Face: the [PAD] row learns nothing from lookups
             self.word_embeddings.backward(xp.where((self.input_ids == self.pad_token_id)[..., None], 0.0, dx))
         return None
 

@@ -30,9 +30,9 @@ buckets (fixed at 32 when the bias is computed, relative_attention_num_buckets h
 import dataclasses
 
 from minillm.backend import xp
-from minillm.models.bert import BertConfig, BertEncoder, BertModel, BertPooler
+from minillm.models.bert import BertConfig, BertEmbeddings, BertEncoder, BertModel, BertPooler
 from minillm.nn.attention import combine_masks
-from minillm.nn.layers import Dropout, Embedding, LayerNorm, Module, gradients_ready
+from minillm.nn.layers import Dropout, Embedding, LayerNorm, gradients_ready
 from minillm.nn.relative_position import RelativePositionBias
 
 # (Hugging Face's piece of a tensor name, ours), for the attention of every layer
@@ -72,8 +72,9 @@ class MPNetConfig(BertConfig):
         return self.max_position_embeddings - self.pad_token_id - 1
 
 
-class MPNetEmbeddings(Module):
-    """h_0 = dropout(LN(W_word[x] + W_pos[p])), p RoBERTa's position ids (module docstring)."""
+class MPNetEmbeddings(BertEmbeddings):
+    """h_0 = dropout(LN(W_word[x] + W_pos[p])), p RoBERTa's position ids (module docstring); BERT's
+    embeddings without the token-type table."""
 
     def __init__(self, cfg, rng, dropout_source, dtype):
         std = cfg.initializer_range
@@ -101,10 +102,6 @@ class MPNetEmbeddings(Module):
         self.positions = self.position_ids(None if self.from_embeds else input_ids, words.shape[1])
         return self.dropout(self.LayerNorm(words + self.position_embeddings(self.positions)))
 
-    def needs_gradient(self):
-        """Whether backward has work (see BertEmbeddings.needs_gradient)."""
-        return self.from_embeds or any(p.requires_grad for p in self.parameters())
-
     def backward(self, dout):
         """Fills both tables' gradients (none into their padding rows, as PyTorch's padding_idx); returns
         d(inputs_embeds), or None for ids."""
@@ -113,11 +110,7 @@ class MPNetEmbeddings(Module):
         dx = self.LayerNorm.backward(self.dropout.backward(dout))  # (B, T, C), the sum's gradient
         dpos = xp.where((self.positions == self.pad_token_id)[..., None], 0.0, dx)
         self.position_embeddings.backward(dpos.sum(axis=0, keepdims=True) if self.from_embeds else dpos)
-        if self.from_embeds:
-            return dx
-        if self.word_embeddings.weight.requires_grad:
-            self.word_embeddings.backward(xp.where((self.input_ids == self.pad_token_id)[..., None], 0.0, dx))
-        return None
+        return self.words_backward(dx)
 
 
 class MPNetEncoder(BertEncoder):
