@@ -56,6 +56,11 @@ class BertConfig(Config):
                 raise ValueError(f"pruned_heads of layer {layer}: {heads} must leave at least one of "
                                  f"{self.num_attention_heads} heads")
 
+    @property
+    def max_tokens(self):
+        """The longest input: one position a token."""
+        return self.max_position_embeddings
+
     def heads_of_layer(self, i):
         """The attention heads layer i keeps (all but its pruned ones)."""
         return self.num_attention_heads - len(self.pruned_heads.get(str(i), ()))
@@ -277,13 +282,14 @@ class BertModel(Pretrained, Module):
     """
 
     config_class, architecture = BertConfig, "BertModel"
+    embeddings_class, encoder_class = BertEmbeddings, BertEncoder  # MPNet (models/mpnet.py) swaps these
 
     def __init__(self, cfg, rng, dropout_source, dtype, add_pooling_layer=True):
         self.config = cfg
-        self.embeddings = BertEmbeddings(cfg, rng, dropout_source, dtype)
-        self.encoder = BertEncoder(cfg, rng, dropout_source, dtype)
+        self.embeddings = self.embeddings_class(cfg, rng, dropout_source, dtype)
+        self.encoder = self.encoder_class(cfg, rng, dropout_source, dtype)
         self.pooler = BertPooler(cfg, rng, dtype) if add_pooling_layer else None
-        self.max_positions = cfg.max_position_embeddings
+        self.max_positions = cfg.max_tokens
 
     def forward(self, input_ids=None, token_type_ids=None, attention_mask=None, inputs_embeds=None,
                 past_key_values=None):

@@ -30,7 +30,7 @@ buckets (fixed at 32 when the bias is computed, relative_attention_num_buckets h
 import dataclasses
 
 from minillm.backend import xp
-from minillm.models.bert import BertConfig, BertEmbeddings, BertEncoder, BertModel, BertPooler
+from minillm.models.bert import BertConfig, BertEmbeddings, BertEncoder, BertModel
 from minillm.nn.attention import combine_masks
 from minillm.nn.layers import Dropout, Embedding, LayerNorm, gradients_ready
 from minillm.nn.relative_position import RelativePositionBias
@@ -141,13 +141,7 @@ class MPNetModel(BertModel):
     """
 
     config_class, architecture = MPNetConfig, "MPNetModel"
-
-    def __init__(self, cfg, rng, dropout_source, dtype, add_pooling_layer=True):
-        self.config = cfg
-        self.embeddings = MPNetEmbeddings(cfg, rng, dropout_source, dtype)
-        self.encoder = MPNetEncoder(cfg, rng, dropout_source, dtype)
-        self.pooler = BertPooler(cfg, rng, dtype) if add_pooling_layer else None
-        self.max_positions = cfg.max_tokens
+    embeddings_class, encoder_class = MPNetEmbeddings, MPNetEncoder
 
     def forward(self, input_ids=None, token_type_ids=None, attention_mask=None, inputs_embeds=None):
         """-> (sequence output (B, T, C), pooled <s> (B, C) or None without a pooler).
