@@ -77,7 +77,8 @@ def trim_vocabulary(student, tokenizer, keep):
     state["embeddings.word_embeddings.weight"] = state["embeddings.word_embeddings.weight"][xp.asarray(keep)]
     cfg = dataclasses.replace(body.config, vocab_size=len(keep), pad_token_id=keep.index(body.config.pad_token_id))
     pieces = type(tokenizer)([tokenizer.itos[i] for i in keep], tokenizer.lowercase, tokenizer.unk_token,
-                             tokenizer.cls_token, tokenizer.sep_token, tokenizer.pad_token, tokenizer.mask_token)
+                             tokenizer.cls_token, tokenizer.sep_token, tokenizer.pad_token, tokenizer.mask_token,
+                             tokenizer.tokenizer_class)
     return rebuilt(body, cfg, state), pieces
 
 

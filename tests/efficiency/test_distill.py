@@ -55,7 +55,7 @@ def test_narrow_student_starts_from_projected_embeddings():
 def test_cut_vocabulary_keeps_the_rows_the_texts_need():
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "c", "##a", "##b", "##c", "ab", "abc", "ca",
              "##ab", "z", "##z"]
-    tokenizer = WordPieceTokenizer(vocab)
+    tokenizer = WordPieceTokenizer(vocab, tokenizer_class="BertTokenizerFast")  # a class the cut keeps
     texts = ["abc ab ab", "ca ab"]  # pieces: abc, ab, ab, ca, ab
     keep = kept_pieces(tokenizer, texts, 12)
     # the specials, both spellings of a, b and c (z is in no text), then the most frequent piece, "ab"
@@ -65,7 +65,7 @@ def test_cut_vocabulary_keeps_the_rows_the_texts_need():
                      intermediate_size=32, max_position_embeddings=10)
     model = BertForSequenceClassification(cfg, ["neg", "pos"], seed=3).eval()
     student, pieces = trim_vocabulary(model, tokenizer, keep)
-    assert pieces.itos == [vocab[i] for i in keep]
+    assert pieces.itos == [vocab[i] for i in keep] and pieces.tokenizer_class == tokenizer.tokenizer_class
     assert student.config.vocab_size == 12 and student.config.pad_token_id == 0
     # a text of kept pieces: the same pieces, renumbered, and the same hidden states as the teacher's
     ids, new_ids = tokenizer.encode("ab c"), pieces.encode("ab c")
