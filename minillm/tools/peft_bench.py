@@ -10,9 +10,17 @@ slows every method alike. Prints, for each: trainable parameters (count and %),
 ms per step (median), speed-up over full fine-tuning, and peak array memory
 of a first step with the model and its optimizer built inside the count
 (tracemalloc: parameters, gradients, AdamW's moments, activations).
+
+--torch also times the same methods in PyTorch with Hugging Face's
+transformers and peft (BitFit by unfreezing the biases; PEFT has no
+bottleneck adapters, and its prefix tuning needs past key values, which
+transformers' BERT no longer takes), from the same checkpoint, on the same batch shapes, in
+the same turns: the reference the speed-ups compare with. torch, transformers
+and peft are imported only then; minillm never requires them.
 """
 
 import argparse
+import importlib.util
 import os
 import tracemalloc
 
@@ -70,6 +78,52 @@ def build(method, args, source, tokens):
     return model, step
 
 
+TORCH_METHODS = ("full", "lora", "lora-all-linear", "bitfit", "prompt")
+
+
+def torch_build(method, args, source):
+    """The step of `method` in PyTorch: transformers' BERT task model from `source`, PEFT's method, AdamW."""
+    import torch
+    import transformers
+    from peft import LoraConfig, PromptTuningConfig, TaskType, get_peft_model
+
+    transformers.logging.set_verbosity_error()  # the head is new by design: no load report
+    torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
+    ner = args.task == "ner"
+    task_class = transformers.BertForTokenClassification if ner else transformers.BertForSequenceClassification
+    model = task_class.from_pretrained(source, num_labels=args.labels)
+    task_type = TaskType.TOKEN_CLS if ner else TaskType.SEQ_CLS
+    if method.startswith("lora"):
+        targets = "all-linear" if method == "lora-all-linear" else ["query", "value"]
+        model = get_peft_model(model, LoraConfig(task_type=task_type, r=args.lora_r, lora_alpha=2 * args.lora_r,
+                                                 lora_dropout=args.lora_dropout, target_modules=targets))
+    elif method == "prompt":
+        model = get_peft_model(model, PromptTuningConfig(task_type=task_type,
+                                                         num_virtual_tokens=args.num_virtual_tokens))
+    elif method == "bitfit":
+        for name, p in model.named_parameters():
+            p.requires_grad = name.endswith("bias") or name.startswith("classifier.")
+    model.train()
+    trained = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trained, lr=1e-4, weight_decay=0.01)
+    gen = torch.Generator().manual_seed(0)
+    B, T = args.batch_size, args.max_length
+    mask = torch.ones((B, T), dtype=torch.long)
+    tokens = model.config.vocab_size
+
+    def step():
+        ids = torch.randint(1000, tokens, (B, T), generator=gen)
+        labels = torch.randint(0, args.labels, (B, T) if ner else (B,), generator=gen)
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return sum(p.numel() for p in trained), step
+
+
 def peak_memory(method, args, source, tokens):
     """Peak bytes of arrays while the model is built, loaded, wrapped and takes its first step."""
     tracemalloc.start()
@@ -94,15 +148,25 @@ def main(argv=None):
     p.add_argument("--num-virtual-tokens", type=int, default=20)
     p.add_argument("--rounds", type=int, default=5, help="turns of every method; the median is reported")
     p.add_argument("--iters", type=int, default=2, help="timed steps per turn (after 3 warm-up steps)")
+    p.add_argument("--torch", action="store_true",
+                   help="also time PyTorch with transformers and peft (installed apart: they are not requirements)")
     add_threads_argument(p)
     args = p.parse_args(argv)
+    if args.torch and any(importlib.util.find_spec(n) is None for n in ("torch", "transformers", "peft")):
+        raise SystemExit("error: --torch needs PyTorch, transformers and peft (`pip install torch transformers peft`, "
+                         "in an environment of its own); minillm itself never does")
     args.labels = 9 if args.task == "ner" else 2
     backend.reuse_freed_memory()
     source = checkpoint_dir(resolve_init(args.init))
     tokens = read_json(os.path.join(source, "config.json"))["vocab_size"]
     peaks = {m: peak_memory(m, args, source, tokens) for m in args.methods}
     built = {m: build(m, args, source, tokens) for m in args.methods}
-    seconds = dict(zip(args.methods, timed_in_turns([s for _, s in built.values()], args.rounds, args.iters)))
+    steps = [s for _, s in built.values()]
+    torch_methods = [m for m in args.methods if m in TORCH_METHODS] if args.torch else []
+    torch_built = {m: torch_build(m, args, source) for m in torch_methods}
+    timed = timed_in_turns(steps + [s for _, s in torch_built.values()], args.rounds, args.iters)
+    seconds = dict(zip(args.methods, timed))
+    torch_seconds = dict(zip(torch_methods, timed[len(steps):]))
     base = seconds.get("full")
     print(f"{args.task}, batch {args.batch_size} x {args.max_length} tokens, {args.threads} threads, "
           f"{args.rounds} rounds of {args.iters} steps each")
@@ -115,6 +179,16 @@ def main(argv=None):
         print(f"{m:16s} {n:12,d} {100 * n / total:6.2f}% {row['ms_per_step']:8.0f} "
               f"{row['speedup'] or 0:7.2f}x {row['peak_mb']:8.0f}", flush=True)
         rows.append(row)
+    if torch_built:
+        import torch
+        print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads, the same turns")
+        print(f"{'method':16s} {'trainable':>12s} {'ms/step':>8s} {'speed-up':>8s} {'minillm faster':>14s}")
+        for m, (n, _) in torch_built.items():
+            row = next(r for r in rows if r["method"] == m)
+            row.update(torch_trainable=n, torch_ms_per_step=1000 * torch_seconds[m],
+                       torch_speedup=torch_seconds["full"] / torch_seconds[m] if "full" in torch_seconds else None)
+            print(f"{m:16s} {n:12,d} {row['torch_ms_per_step']:8.0f} {row['torch_speedup'] or 0:7.2f}x "
+                  f"{torch_seconds[m] / seconds[m]:13.2f}x", flush=True)
     return rows
 
 
