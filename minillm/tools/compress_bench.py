@@ -33,6 +33,7 @@ import json
 import os
 import time
 import tracemalloc
+from typing import Callable, NamedTuple
 
 from minillm import backend
 from minillm.backend import np, xp
@@ -79,12 +80,22 @@ def matmul_speeds(n, k, m, rounds):
     return best
 
 
+class Bench(NamedTuple):
+    """What measure() runs on each model: timed(model) the timed work, score(model) the score,
+    one_batch(model) the work whose peak memory is counted; `count` `unit` (sentences, tokens) a timed call runs."""
+    timed: Callable
+    score: Callable
+    one_batch: Callable
+    unit: str
+    count: int
+
+
 def held_bytes(model):
     return sum(int(a.nbytes) for a in model.state_dict().values())
 
 
 def classifier_bench(directory, args):
-    """(timed(model), score(model) -> dev accuracy, one_batch(model), unit, items a timed call runs)."""
+    """The Bench of a classifier: sentences of SST-2 dev, scored by accuracy."""
     tokenizer = load_tokenizer(directory)
     dev = sst2("dev", args.data_dir)[:args.max_eval_examples or None]
     config = read_json(os.path.join(directory, "config.json"))
@@ -98,8 +109,8 @@ def classifier_bench(directory, args):
     def score(model):
         return float((predict(model, encoded).argmax(axis=1) == gold).mean())
 
-    return (lambda model: predict(model, encoded[:args.timed]), score,
-            lambda model: predict(model, encoded[:args.batch_size]), "sentences", len(encoded[:args.timed]))
+    return Bench(lambda model: predict(model, encoded[:args.timed]), score,
+                 lambda model: predict(model, encoded[:args.batch_size]), "sentences", len(encoded[:args.timed]))
 
 
 def gpt_bench(run_dir, args):
@@ -111,8 +122,8 @@ def gpt_bench(run_dir, args):
     def loss(model, tokens):  # the mean over consecutive windows, as train.py's final score
         return CausalLMTask(model, val_ids[:2], val_ids[:tokens + 1], batch, block).full_val_loss(tokens)
 
-    return (lambda model: loss(model, args.timed * block), lambda model: loss(model, args.max_val_tokens),
-            lambda model: loss(model, batch * block), "tokens", args.timed * block)
+    return Bench(lambda model: loss(model, args.timed * block), lambda model: loss(model, args.max_val_tokens),
+                 lambda model: loss(model, batch * block), "tokens", args.timed * block)
 
 
 def pruned_models(directory, args):
@@ -159,7 +170,7 @@ def sensitivity(directory, args):
 
 
 def measure(kind, source, args):
-    """Rows of the table for one model: float32 and each quantized setting."""
+    """Rows of the table for one model: float32, each quantized and pruned setting, and the --students."""
     name = os.path.basename(os.path.normpath(source)) if kind == "classifier" else "gpt"
     directory = source if kind == "classifier" else resume_directory(source)
     dirs, descriptions = {"float32": directory}, dict(DESCRIPTIONS)
@@ -174,7 +185,7 @@ def measure(kind, source, args):
     for student in (args.students if kind == "classifier" else []):  # each reads dev through its own tokenizer
         s = f"student {student}"
         dirs[s], benches[s] = student, classifier_bench(student, args)
-    unit, count = bench[3:]
+    unit, count = bench.unit, bench.count
     models = {s: load_model(d) for s, d in dirs.items()}
     for s in benches.keys() - descriptions.keys():
         cfg = models[s].config
@@ -185,14 +196,14 @@ def measure(kind, source, args):
     for _ in range(args.rounds):  # in turns: each round times every setting once
         for s, model in models.items():
             start, cpu = time.perf_counter(), time.process_time()
-            benches[s][0](model)
+            benches[s].timed(model)
             backend.synchronize()
             best[s] = min(best[s], time.perf_counter() - start)
             best_cpu[s] = min(best_cpu[s], time.process_time() - cpu)
     rows = []
     for s, model in models.items():
         tracemalloc.start()
-        benches[s][2](model)
+        benches[s].one_batch(model)
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         held = held_bytes(model)
@@ -202,7 +213,7 @@ def measure(kind, source, args):
                      "weights_mb": held / 1e6, "peak_mb": (held + peak) / 1e6,
                      f"{unit}_per_cpu_s": count / best_cpu[s], f"{unit}_per_s": count / best[s],
                      "score_name": "dev accuracy" if kind == "classifier" else "held-out loss",
-                     "score": benches[s][1](model)})
+                     "score": benches[s].score(model)})
         print(json.dumps(rows[-1]), flush=True)
     return rows
 

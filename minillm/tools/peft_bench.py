@@ -12,11 +12,11 @@ of a first step with the model and its optimizer built inside the count
 (tracemalloc: parameters, gradients, AdamW's moments, activations).
 
 --torch also times the same methods in PyTorch with Hugging Face's
-transformers and peft (BitFit by unfreezing the biases; PEFT has no
-bottleneck adapters, and its prefix tuning needs past key values, which
-transformers' BERT no longer takes), from the same checkpoint, on the same batch shapes, in
-the same turns: the reference the speed-ups compare with. torch, transformers
-and peft are imported only then; minillm never requires them.
+transformers and peft, from the same checkpoint, on the same batch shapes,
+in the same turns: the reference the speed-ups compare with. BitFit there
+unfreezes the biases; PEFT has no bottleneck adapters, and its prefix tuning
+needs past key values, which transformers' BERT no longer takes. torch,
+transformers and peft are imported only then; minillm never requires them.
 """
 
 import argparse
